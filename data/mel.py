@@ -1,0 +1,41 @@
+"""Waveform <-> scaled log-mel image, with librosa.
+
+Forward: mel power -> dB relative to the segment's own peak, clipped at -top_db, then
+scaled linearly to [-1, 1] (the generator's tanh range). `scaling()` describes that map
+for the manifest so it can be undone; `to_audio` undoes it and inverts the mel with
+Griffin-Lim so samples can be heard.
+"""
+import librosa
+import numpy as np
+
+from data.spec import DatasetSpec
+
+
+def _mel_kwargs(spec: DatasetSpec) -> dict:
+    m = spec.mel
+    return dict(sr=m.sample_rate, n_fft=m.n_fft, hop_length=spec.hop_length(),
+                n_mels=m.n_mels, fmin=m.fmin)
+
+
+def to_image(waveforms: np.ndarray, spec: DatasetSpec) -> np.ndarray:
+    """(batch, samples) float32 -> (batch, n_mels, frames) float32 in [-1, 1]."""
+    power = librosa.feature.melspectrogram(y=waveforms, **_mel_kwargs(spec))
+    top_db = spec.mel.top_db
+    peak = power.max(axis=(-2, -1), keepdims=True)
+    db = 10.0 * np.log10(np.maximum(power, 1e-10) / np.maximum(peak, 1e-10))
+    db = np.maximum(db, -top_db)
+    image = 2.0 * (db + top_db) / top_db - 1.0
+    return image[..., : spec.mel.frames].astype(np.float32)
+
+
+def scaling(spec: DatasetSpec) -> dict:
+    return {"db_reference": "segment peak", "db_min": -spec.mel.top_db, "db_max": 0.0,
+            "formula": "image = 2 * (db - db_min) / (db_max - db_min) - 1"}
+
+
+def to_audio(image: np.ndarray, spec: DatasetSpec, n_iter: int = 32) -> np.ndarray:
+    """Scaled log-mel image (n_mels, frames) -> waveform, by Griffin-Lim."""
+    top_db = spec.mel.top_db
+    db = (np.clip(image.astype(np.float32), -1, 1) + 1.0) * top_db / 2.0 - top_db
+    power = librosa.db_to_power(db)
+    return librosa.feature.inverse.mel_to_audio(power, n_iter=n_iter, **_mel_kwargs(spec))

@@ -1,0 +1,85 @@
+"""Set up `.venv` in the repo root with everything the project needs; instant when done.
+
+    python3 -m platform.bootstrap            # then .venv/bin/python -m ...
+
+Standard library only: it runs under whatever Python 3.11+ the machine has.
+
+Torch is installed first and on its own, because an unconstrained `torch` from PyPI is
+a multi-GB CUDA build:
+- a torch already importable in `.venv` is kept (a GPU user installs the build they
+  want first, see the README);
+- otherwise PLATFORM_TORCH, if set, is the requirement (e.g. "torch" or "torch==2.9.1");
+- otherwise a machine with `nvidia-smi` gets plain `torch` (PyPI's CUDA build) and any
+  other machine gets CPU_TORCH, a CPU wheel on this kind of machine.
+Then pyproject.toml's dependencies and its `test` extra. A stamp in `.venv` keyed by
+pyproject.toml and the Python version makes the second run a no-op.
+"""
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+CPU_TORCH = "torch==2.13.0"
+
+
+def _venv_python() -> Path:
+    return VENV / "bin" / "python"
+
+
+def _requirements() -> list[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = list(project["dependencies"]) + list(project["optional-dependencies"]["test"])
+    # torch is installed on its own first (see module docstring)
+    return [r for r in reqs if not r.replace(" ", "").startswith("torch")]
+
+
+def _stamp() -> Path:
+    key = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + sys.version.encode())
+    return VENV / f".bootstrap-{key.hexdigest()[:16]}"
+
+
+def _pip(*args: str) -> None:
+    subprocess.run([str(_venv_python()), "-m", "pip", "install", "--quiet",
+                    "--disable-pip-version-check", *args], check=True)
+
+
+def _torch_requirement() -> str | None:
+    has_torch = subprocess.run([str(_venv_python()), "-c", "import torch"],
+                               capture_output=True).returncode == 0
+    if has_torch:
+        return None
+    if os.environ.get("PLATFORM_TORCH"):
+        return os.environ["PLATFORM_TORCH"]
+    return "torch" if shutil.which("nvidia-smi") else CPU_TORCH
+
+
+def main() -> int:
+    if sys.version_info < (3, 11):
+        print(f"platform.bootstrap: Python 3.11 or newer is needed, this is {sys.version.split()[0]}.",
+              file=sys.stderr)
+        return 2
+    if _stamp().exists():
+        return 0
+    if not _venv_python().exists():
+        print(f"Creating {VENV} ...", file=sys.stderr)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    print("Installing dependencies into .venv (first run only, about a minute) ...", file=sys.stderr)
+    torch_req = _torch_requirement()
+    if torch_req:
+        _pip(torch_req)
+    _pip(*_requirements())
+    for old in VENV.glob(".bootstrap-*"):
+        old.unlink()
+    _stamp().touch()
+    print("Dependencies ready in .venv.", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

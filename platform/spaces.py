@@ -1,0 +1,247 @@
+"""Search-space files: YAML -> a typed, validated SweepSpec -> Tune's param space,
+searcher and scheduler.
+
+A file has these sections, each optional but `name` (see search_spaces/quickstart.yaml):
+  name      the experiment's name (MLflow experiment, Tune run)
+  dataset   data.spec.DatasetSpec: sources, segmenting, mel parameters
+  model     trainables.config.ModelConfig: the model's fixed hyperparameters
+  training  trainables.config.TrainingConfig: the trainer's fixed hyperparameters
+  evaluation trainables.evaluation.EvaluationConfig: FID sample count and embedding
+  search    "section.key": domain, where a domain is one of
+              {loguniform: [low, high]}  {uniform: [low, high]}  {randint: [low, high]}
+              {choice: [a, b, ...]}      {grid: [a, b, ...]}      or a plain constant
+  tune      searcher, scheduler, samples, concurrency, resources per trial
+  mlflow    tracking URI and experiment name
+  storage   where datasets and Tune results go
+Every mistake stops the command before Ray starts with one sentence naming the file and
+the key path (platform.typed.SpecError).
+"""
+import dataclasses
+import re
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from data.spec import DatasetSpec
+from platform.typed import SpecError, build, convert
+from trainables.config import SECTIONS as TRIAL_SECTIONS
+from trainables.config import ModelConfig, TrainingConfig
+from trainables.evaluation import EvaluationConfig
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that reads `1e-4` as a float: YAML 1.1 wants `1.0e-4`, people write `1e-4`."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                |\.[0-9_]+(?:[eE][-+][0-9]+)?
+                |[-+]?\.(?:inf|Inf|INF)
+                |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+@dataclass(frozen=True)
+class SchedulerSpec:
+    name: Literal["asha", "fifo"] = "asha"
+    grace_period: int = 1       # ASHA: iterations every trial gets before it can be stopped
+    reduction_factor: float = 2.0
+
+    def __post_init__(self):
+        if self.grace_period < 1:
+            raise ValueError("grace_period must be at least 1")
+        if self.reduction_factor <= 1:
+            raise ValueError("reduction_factor must be greater than 1")
+
+
+@dataclass(frozen=True)
+class ResourcesSpec:
+    cpu: float = 1.0
+    gpu: float = 0.0  # fractions share a card between trials
+
+    def __post_init__(self):
+        if self.cpu <= 0 or self.gpu < 0:
+            raise ValueError("cpu must be positive and gpu not negative")
+
+
+@dataclass(frozen=True)
+class TuneSpec:
+    searcher: Literal["optuna", "random"] = "optuna"
+    scheduler: SchedulerSpec = field(default_factory=SchedulerSpec)
+    num_samples: int = 4
+    max_concurrent: int = 2
+    resources_per_trial: ResourcesSpec = field(default_factory=ResourcesSpec)
+    seed: int = 0
+    checkpoints_to_keep: int = 2
+
+    def __post_init__(self):
+        for name in ("num_samples", "max_concurrent", "checkpoints_to_keep"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+
+
+@dataclass(frozen=True)
+class MlflowSpec:
+    tracking_uri: str = "sqlite:///mlflow.db"  # relative paths are resolved on the driver
+    experiment: str | None = None              # defaults to the spec's name
+
+
+@dataclass(frozen=True)
+class StorageSpec:
+    root: str = "runs"  # datasets and FID statistics under root/datasets, Tune under root/tune
+
+
+@dataclass(frozen=True)
+class Domain:
+    kind: Literal["constant", "loguniform", "uniform", "randint", "choice", "grid"]
+    values: tuple
+
+    def __str__(self) -> str:
+        if self.kind == "constant":
+            return repr(self.values[0])
+        return f"{self.kind}({', '.join(repr(v) for v in self.values)})"
+
+    def to_tune(self):
+        from ray import tune
+        if self.kind == "constant":
+            return self.values[0]
+        if self.kind == "grid":
+            return tune.grid_search(list(self.values))
+        if self.kind == "choice":
+            return tune.choice(list(self.values))
+        return getattr(tune, self.kind)(*self.values)
+
+    def extremes(self) -> list:
+        """The values that bound the domain: each must pass the field's own checks."""
+        if self.kind in ("loguniform", "uniform"):
+            return list(self.values)
+        if self.kind == "randint":
+            return [self.values[0], self.values[1] - 1]  # high is exclusive
+        return list(self.values)
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    name: str
+    dataset: DatasetSpec = field(default_factory=DatasetSpec)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    search: dict[str, Any] = field(default_factory=dict)  # "section.key" -> Domain
+    tune: TuneSpec = field(default_factory=TuneSpec)
+    mlflow: MlflowSpec = field(default_factory=MlflowSpec)
+    storage: StorageSpec = field(default_factory=StorageSpec)
+
+    @property
+    def experiment(self) -> str:
+        return self.mlflow.experiment or self.name
+
+    def param_space(self) -> dict:
+        """Tune's param space: every trial hyperparameter, searched ones as Tune domains."""
+        space = {section: dataclasses.asdict(getattr(self, section)) for section in TRIAL_SECTIONS}
+        for path, domain in self.search.items():
+            section, key = path.split(".")
+            space[section][key] = domain.to_tune()
+        return space
+
+    def max_iterations(self) -> int:
+        domain = self.search.get("training.iterations")
+        return max(domain.extremes()) if domain else self.training.iterations
+
+
+def _parse_domain(path: str, raw: Any, field_type, section_obj, where: str) -> Domain:
+    kinds = ("loguniform", "uniform", "randint", "choice", "grid")
+    if isinstance(raw, dict):
+        if len(raw) != 1 or next(iter(raw)) not in kinds:
+            raise SpecError(f"{where}: expected one of {', '.join(kinds)} as the only key, got {sorted(raw)}.")
+        kind, args = next(iter(raw.items()))
+        if not isinstance(args, list) or not args:
+            raise SpecError(f"{where}.{kind}: expected a non-empty list, got {args!r}.")
+        if kind in ("loguniform", "uniform", "randint"):
+            if len(args) != 2:
+                raise SpecError(f"{where}.{kind}: expected [low, high], got {args!r}.")
+            bound_type = int if kind == "randint" else float
+            low, high = (convert(v, bound_type, f"{where}.{kind}") for v in args)
+            if not low < high:
+                raise SpecError(f"{where}.{kind}: low must be less than high, got [{low}, {high}].")
+            if kind == "loguniform" and low <= 0:
+                raise SpecError(f"{where}.{kind}: low must be positive for a log scale, got {low}.")
+            domain = Domain(kind, (low, high))
+        else:
+            domain = Domain(kind, tuple(convert(v, field_type, f"{where}.{kind}[{i}]") for i, v in enumerate(args)))
+    else:
+        domain = Domain("constant", (convert(raw, field_type, where),))
+    # every bound must pass the dataclass's own checks (a negative learning rate, say)
+    for value in domain.extremes():
+        try:
+            dataclasses.replace(section_obj, **{path.split(".")[1]: convert(value, field_type, where)})
+        except ValueError as error:
+            raise SpecError(f"{where}: {value!r} is out of range ({error}).") from None
+    return domain
+
+
+def _parse_search(raw: Any, spec: SweepSpec, file: str) -> dict[str, Domain]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise SpecError(f"{file}: search: expected a mapping of 'section.key' to domains, got {raw!r}.")
+    domains = {}
+    for path, value in raw.items():
+        where = f"{file}: search.{path}"
+        section, _, key = str(path).partition(".")
+        if section not in TRIAL_SECTIONS or not key:
+            raise SpecError(f"{where}: the key must be SECTION.NAME with SECTION one of {', '.join(TRIAL_SECTIONS)}.")
+        cls = TRIAL_SECTIONS[section]
+        hints = typing.get_type_hints(cls)
+        if key not in hints:
+            raise SpecError(f"{where}: {section} has no key {key!r} "
+                            f"(expected one of: {', '.join(hints)}).")
+        domain = _parse_domain(path, value, hints[key], getattr(spec, section), where)
+        if domain.kind == "grid" and spec.tune.searcher == "optuna":
+            raise SpecError(f"{where}: grid needs tune.searcher: random (Optuna samples, it does not "
+                            "enumerate a grid); use choice with Optuna.")
+        domains[path] = domain
+    return domains
+
+
+def load(path: str | Path) -> SweepSpec:
+    """Read and validate a search-space file; any mistake raises SpecError."""
+    file = str(path)
+    try:
+        raw = yaml.load(Path(path).read_text(), Loader=_Loader)
+    except FileNotFoundError:
+        raise SpecError(f"{file}: no such file.") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise SpecError(f"{file}: not valid YAML{where} ({getattr(error, 'problem', error)}).") from None
+    if not isinstance(raw, dict):
+        raise SpecError(f"{file}: expected a mapping of sections at the top level, got {type(raw).__name__}.")
+    search = raw.pop("search", None)
+    try:
+        spec = build(SweepSpec, raw, "")
+    except SpecError as error:
+        raise SpecError(f"{file}: {error}") from None
+    return dataclasses.replace(spec, search=_parse_search(search, spec, file))
+
+
+def searcher(spec: SweepSpec):
+    from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
+    if spec.tune.searcher == "random":
+        return BasicVariantGenerator(max_concurrent=spec.tune.max_concurrent, random_state=spec.tune.seed)
+    from ray.tune.search.optuna import OptunaSearch
+    return ConcurrencyLimiter(OptunaSearch(seed=spec.tune.seed), max_concurrent=spec.tune.max_concurrent)
+
+
+def scheduler(spec: SweepSpec):
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    s = spec.tune.scheduler
+    if s.name == "fifo":
+        return FIFOScheduler()
+    return ASHAScheduler(max_t=spec.max_iterations(), grace_period=s.grace_period,
+                         reduction_factor=s.reduction_factor)

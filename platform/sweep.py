@@ -1,0 +1,131 @@
+"""Run a sweep: python -m platform.sweep SPACE.yaml [--dry-run]
+
+Validates the search-space file (exit 2 on a mistake, before Ray starts), builds the
+dataset it names if it is not built yet, runs the trials with Ray Tune (Optuna search,
+ASHA early stopping on FID), logs everything to MLflow, and prints the best trial and
+the command that opens the MLflow UI on the runs.
+"""
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from platform import spaces
+from platform.typed import SpecError
+
+ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger("platform.sweep")
+
+
+def _print_dry_run(spec: spaces.SweepSpec) -> None:
+    resolved = dataclasses.asdict(dataclasses.replace(spec, search={}))
+    resolved["search"] = {path: str(domain) for path, domain in spec.search.items()}
+    print("# resolved spec")
+    print(yaml.safe_dump(resolved, sort_keys=False), end="")
+    print(f"# dataset fingerprint: {spec.dataset.fingerprint}")
+    print("# Tune param space (searched keys as Tune domains)")
+    space = spec.param_space()
+    for path, domain in spec.search.items():
+        section, key = path.split(".")
+        print(f"{path}: {domain}  ->  {type(space[section][key]).__name__}")
+    print(f"# searcher: {spec.tune.searcher}, scheduler: {spec.tune.scheduler.name}, "
+          f"samples: {spec.tune.num_samples}, concurrency: {spec.tune.max_concurrent}")
+
+
+def _start_ray() -> None:
+    # Checkpointing every iteration makes Tune warn about snapshot frequency; harmless here.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    import ray
+    # Workers import the standard `platform` before the driver's directory is on their
+    # path; PYTHONPATH puts the repo root first so they load this package's shim too.
+    ray.init(include_dashboard=False, log_to_driver=True,
+             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+
+
+def run(spec: spaces.SweepSpec, spec_file: str) -> int:
+    from ray import tune
+
+    from data import pipeline
+    from platform import tracking
+    from trainables.train import TrialContext, train_gan
+
+    storage_root = Path(spec.storage.root).resolve()
+    _start_ray()
+
+    dataset = pipeline.build(spec.dataset, storage_root)
+    how = "reused" if dataset.reused else "built"
+    print(f"Dataset {dataset.fingerprint}: {dataset.segments} segments ({how}) at {dataset.path}")
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    tracking_uri = tracking.resolve_uri(spec.mlflow.tracking_uri)
+    target = tracking.start_sweep(
+        tracking_uri, spec.experiment, run_name=f"sweep-{stamp}",
+        tags={"dataset.fingerprint": dataset.fingerprint, "dataset.path": str(dataset.path)},
+        params={"tune.searcher": spec.tune.searcher, "tune.scheduler": spec.tune.scheduler.name,
+                "tune.num_samples": spec.tune.num_samples, "dataset.segments": dataset.segments},
+        spec_file=spec_file)
+
+    resources = spec.tune.resources_per_trial
+    context = TrialContext(str(dataset.path), dataset.fingerprint, target, threads=max(1, int(resources.cpu)))
+    trainable = tune.with_resources(tune.with_parameters(train_gan, context=context),
+                                    {"cpu": resources.cpu, "gpu": resources.gpu})
+    tuner = tune.Tuner(
+        trainable,
+        param_space=spec.param_space(),
+        tune_config=tune.TuneConfig(metric="fid", mode="min", search_alg=spaces.searcher(spec),
+                                    scheduler=spaces.scheduler(spec), num_samples=spec.tune.num_samples,
+                                    reuse_actors=True,
+                                    trial_dirname_creator=lambda trial: f"{trial.trainable_name}_{trial.trial_id}"),
+        run_config=tune.RunConfig(name=f"{spec.name}-{stamp}", storage_path=str(storage_root / "tune"),
+                                  checkpoint_config=tune.CheckpointConfig(
+                                      num_to_keep=spec.tune.checkpoints_to_keep)),
+    )
+    results = tuner.fit()
+
+    errors = {r.metrics.get("trial_id", ""): str(r.error) for r in results if r.error}
+    scored = [r for r in results if r.metrics_dataframe is not None and "fid" in r.metrics_dataframe]
+    best = None
+    if scored:
+        best_result = min(scored, key=lambda r: r.metrics_dataframe["fid"].min())
+        runs = {r.data.tags.get("tune.trial_id"): r.info.run_id for r in tracking.child_runs(target)}
+        trial_id = best_result.metrics["trial_id"]
+        best = {"fid": float(best_result.metrics_dataframe["fid"].min()), "trial_id": trial_id,
+                "run_id": runs.get(trial_id), "config": best_result.config}
+    tracking.finish_sweep(target, errors, best)
+
+    print()
+    print(f"Trials: {len(results)} ({len(errors)} failed). Tune results: {results.experiment_path}")
+    if best:
+        print(f"Best trial {best['trial_id']}: fid {best['fid']:.4g} (MLflow run {best['run_id']})")
+        print("Hyperparameters:", json.dumps(best["config"], sort_keys=True))
+    print(f"MLflow experiment '{spec.experiment}', parent run {target.parent_run_id}. Open the UI with:")
+    print(f"  {tracking.ui_command(tracking_uri)}")
+    return 0 if best else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m platform.sweep", description=__doc__.split("\n\n")[0])
+    parser.add_argument("space", help="search-space YAML file, e.g. search_spaces/quickstart.yaml")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the resolved spec and the Tune search space, start nothing")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        spec = spaces.load(args.space)
+    except SpecError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        _print_dry_run(spec)
+        return 0
+    return run(spec, os.path.abspath(args.space))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""The Ray Data pipeline writes a Parquet dataset of fixed-shape mel tensors, once."""
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from data import mel, pipeline, segment, synthetic
+from data.dataset import load_mels, read_manifest
+from data.spec import DatasetSpec, MelParams, SyntheticSource
+from platform.typed import build
+from tests.helpers import TINY_DATASET
+
+
+def test_synthetic_track_is_seeded_and_at_techno_tempo():
+    a, bpm_a = synthetic.render_track(3, 4.0, 16000)
+    b, bpm_b = synthetic.render_track(3, 4.0, 16000)
+    c, _ = synthetic.render_track(4, 4.0, 16000)
+    assert np.array_equal(a, b) and bpm_a == bpm_b
+    assert not np.array_equal(a, c)
+    assert 120 <= bpm_a <= 140
+    assert a.dtype == np.float32 and len(a) == 64000 and 0.5 < np.abs(a).max() <= 0.9 + 1e-6
+
+
+def test_cut_gives_whole_segments_and_drops_the_tail():
+    audio = segment.from_waveform(np.zeros(int(12.3 * 8000), dtype=np.float32), 8000)
+    pieces = segment.cut(audio, 5.0)
+    assert [start for start, _ in pieces] == [0.0, 5.0]
+    assert all(len(samples) == 40000 for _, samples in pieces)
+
+
+@pytest.mark.parametrize("n_mels,frames", [(64, 64), (128, 128)])
+def test_mel_image_shape_and_range(n_mels, frames):
+    spec = DatasetSpec(mel=MelParams(n_mels=n_mels, frames=frames))
+    wave, _ = synthetic.render_track(1, 5.0, spec.mel.sample_rate)
+    image = mel.to_image(wave[None], spec)
+    assert image.shape == (1, n_mels, frames)
+    assert image.min() >= -1.0 and image.max() == pytest.approx(1.0)
+
+
+@pytest.mark.slow
+def test_build_writes_parquet_and_reuses_it(ray_local, tmp_path):
+    spec = build(DatasetSpec, TINY_DATASET, "dataset")
+    built = pipeline.build(spec, tmp_path)
+    assert not built.reused
+    assert built.segments == 6  # 3 tracks x floor(11 s / 5 s)
+    assert built.path == tmp_path / "datasets" / spec.fingerprint
+
+    table = pq.read_table(built.path / "segments")
+    assert table.num_rows == 6
+    assert {"track_id", "title", "source", "segment_index", "start_seconds", "mel"} <= set(table.schema.names)
+    mel_type = table.schema.field("mel").type
+    assert isinstance(mel_type, pa.FixedShapeTensorType)
+    assert mel_type.shape == [64, 64] and mel_type.value_type == pa.float16()
+    assert sorted(table.column("start_seconds").to_pylist()) == [0.0] * 3 + [5.0] * 3
+
+    images = load_mels(built.path)
+    assert images.shape == (6, 64, 64) and images.dtype == np.float16
+    assert np.isfinite(images).all() and images.min() >= -1 and images.max() <= 1
+
+    manifest = read_manifest(built.path)
+    assert manifest["fingerprint"] == spec.fingerprint
+    assert manifest["counts"] == {"tracks": 3, "segments": 6, "failures": 0}
+    assert manifest["scaling"]["db_min"] == -80.0
+    assert pq.read_table(built.path / "failures.parquet").num_rows == 0
+    json.dumps(manifest)
+
+    stamp = (built.path / "manifest.json").stat().st_mtime_ns
+    again = pipeline.build(spec, tmp_path)
+    assert again.reused and again.segments == 6
+    assert (built.path / "manifest.json").stat().st_mtime_ns == stamp
+    # no leftovers of a build in progress
+    assert [p.name for p in (tmp_path / "datasets").iterdir()] == [spec.fingerprint]
+
+
+def test_fingerprint_follows_sources_and_parameters():
+    base = DatasetSpec()
+    assert base.fingerprint == DatasetSpec().fingerprint
+    assert base.fingerprint != DatasetSpec(synthetic=SyntheticSource(seed=1)).fingerprint
+    assert base.fingerprint != DatasetSpec(mel=MelParams(n_mels=128)).fingerprint

@@ -1,0 +1,103 @@
+"""Search-space files load into typed specs; every mistake is one sentence naming the key."""
+from pathlib import Path
+
+import pytest
+
+from platform import spaces
+from platform.typed import SpecError
+from tests.helpers import ROOT, run_module, write_spec
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "search_spaces").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_search_space_in_the_repo_loads(path):
+    spec = spaces.load(path)
+    assert spec.name
+    space = spec.param_space()
+    assert set(space) == {"model", "training", "evaluation"}
+    spaces.searcher(spec), spaces.scheduler(spec)
+
+
+def test_quickstart_resolves_to_tune_domains():
+    from ray.tune.search.sample import Categorical, Float
+    spec = spaces.load(ROOT / "search_spaces" / "quickstart.yaml")
+    space = spec.param_space()
+    assert isinstance(space["training"]["lr_g"], Float)
+    assert isinstance(space["model"]["width"], Categorical)
+    assert space["training"]["beta2"] == 0.999  # an unsearched hyperparameter is a constant
+    assert spec.tune.searcher == "optuna" and spec.tune.scheduler.name == "asha"
+
+
+def test_every_domain_kind_converts(tmp_path):
+    from ray.tune.search.sample import Categorical, Float, Integer
+    f = write_spec(tmp_path / "s.yaml", name="kinds", tune={"searcher": "random"}, search={
+        "training.lr_g": {"loguniform": [1e-5, 1e-3]},   # written as people write it: 1e-5
+        "training.beta1": {"uniform": [0.1, 0.9]},
+        "training.batch_size": {"randint": [16, 65]},
+        "model.width": {"choice": [8, 16, 32]},
+        "training.seed": {"grid": [0, 1, 2]},
+        "training.beta2": 0.99,
+    })
+    space = spaces.load(f).param_space()
+    assert isinstance(space["training"]["lr_g"], Float)
+    assert isinstance(space["training"]["beta1"], Float)
+    assert isinstance(space["training"]["batch_size"], Integer)
+    assert isinstance(space["model"]["width"], Categorical)
+    assert space["training"]["seed"] == {"grid_search": [0, 1, 2]}
+    assert space["training"]["beta2"] == 0.99
+
+
+def test_scientific_notation_without_a_dot_reads_as_a_number(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("name: n\ntraining:\n  lr_g: 1e-4\n")
+    assert spaces.load(f).training.lr_g == pytest.approx(1e-4)
+
+
+BAD = [
+    ({"name": "x", "tune": {"shedulr": 3}}, "tune.shedulr: unknown key"),
+    ({"name": "x", "training": {"batch_size": "many"}}, "training.batch_size: expected an integer"),
+    ({"name": "x", "search": {"training.lr_g": {"loguniform": [1e-3, 1e-4]}}},
+     "search.training.lr_g.loguniform: low must be less than high"),
+    ({"name": "x", "search": {"training.lr_g": {"loguniform": [0, 1e-4]}}},
+     "search.training.lr_g.loguniform: low must be positive"),
+    ({"name": "x", "search": {"training.beta1": {"uniform": [0.5, 1.5]}}}, "search.training.beta1: 1.5 is out of range"),
+    ({"name": "x", "search": {"model.widht": {"choice": [8]}}}, "search.model.widht: model has no key 'widht'"),
+    ({"name": "x", "search": {"training.seed": {"grid": [1, 2]}}}, "search.training.seed: grid needs tune.searcher: random"),
+    ({"name": "x", "tune": {"num_samples": 0}}, "tune: num_samples must be at least 1"),
+    ({"name": "x", "dataset": {"mel": {"n_mels": "64"}}}, "dataset.mel.n_mels: expected an integer"),
+    ({"tune": {}}, "top level: missing required key 'name'"),
+]
+
+
+@pytest.mark.parametrize("sections,message", BAD, ids=[m.split(":")[0] for _, m in BAD])
+def test_mistakes_name_the_file_and_the_key(tmp_path, sections, message):
+    f = write_spec(tmp_path / "bad.yaml", **sections)
+    with pytest.raises(SpecError) as error:
+        spaces.load(f)
+    text = str(error.value)
+    assert text.startswith(f"{f}: "), text
+    assert message in text, text
+    assert text.count("\n") == 0 and text.endswith(".")
+
+
+def test_malformed_yaml_names_the_line(tmp_path):
+    f = tmp_path / "broken.yaml"
+    f.write_text("name: x\ntraining:\n  lr_g: [1\n")
+    with pytest.raises(SpecError, match=r"broken.yaml: not valid YAML at line \d"):
+        spaces.load(f)
+
+
+def test_the_command_exits_2_before_ray_starts(tmp_path):
+    f = write_spec(tmp_path / "bad.yaml", name="x", training={"lr_g": -1})
+    result = run_module("platform.sweep", str(f), cwd=tmp_path, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: {f}: training: lr_g must be positive."
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "runs").exists()
+
+
+def test_dry_run_prints_the_resolved_spec_and_starts_nothing(tmp_path):
+    result = run_module("platform.sweep", str(ROOT / "search_spaces" / "quickstart.yaml"), "--dry-run",
+                        cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "training.lr_g: loguniform(5e-05, 0.001)" in result.stdout
+    assert "# dataset fingerprint: " in result.stdout
+    assert list(Path(tmp_path).iterdir()) == []

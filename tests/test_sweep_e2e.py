@@ -1,0 +1,60 @@
+"""A real sweep, end to end, in a subprocess as a user runs it: Ray Data builds the data,
+Tune runs two Optuna trials under ASHA, MLflow records a parent run and two children."""
+import json
+
+import pytest
+from mlflow import MlflowClient
+
+from tests.helpers import TINY_DATASET, run_module, write_spec
+
+TINY_SWEEP = dict(
+    name="tiny",
+    dataset=TINY_DATASET,
+    model={"family": "dcgan1", "latent_dim": 8, "width": 4},
+    training={"batch_size": 4, "iterations": 2, "steps_per_iteration": 3},
+    evaluation={"samples": 16},
+    search={"training.lr_g": {"loguniform": [1e-4, 1e-3]}, "model.width": {"choice": [4, 8]}},
+    tune={"searcher": "optuna", "scheduler": {"name": "asha", "grace_period": 1},
+          "num_samples": 2, "max_concurrent": 2},
+)
+
+
+@pytest.mark.slow
+def test_tiny_sweep_end_to_end(tmp_path):
+    spec = write_spec(tmp_path / "tiny.yaml", **TINY_SWEEP)
+    result = run_module("platform.sweep", str(spec), cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    db = tmp_path / "mlflow.db"
+    assert f"mlflow ui --backend-store-uri sqlite:///{db}" in result.stdout
+    assert "Best trial" in result.stdout
+
+    # Tune: every reported iteration of every trial carries fid and the losses
+    result_files = list((tmp_path / "runs" / "tune").glob("tiny-*/*/result.json"))
+    assert len(result_files) == 2
+    for path in result_files:
+        reports = [json.loads(line) for line in path.read_text().splitlines()]
+        assert reports and all({"fid", "loss/D", "loss/G"} <= set(r) for r in reports)
+
+    # MLflow: one experiment, one parent run, two nested children with params and fid history
+    client = MlflowClient(tracking_uri=f"sqlite:///{db}")
+    experiment = client.get_experiment_by_name("tiny")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(children) == 2
+    parent = parents[0]
+    assert parent.info.status == "FINISHED" and "best/fid" in parent.data.metrics
+    for child in children:
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert child.info.status == "FINISHED"
+        assert float(child.data.params["training.lr_g"]) > 0 and child.data.params["model.width"] in {"4", "8"}
+        assert child.data.params["training.batch_size"] == "4"
+        history = client.get_metric_history(child.info.run_id, "fid")
+        assert len(history) >= 1 and all(m.value >= 0 for m in history)
+        assert [m.step for m in history] == sorted({m.step for m in history})
+        assert child.data.tags["dataset.fingerprint"] == parent.data.tags["dataset.fingerprint"]
+
+    # A second run reuses the dataset
+    again = run_module("platform.sweep", str(spec), cwd=tmp_path, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "segments (reused)" in again.stdout

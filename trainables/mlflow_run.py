@@ -1,0 +1,49 @@
+"""The MLflow run of one trial, logged from the worker that trains it.
+
+Created nested under the sweep's parent run (the `mlflow.parentRunId` tag), or reopened
+by id when a trial restores from a checkpoint, so a restored trial keeps one history.
+A plain MlflowClient, not the fluent API: a reused Ray actor runs many trials and must
+not carry an "active run" from one to the next.
+"""
+import time
+from dataclasses import dataclass
+
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunStatus
+
+
+@dataclass(frozen=True)
+class TrackingTarget:
+    """Where trials log: set up by the driver, passed to every trial."""
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+
+
+class TrialRun:
+    def __init__(self, target: TrackingTarget, run_name: str, run_id: str | None = None,
+                 tags: dict | None = None):
+        self.client = MlflowClient(tracking_uri=target.tracking_uri)
+        if run_id is None:
+            run = self.client.create_run(target.experiment_id, run_name=run_name,
+                                         tags={"mlflow.parentRunId": target.parent_run_id, **(tags or {})})
+            run_id = run.info.run_id
+        else:
+            self.client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+        self.run_id = run_id
+
+    def log_params(self, params: dict) -> None:
+        items = [Param(key, str(value)) for key, value in sorted(params.items())]
+        for start in range(0, len(items), 100):  # MLflow's batch limit is 100 params
+            self.client.log_batch(self.run_id, params=items[start:start + 100])
+
+    def log_metrics(self, metrics: dict, step: int) -> None:
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+    def set_tags(self, tags: dict) -> None:
+        for key, value in tags.items():
+            self.client.set_tag(self.run_id, key, str(value))
+
+    def end(self, status: str) -> None:
+        self.client.set_terminated(self.run_id, status=status)
