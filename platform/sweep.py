@@ -44,7 +44,8 @@ def _start_ray() -> None:
     import ray
     # Workers import the standard `platform` before the driver's directory is on their
     # path; PYTHONPATH puts the repo root first so they load this package's shim too.
-    ray.init(include_dashboard=False, log_to_driver=True,
+    # "local": always a new local instance, never a cluster some `ray start` left running.
+    ray.init(address="local", include_dashboard=False, log_to_driver=True,
              runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
 
 

@@ -9,7 +9,7 @@ from tests.helpers import ROOT
 def ray_local():
     """A local Ray for the module's tests, with the repo root on the workers' path."""
     import ray
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
     yield ray
     ray.shutdown()
