@@ -38,4 +38,9 @@ def to_audio(image: np.ndarray, spec: DatasetSpec, n_iter: int = 32) -> np.ndarr
     top_db = spec.mel.top_db
     db = (np.clip(image.astype(np.float32), -1, 1) + 1.0) * top_db / 2.0 - top_db
     power = librosa.db_to_power(db)
-    return librosa.feature.inverse.mel_to_audio(power, n_iter=n_iter, **_mel_kwargs(spec))
+    kwargs = _mel_kwargs(spec)
+    del kwargs["n_mels"]  # librosa reads it off the image
+    length = int(round(spec.segment.seconds * spec.mel.sample_rate))
+    audio = librosa.feature.inverse.mel_to_audio(power, n_iter=n_iter, length=length, **kwargs)
+    # the scaling kept levels relative to the segment's peak only: play it at a fixed level
+    return (0.9 * audio / max(float(np.abs(audio).max()), 1e-9)).astype(np.float32)

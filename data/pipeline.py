@@ -1,17 +1,27 @@
 """Build a dataset with Ray Data: tracks -> 5 s segments -> log-mel images -> Parquet.
 
 Output, under `<root>/datasets/<fingerprint>/`:
-  segments/      Parquet, one row per segment: track_id, title, source, segment_index,
-                 start_seconds, and `mel`, a fixed-shape float16 tensor (n_mels, frames)
+  segments/         Parquet, one file per track and one row per segment: track_id, title,
+                    source, segment_index, start_seconds, and `mel`, Arrow's fixed-shape
+                    float16 tensor (n_mels, frames)
   failures.parquet  inputs that gave no segments: input, stage, reason
-  manifest.json  the spec, its fingerprint, counts, the mel scaling, library versions
-The directory appears under its final name only when complete (written beside it, then
-renamed), so a stopped build never leaves something that looks finished.
+  manifest.json     the spec, its fingerprint, counts, the mel scaling, library versions
+Downloads go to `<root>/downloads/`, one file per video id, shared by every dataset.
+
+Resumable: the build works in `<root>/datasets/.<fingerprint>.building/`, where each track's
+Parquet file appears whole (written aside, then renamed) once the track is done. A re-run
+skips the tracks whose file is there, and the directory is renamed to its final name only
+when every track is done, so a stopped build never leaves something that looks finished.
+One file per track is what makes that possible: Ray Data's `write_parquet` commits a whole
+dataset at once and could not tell a re-run which tracks are finished.
 """
+import fcntl
 import json
+import logging
 import os
 import shutil
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,9 +29,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from data import mel, segment, synthetic
-from data.dataset import MANIFEST, SEGMENTS, dataset_dir, read_manifest
+from data import mel, sources, tracks as track_work
+from data.dataset import FAILURES, MANIFEST, SEGMENTS, read_manifest
 from data.spec import DatasetSpec
+
+log = logging.getLogger(__name__)
+
+
+class BuildError(Exception):
+    """A build that produced no segment at all; the message says why in one sentence."""
 
 
 @dataclass(frozen=True)
@@ -30,84 +46,121 @@ class BuiltDataset:
     fingerprint: str
     segments: int
     reused: bool
-
-
-def _synthetic_tracks(spec: DatasetSpec) -> list[dict]:
-    src = spec.synthetic
-    return [{"track_id": f"synthetic-{src.seed}-{i:04d}", "seed": src.seed * 100_003 + i,
-             "seconds": src.seconds} for i in range(src.tracks)]
-
-
-def _track_to_segments(track: dict, spec: DatasetSpec) -> list[dict]:
-    sr = spec.mel.sample_rate
-    waveform, bpm = synthetic.render_track(track["seed"], track["seconds"], sr)
-    audio = segment.from_waveform(waveform, sr)
-    return [{"track_id": track["track_id"],
-             "title": f"Synthetic techno {track['seed']} ({bpm:.1f} BPM)",
-             "source": "synthetic",
-             "segment_index": i,
-             "start_seconds": start,
-             "audio": samples}
-            for i, (start, samples) in enumerate(segment.cut(audio, spec.segment.seconds))]
-
-
-def _mel_batch(batch: dict, spec: DatasetSpec) -> dict:
-    images = mel.to_image(np.stack(batch.pop("audio")), spec)
-    batch["mel"] = images.astype(np.float16)
-    return batch
+    tracks: int = 0
+    failures: int = 0
+    unreachable: int = 0        # URL inputs that failed because the network could not be reached
+    processed_tracks: int = 0   # tracks this call decoded (a resumed build skips finished ones)
+    resumed_tracks: int = 0     # tracks found finished by an earlier, stopped build
+    stats: str = ""             # Ray Data's per-operator statistics of this build
 
 
 def _write_failures(path: Path, failures: list[dict]) -> None:
     schema = pa.schema([("input", pa.string()), ("stage", pa.string()), ("reason", pa.string())])
-    pq.write_table(pa.Table.from_pylist(failures, schema=schema), path)
+    rows = [{k: f[k] for k in ("input", "stage", "reason")} for f in failures]
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp)
+    os.replace(tmp, path)
 
 
 def _versions() -> dict:
-    import librosa
-    import pydub  # noqa: F401  (version via metadata: pydub has no __version__)
-    import ray
     from importlib.metadata import version
+    import librosa
+    import ray
     return {"ray": ray.__version__, "librosa": librosa.__version__, "pydub": version("pydub"),
-            "numpy": np.__version__, "pyarrow": pa.__version__}
+            "yt-dlp": version("yt-dlp"), "numpy": np.__version__, "pyarrow": pa.__version__}
+
+
+def _run(pending: list[dict], spec: DatasetSpec, parts: Path, cache_dir: Path) -> tuple[list[dict], str]:
+    """Ray Data: fetch (URL tracks, a few at a time) -> decode, segment, mel, write per track."""
+    import ray.data
+    ds = ray.data.from_items(pending, override_num_blocks=len(pending))
+    if any(t["kind"] == "url" for t in pending):
+        # Downloads wait on the network, not the CPU: a small CPU share, and the
+        # concurrency limit is what bounds them.
+        ds = ds.map(track_work.fetch, fn_kwargs={"spec": spec, "cache_dir": cache_dir},
+                    concurrency=spec.download.concurrency, num_cpus=0.25)
+    ds = ds.map(track_work.process, fn_kwargs={"spec": spec, "parts_dir": parts})
+    rows = ds.take_all()
+    return rows, ds.stats()
+
+
+def _reuse(final: Path, fingerprint: str) -> BuiltDataset:
+    manifest = read_manifest(final)
+    counts = manifest["counts"]
+    return BuiltDataset(final, fingerprint, counts["segments"], reused=True, tracks=counts["tracks"],
+                        failures=counts["failures"])
 
 
 def build(spec: DatasetSpec, root: str | os.PathLike) -> BuiltDataset:
-    """Build the dataset for `spec` under `root`, or reuse the finished build there."""
-    final = dataset_dir(root, spec)
+    """Build the dataset for `spec` under `root`, reuse the finished build there, or finish
+    a stopped one. Bad inputs land in the failures table; the build goes on without them."""
+    fingerprint = spec.fingerprint
+    datasets = Path(root) / "datasets"
+    final = datasets / fingerprint
     if (final / MANIFEST).exists():
-        manifest = read_manifest(final)
-        return BuiltDataset(final, spec.fingerprint, manifest["counts"]["segments"], reused=True)
+        return _reuse(final, fingerprint)
+    locks = Path(root) / "locks"  # beside datasets/, which holds datasets only
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"{fingerprint}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a second build of the same data waits, then reuses
+        if (final / MANIFEST).exists():
+            return _reuse(final, fingerprint)
+        return _build_locked(spec, fingerprint, Path(root), final)
 
-    import ray.data
-    from ray.data.context import DataContext
-    from ray.data._internal.tensor_extensions.arrow import FixedShapeTensorFormat
 
-    # Arrow's own fixed_shape_tensor type: any Parquet reader understands it, Ray or not.
-    DataContext.get_current().arrow_fixed_shape_tensor_format = FixedShapeTensorFormat.ARROW_NATIVE
-
+def _build_locked(spec: DatasetSpec, fingerprint: str, root: Path, final: Path) -> BuiltDataset:
     started = time.perf_counter()
-    tmp = final.with_name(f".{final.name}.building-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    work = final.with_name(f".{fingerprint}.building")
+    parts = work / SEGMENTS
+    parts.mkdir(parents=True, exist_ok=True)
+    for stale in parts.glob(".*.tmp"):  # a part cut off mid-write by a stop
+        stale.unlink()
 
-    tracks = _synthetic_tracks(spec)
-    ds = ray.data.from_items(tracks, override_num_blocks=len(tracks))
-    ds = ds.flat_map(_track_to_segments, fn_kwargs={"spec": spec})
-    ds = ds.map_batches(_mel_batch, fn_kwargs={"spec": spec}, batch_format="numpy", batch_size=32)
-    ds.write_parquet(str(tmp / SEGMENTS))
+    all_tracks, failures = sources.resolve(spec)
+    finished = {p.stem for p in parts.glob("*.parquet")}
+    pending = [t for t in all_tracks if t["track_id"] not in finished]
+    resumed = len(all_tracks) - len(pending)
+    if resumed:
+        log.info("Resuming a stopped build: %d of %d tracks are done already.", resumed, len(all_tracks))
 
-    n_segments = pq.ParquetDataset(tmp / SEGMENTS).read(columns=["segment_index"]).num_rows
-    _write_failures(tmp / "failures.parquet", [])
+    summaries, stats = _run(pending, spec, parts, root / "downloads") if pending else ([], "")
+    failures += [sources.failure(s["input"], s["stage"], s["reason"], s["unreachable"])
+                 for s in summaries if s["stage"]]
+    for f in failures:
+        log.warning("Skipped %s at the %s stage: %s.", f["input"], f["stage"], f["reason"])
+    unreachable = sum(1 for f in failures if f["unreachable"])
+    if unreachable:
+        log.warning("%d URL input(s) could not be reached (no network?); building from the other sources.",
+                    unreachable)
+
+    files = sorted(parts.glob("*.parquet"))
+    n_segments = sum(pq.read_metadata(p).num_rows for p in files)
+    if n_segments == 0:
+        why = "the URL sources could not be reached and there is no other source" if unreachable else \
+            "every input failed (see the reasons above)"
+        raise BuildError(f"The dataset {fingerprint} has no segments: {why}.")
+
+    stage_seconds = {stage: round(sum(float(s[f"seconds_{stage}"]) for s in summaries), 3)
+                     for stage in track_work.STAGES}
+    _write_failures(work / FAILURES, failures)
     manifest = {
-        "fingerprint": spec.fingerprint,
+        "fingerprint": fingerprint,
         "spec": asdict(spec),
         "hop_length": spec.hop_length(),
         "shape": [spec.mel.n_mels, spec.mel.frames],
         "scaling": mel.scaling(spec),
-        "counts": {"tracks": len(tracks), "segments": n_segments, "failures": 0},
-        "build_seconds": round(time.perf_counter() - started, 2),
+        "counts": {"tracks": len(files), "segments": n_segments, "failures": len(failures)},
+        "failures_by_stage": dict(Counter(f["stage"] for f in failures)),
+        "silent_segments_dropped": sum(int(s["silent"]) for s in summaries),
+        "build": {"seconds": round(time.perf_counter() - started, 2), "processed_tracks": len(pending),
+                  "resumed_tracks": resumed, "stage_seconds": stage_seconds},
         "versions": _versions(),
     }
-    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
-    os.replace(tmp, final)
-    return BuiltDataset(final, spec.fingerprint, n_segments, reused=False)
+    tmp = work / f"{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2))
+    os.replace(tmp, work / MANIFEST)
+    shutil.rmtree(final, ignore_errors=True)  # only ever an unfinished leftover: no manifest
+    os.replace(work, final)
+    return BuiltDataset(final, fingerprint, n_segments, reused=False, tracks=len(files),
+                        failures=len(failures), unreachable=unreachable, processed_tracks=len(pending),
+                        resumed_tracks=resumed, stats=stats)

@@ -1,14 +1,21 @@
 """What a dataset is made of: its sources and the parameters of every stage.
 
 The fingerprint of a spec addresses the built dataset, so two sweeps that ask for the
-same data share one copy, and a changed parameter gets a fresh build.
+same data share one copy, and a changed source or parameter gets a fresh build. It covers
+what the sources hold as far as that is known offline: the files found in each folder
+(path, size, modification time) and the lines of each URL file; a playlist is covered by
+its URL only (its contents are known only once it is fetched).
 """
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 # Bump when the pipeline's output changes for the same spec, so old builds are not reused.
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2
+
+AUDIO_EXTENSIONS = (".mp3", ".m4a", ".aac", ".mp4", ".wav", ".flac", ".ogg", ".oga", ".opus", ".webm")
 
 
 @dataclass(frozen=True)
@@ -28,10 +35,24 @@ class SyntheticSource:
 @dataclass(frozen=True)
 class SegmentParams:
     seconds: float = 5.0
+    hop_seconds: float | None = None   # start of one segment to the next; None: back to back
+    skip_start_seconds: float = 0.0    # leave out each track's intro ...
+    skip_end_seconds: float = 0.0      # ... and outro
+    silence_dbfs: float = -60.0        # segments with a lower RMS level (dBFS) are dropped
 
     def __post_init__(self):
         if self.seconds <= 0:
             raise ValueError("seconds must be positive")
+        if self.hop_seconds is not None and self.hop_seconds <= 0:
+            raise ValueError("hop_seconds must be positive")
+        if self.skip_start_seconds < 0 or self.skip_end_seconds < 0:
+            raise ValueError("skip_start_seconds and skip_end_seconds must not be negative")
+        if self.silence_dbfs > 0:
+            raise ValueError("silence_dbfs must be at most 0 (dB relative to full scale)")
+
+    @property
+    def hop(self) -> float:
+        return self.hop_seconds if self.hop_seconds is not None else self.seconds
 
 
 @dataclass(frozen=True)
@@ -60,16 +81,83 @@ class MelParams:
 
 
 @dataclass(frozen=True)
+class DownloadParams:
+    """How URL sources are fetched. Not part of the fingerprint: it does not change the data."""
+    concurrency: int = 4            # downloads at once
+    socket_timeout: float = 10.0    # seconds; short, so that no network fails fast
+    retries: int = 2
+    allow_file_urls: bool = False   # accept file:// URLs (offline tests); users give http(s)
+    proxy: str = ""                 # e.g. http://proxy:3128; empty: a direct connection
+
+    def __post_init__(self):
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if self.socket_timeout <= 0 or self.retries < 0:
+            raise ValueError("socket_timeout must be positive and retries not negative")
+
+
+def url_problem(url: str, allow_file_urls: bool) -> str | None:
+    """Why `url` is not accepted as a source, or None."""
+    schemes = ("http://", "https://") + (("file://",) if allow_file_urls else ())
+    if not url.lower().startswith(schemes):
+        return f"{url!r} is not an http or https URL"
+    return None
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
-    synthetic: SyntheticSource = field(default_factory=SyntheticSource)
+    """Sources, any mix: URLs (YouTube videos or playlists), text files of URLs (one a line,
+    `#` comments), folders searched recursively for audio, and synthetic techno, which is
+    the default when no other source is given."""
+    urls: list[str] = field(default_factory=list)
+    url_files: list[str] = field(default_factory=list)
+    folders: list[str] = field(default_factory=list)
+    synthetic: SyntheticSource | None = None
     segment: SegmentParams = field(default_factory=SegmentParams)
     mel: MelParams = field(default_factory=MelParams)
+    download: DownloadParams = field(default_factory=DownloadParams)
+
+    def __post_init__(self):
+        if not (self.urls or self.url_files or self.folders or self.synthetic):
+            object.__setattr__(self, "synthetic", SyntheticSource())
+        for i, url in enumerate(self.urls):
+            problem = url_problem(url, self.download.allow_file_urls)
+            if problem:
+                raise ValueError(f"urls[{i}]: {problem}")
 
     @property
     def fingerprint(self) -> str:
-        payload = json.dumps({"spec": asdict(self), "pipeline": PIPELINE_VERSION}, sort_keys=True)
+        spec = asdict(self)
+        del spec["download"]  # how we fetch does not change what we get
+        payload = json.dumps({"spec": spec, "pipeline": PIPELINE_VERSION,
+                              "contents": _source_contents(self)}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def hop_length(self) -> int:
         samples = int(round(self.segment.seconds * self.mel.sample_rate))
         return samples // (self.mel.frames - 1)
+
+
+def audio_files(folder: str | os.PathLike) -> list[Path]:
+    """Audio files under `folder`, recursively, in a stable order (missing folder: none)."""
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+
+
+def _source_contents(spec: DatasetSpec) -> dict:
+    folders = {}
+    for folder in spec.folders:
+        files = []
+        for path in audio_files(folder):
+            stat = path.stat()
+            files.append([str(path.relative_to(Path(folder).expanduser())), stat.st_size, stat.st_mtime_ns])
+        folders[folder] = files
+    url_files = {}
+    for name in spec.url_files:
+        try:
+            url_files[name] = hashlib.sha256(Path(name).expanduser().read_bytes()).hexdigest()
+        except OSError:
+            url_files[name] = None
+    return {"folders": folders, "url_files": url_files}

@@ -67,3 +67,15 @@ def render_track(seed: int, seconds: float, sample_rate: int) -> tuple[np.ndarra
 
     out *= 0.9 / max(np.abs(out).max(), 1e-9)
     return out.astype(np.float32), bpm
+
+
+def write_track(path, seed: int, seconds: float, sample_rate: int = 44100, channels: int = 1) -> None:
+    """Render a track and encode it to `path`, the format chosen by its extension (mp3,
+    m4a, aac, wav, flac, ogg): test and benchmark material that looks like a music folder."""
+    import subprocess
+    from data.ffmpeg import AudioSegment
+    waveform, _ = render_track(seed, seconds, sample_rate)
+    pcm = (np.repeat(waveform[:, None], channels, axis=1) * 32767).astype("<i2")
+    subprocess.run([AudioSegment.converter, "-nostdin", "-v", "error", "-y", "-f", "s16le",
+                    "-ar", str(sample_rate), "-ac", str(channels), "-i", "-", str(path)],
+                   input=pcm.tobytes(), check=True)

@@ -1,0 +1,93 @@
+"""Turn mel images back into sound: python -m platform.listen SOURCE --out DIR
+
+SOURCE is a built dataset directory (pick rows with --rows, numbered as `load_mels` orders
+them) or a saved mel `.npy` of shape (n_mels, frames) or (N, [1,] n_mels, frames), such as
+a generator's output; a `.npy` needs --dataset (a dataset directory) for its mel
+parameters. Each image becomes a WAV file by Griffin-Lim (data/mel.py).
+"""
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from platform.typed import SpecError, build
+
+
+def _spec_of(dataset: Path):
+    from data.dataset import read_manifest
+    from data.spec import DatasetSpec, MelParams, SegmentParams
+    saved = read_manifest(dataset)["spec"]
+    return DatasetSpec(mel=build(MelParams, saved["mel"], "mel"),
+                       segment=build(SegmentParams, saved["segment"], "segment"))
+
+
+def _dataset_rows(dataset: Path, rows: list[int]) -> tuple[np.ndarray, list[str]]:
+    from data.dataset import read_segments
+    table = read_segments(dataset, columns=["track_id", "segment_index", "mel"])
+    bad = [r for r in rows if not 0 <= r < table.num_rows]
+    if bad:
+        raise SpecError(f"--rows: {bad[0]} is out of range; {dataset} has rows 0 to {table.num_rows - 1}.")
+    picked = table.take(rows)
+    images = np.concatenate([c.to_numpy_ndarray() for c in picked.column("mel").chunks])
+    names = [f"row{r:06d}-{t}-{s:03d}" for r, t, s in zip(rows, picked.column("track_id").to_pylist(),
+                                                             picked.column("segment_index").to_pylist())]
+    return images, names
+
+
+def _npy(path: Path, spec) -> tuple[np.ndarray, list[str]]:
+    images = np.load(path)
+    shape = (spec.mel.n_mels, spec.mel.frames)
+    if images.ndim == 4 and images.shape[1] == 1:
+        images = images[:, 0]
+    if images.ndim == 2:
+        images = images[None]
+    if images.ndim != 3 or images.shape[1:] != shape:
+        raise SpecError(f"{path}: expected mels of shape {shape} (or a batch of them), got {np.load(path).shape}.")
+    return images, [f"{path.stem}-{i:04d}" for i in range(len(images))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m platform.listen", description=__doc__.split("\n\n")[0])
+    parser.add_argument("source", help="a dataset directory (runs/datasets/<fingerprint>) or a mel .npy file")
+    parser.add_argument("--rows", type=int, nargs="+", default=[0], help="dataset rows to render (default: 0)")
+    parser.add_argument("--dataset", help="for a .npy: the dataset whose mel parameters it uses")
+    parser.add_argument("--out", default="wavs", help="folder for the WAV files (default: wavs)")
+    parser.add_argument("--n-iter", type=int, default=64, help="Griffin-Lim iterations (default: 64)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+    import soundfile
+    from data import mel
+    source = Path(args.source)
+    try:
+        if source.is_dir():
+            spec = _spec_of(source)
+            images, names = _dataset_rows(source, args.rows)
+        elif source.suffix == ".npy" and source.is_file():
+            if not args.dataset:
+                raise SpecError(f"{source}: a .npy needs --dataset DIR, the dataset whose mel parameters it uses.")
+            spec = _spec_of(Path(args.dataset))
+            images, names = _npy(source, spec)
+        else:
+            raise SpecError(f"{source}: expected a dataset directory or a .npy file, and found neither.")
+    except FileNotFoundError as error:
+        print(f"error: {error.filename}: no such file (is that a built dataset?).", file=sys.stderr)
+        return 2
+    except SpecError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for image, name in zip(images, names):
+        audio = mel.to_audio(image, spec, n_iter=args.n_iter)
+        path = out / f"{name}.wav"
+        soundfile.write(path, audio, spec.mel.sample_rate, subtype="PCM_16")
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""Build a dataset alone: python -m platform.prepare SPACE.yaml [--root DIR]
+
+Reads the `dataset` section of a search-space file, builds the dataset with Ray Data (or
+finishes a stopped build, or finds the finished one), and prints where it is, its counts
+and every input it skipped with the reason. A sweep builds the same dataset on demand;
+running this first just does that part alone.
+"""
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from platform import spaces
+from platform.typed import SpecError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _start_ray() -> None:
+    import ray
+    # A new local instance, never a cluster left running; the repo root on the workers'
+    # path so they load this repo's `platform` shim (see docs/architecture.md).
+    ray.init(address="local", include_dashboard=False, log_to_driver=True,
+             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+
+
+def report(built, show: int) -> None:
+    """Print a built dataset's place, counts and failures, for people."""
+    from data.dataset import read_failures
+    how = "reused" if built.reused else "built"
+    print(f"Dataset {built.fingerprint} ({how}): {built.segments} segments from {built.tracks} tracks")
+    print(f"  at {built.path}")
+    if not built.reused and built.resumed_tracks:
+        print(f"  resumed a stopped build: {built.resumed_tracks} tracks were done already, "
+              f"{built.processed_tracks} processed now")
+    failures = read_failures(built.path)
+    if failures:
+        print(f"Skipped {len(failures)} input(s):")
+        for f in failures[:show]:
+            print(f"  {f['input']}  [{f['stage']}] {f['reason']}")
+        if len(failures) > show:
+            print(f"  ... and {len(failures) - show} more, all in {built.path / 'failures.parquet'}")
+    if built.unreachable:
+        print(f"The URL sources could not be reached ({built.unreachable} input(s): no network?); "
+              "the dataset was built from the other sources.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m platform.prepare", description=__doc__.split("\n\n")[0])
+    parser.add_argument("space", help="search-space YAML file whose `dataset` section to build")
+    parser.add_argument("--root", help="where datasets and downloads go (default: the file's storage.root)")
+    parser.add_argument("--show-failures", type=int, default=20, metavar="N",
+                        help="print at most N skipped inputs (all are in failures.parquet)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        spec = spaces.load(args.space)
+    except SpecError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+    from data import pipeline
+    from data.dataset import MANIFEST, dataset_dir
+    root = Path(args.root or spec.storage.root).resolve()
+    if not (dataset_dir(root, spec.dataset) / MANIFEST).exists():  # built already: no Ray needed
+        print(f"Dataset {spec.dataset.fingerprint}: building under {root}")
+        _start_ray()
+    try:
+        built = pipeline.build(spec.dataset, root)
+    except pipeline.BuildError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    report(built, args.show_failures)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
