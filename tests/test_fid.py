@@ -1,9 +1,11 @@
-"""FID: exact answers for the formula, and a real-statistics cache that is hit."""
+"""FID, KID, density/coverage: exact answers, and a real-statistics cache that is hit."""
 import numpy as np
 import pytest
 import torch
 
 from trainables import embeddings, fid
+from trainables.coverage import density_coverage
+from trainables.kid import kernel_inception_distance
 
 
 def test_identical_statistics_give_zero():
@@ -20,33 +22,100 @@ def test_equal_covariances_give_the_squared_mean_distance():
     assert fid.frechet_distance(mu1, sigma, mu2, sigma) == pytest.approx(np.sum((mu1 - mu2) ** 2), rel=1e-6)
 
 
-def test_running_stats_match_numpy():
+def test_a_point_mass_against_a_gaussian_gives_mean_distance_plus_trace():
+    # a fully collapsed set: its covariance is zero, the product singular
+    rng = np.random.default_rng(2)
+    sigma = np.cov(rng.normal(size=(300, 6)), rowvar=False)
+    mu1, mu2 = rng.normal(size=6), rng.normal(size=6)
+    expected = np.sum((mu1 - mu2) ** 2) + np.trace(sigma)
+    assert fid.frechet_distance(mu1, np.zeros((6, 6)), mu2, sigma) == pytest.approx(expected, rel=1e-6)
+
+
+def test_rank_deficient_covariance_gives_a_finite_distance():
+    rng = np.random.default_rng(3)
+    few, many = rng.normal(size=(5, 20)), rng.normal(size=(400, 20))
+    value = fid.frechet_distance(few.mean(0), np.cov(few, rowvar=False), many.mean(0), np.cov(many, rowvar=False))
+    assert np.isfinite(value) and value > 0
+
+
+def test_a_complex_square_root_is_a_clear_error():
+    with pytest.raises(ValueError, match="imaginary component"):
+        fid.frechet_distance(np.zeros(2), np.diag([1.0, -1.0]), np.zeros(2), np.eye(2))
+
+
+def test_running_stats_match_numpy_and_keep_a_bounded_sample():
     rng = np.random.default_rng(2)
     rows = rng.normal(size=(101, 5))
-    stats = fid.RunningStats(5)
+    stats = fid.RunningStats(5, keep=30)
     for chunk in np.array_split(rows, 4):
         stats.add(chunk)
-    mu, cov = stats.mean_cov()
-    assert np.allclose(mu, rows.mean(0)) and np.allclose(cov, np.cov(rows, rowvar=False))
+    result = stats.result()
+    assert np.allclose(result.mu, rows.mean(0)) and np.allclose(result.sigma, np.cov(rows, rowvar=False))
+    assert result.count == 101 and np.allclose(result.sample, rows[:30])
 
 
-def test_default_embedding_is_the_same_on_every_build():
-    images = torch.rand(4, 1, 64, 64) * 2 - 1
-    a, b = embeddings.build("random-conv"), embeddings.build("random-conv")
-    assert torch.equal(a(images), b(images))
-    assert a(images).shape == (4, a.dim)
+def test_standardised_fid_is_fid_of_standardised_features():
+    rng = np.random.default_rng(4)
+    scale = np.array([1e-3, 1.0, 1e3])
+    real, fake = rng.normal(size=(500, 3)) * scale, (rng.normal(size=(400, 3)) + 0.3) * scale
+    stats = [fid.RunningStats(3) for _ in range(2)]
+    stats[0].add(real), stats[1].add(fake)
+    real_s, fake_s = (s.result() for s in stats)
+    z_real, z_fake = ((x - real_s.mu) / np.sqrt(np.diag(real_s.sigma)) for x in (real, fake))
+    direct = fid.frechet_distance(z_fake.mean(0), np.cov(z_fake, rowvar=False), z_real.mean(0), np.cov(z_real, rowvar=False))
+    assert fid.fid(real_s, fake_s, standardised=True) == pytest.approx(direct, rel=1e-9)
 
 
-def test_real_statistics_are_cached_next_to_the_dataset(tmp_path, monkeypatch):
+def _unbiased_mmd2(x, y):
+    k = lambda a, b: (a @ b.T / a.shape[1] + 1) ** 3
+    m = len(x)
+    kxx, kyy = k(x, x), k(y, y)
+    return ((kxx.sum() - np.trace(kxx)) + (kyy.sum() - np.trace(kyy))) / (m * (m - 1)) - 2 * k(x, y).mean()
+
+
+def test_kid_on_whole_sets_is_the_unbiased_mmd():
+    rng = np.random.default_rng(5)
+    real, fake = rng.normal(size=(60, 4)), rng.normal(size=(60, 4)) + 0.5
+    # subsets as large as the sets are permutations of them: every subset gives the full estimate
+    assert kernel_inception_distance(real, fake, subsets=3, subset_size=60) == pytest.approx(_unbiased_mmd2(fake, real))
+
+
+def test_kid_is_near_zero_for_one_distribution_and_grows_with_a_shift():
+    rng = np.random.default_rng(6)
+    real = rng.normal(size=(300, 8))
+    same, shifted = rng.normal(size=(300, 8)), rng.normal(size=(300, 8)) + 1.0
+    near = kernel_inception_distance(real, same, subsets=20, subset_size=100)
+    far = kernel_inception_distance(real, shifted, subsets=20, subset_size=100)
+    assert abs(near) < 0.1 * far
+
+
+def test_coverage_falls_when_fakes_collapse():
+    rng = np.random.default_rng(7)
+    real, fresh = rng.normal(size=(200, 6)), rng.normal(size=(200, 6))
+    collapsed = np.repeat(fresh[:3], 67, axis=0)[:200]
+    density, coverage = density_coverage(real, fresh)
+    _, collapsed_coverage = density_coverage(real, collapsed)
+    assert 0.6 < density < 1.5 and coverage > 0.8
+    assert collapsed_coverage < 0.1
+
+
+def test_real_statistics_are_cached_per_fingerprint(tmp_path, monkeypatch):
     images = torch.rand(64, 1, 64, 64) * 2 - 1
     embedding = embeddings.build("random-conv")
     calls = []
-    real = fid.feature_stats
-    monkeypatch.setattr(fid, "feature_stats", lambda *a, **k: calls.append(1) or real(*a, **k))
-    mu1, s1 = fid.real_stats(tmp_path, images, embedding, 32)
-    mu2, s2 = fid.real_stats(tmp_path, images, embedding, 32)
+    compute = fid._compute
+    monkeypatch.setattr(fid, "_compute", lambda *a, **k: calls.append(1) or compute(*a, **k))
+    first = fid.real_stats(tmp_path, "fp-a", embedding, 32, images=images)
+    second = fid.real_stats(tmp_path, "fp-a", embedding, 32, images=images)
     assert len(calls) == 1, "the second call reads the cache"
-    assert np.array_equal(mu1, mu2) and np.array_equal(s1, s2)
-    assert [p.name for p in (tmp_path / "fid_stats").iterdir()] == ["random-conv-n32-seed0.npz"]
-    fid.real_stats(tmp_path, images, embedding, 48)
-    assert len(calls) == 2, "another sample count is another entry"
+    assert np.array_equal(first.mu, second.mu) and np.array_equal(first.sigma, second.sigma)
+    assert np.array_equal(first.sample, second.sample) and second.sample.shape == (32, embedding.dim)
+    fid.real_stats(tmp_path, "fp-b", embedding, 32, images=images)
+    assert len(calls) == 2, "another dataset fingerprint misses the cache"
+    fid.real_stats(tmp_path, "fp-a", embedding, 48, images=images)
+    assert len(calls) == 3, "another sample count is another entry"
+    fid.real_stats(tmp_path, "fp-a", embeddings.build("mel-stats"), 32, images=images)
+    assert len(calls) == 4, "another embedding is another entry"
+    saved = sorted(p.name for p in (tmp_path / "fid_stats").iterdir() if not p.name.startswith("."))
+    assert len(saved) == 4 and saved[0].startswith("fp-a-mel-stats-")
+    assert not [p for p in (tmp_path / "fid_stats").iterdir() if ".tmp" in p.name], "no temporary file is left"

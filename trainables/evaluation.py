@@ -1,46 +1,98 @@
-"""Evaluation of a generator during training: FID on a fixed latent batch.
+"""Evaluation of a generator during training: FID, KID, density and coverage.
 
 `EvaluationConfig` is the trial's `evaluation` section; `Evaluator` is built once per
 trial (real statistics from the cache next to the dataset, a seeded latent batch) and
-called at the end of every Tune iteration, returning flat metrics for the report.
+called at the end of every Tune iteration, returning flat metrics for the report. The
+fakes are generated and embedded batch by batch, so only their statistics (and a
+bounded sample of feature rows) are held.
 """
+import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import torch
 
+from data.dataset import MANIFEST, SEGMENTS, read_manifest
 from trainables import embeddings, fid
+from trainables.coverage import density_coverage
+from trainables.kid import kernel_inception_distance
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class EvaluationConfig:
     samples: int = 512  # generated and real images per evaluation
-    embedding: Literal["random-conv"] = "random-conv"  # the feature space FID is measured in
-    seed: int = 0       # fixes the latent batch and the real subset
+    # the feature space the metrics are measured in (trainables/embeddings.py)
+    embedding: Literal["random-conv", "mel-stats", "inception"] = "random-conv"
+    seed: int = 0       # fixes the latent batch, the real subset and KID's subsets
+    inception_weights: str = ""  # a TorchScript file; empty: look in the usual places
+    kid: bool = True
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    coverage: bool = True  # density and coverage, with k nearest real neighbours
+    coverage_k: int = 5
 
     def __post_init__(self):
         if self.samples < 16:
             raise ValueError("samples must be at least 16")
+        if self.kid_subsets < 1 or self.kid_subset_size < 2:
+            raise ValueError("kid_subsets must be at least 1 and kid_subset_size at least 2")
+        if not 1 <= self.coverage_k < self.samples:
+            raise ValueError("coverage_k must be at least 1 and below samples")
+
+
+def _fingerprint(dataset_path: str) -> str:
+    try:
+        return read_manifest(dataset_path)["fingerprint"]
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{dataset_path} has no {MANIFEST}, whose fingerprint keys the cached "
+                                "real-data FID statistics: point the trial at a built dataset") from None
 
 
 class Evaluator:
     def __init__(self, cfg: EvaluationConfig, dataset_path: str, images: torch.Tensor, latent_dim: int,
-                 device: torch.device, batch_size: int = 256):
+                 device: torch.device, batch_size: int = 256, fingerprint: str | None = None):
         self.cfg, self.batch_size = cfg, batch_size
-        self.embedding = embeddings.build(cfg.embedding).to(device)
-        self.real_mu, self.real_sigma = fid.real_stats(dataset_path, images, self.embedding, cfg.samples, cfg.seed)
+        fingerprint = fingerprint or _fingerprint(dataset_path)
+        self.embedding = embeddings.build(cfg.embedding, cfg.inception_weights or None).to(device)
+        # The reference is read from the built dataset, not from `images`, which may be a
+        # trial's training subset; `images` serves only where no segments are on disk.
+        on_disk = (Path(dataset_path) / SEGMENTS).exists()
+        self.real = fid.real_stats(dataset_path, fingerprint, self.embedding, cfg.samples, cfg.seed,
+                                   images=None if on_disk else images, device=device)
         self.fixed_z = torch.randn(cfg.samples, latent_dim, device=device,
                                    generator=torch.Generator(device=device).manual_seed(cfg.seed))
+        centre, scale = self.real.standardiser() if self.embedding.standardised else (0.0, 1.0)
+        self._standardise = lambda rows: (rows - centre) / scale
+        self.real_rows = self._standardise(self.real.sample)
+        if cfg.coverage and len(self.real_rows) <= cfg.coverage_k:
+            log.warning("density and coverage left out: %d real images are too few for coverage_k=%d",
+                        len(self.real_rows), cfg.coverage_k)
+
+    @property
+    def tags(self) -> dict:
+        """What identifies the feature space, for the trial's run."""
+        return {"fid.embedding": self.embedding.name, "fid.embedding_key": self.embedding.cache_key}
 
     @torch.no_grad()
     def __call__(self, generator: torch.nn.Module) -> dict:
         started = time.perf_counter()
         was_training = generator.training
         generator.eval()
-        fakes = torch.cat([generator(self.fixed_z[i:i + self.batch_size])
-                           for i in range(0, len(self.fixed_z), self.batch_size)])
-        generator.train(was_training)
-        mu, sigma = fid.feature_stats(fakes, self.embedding)
-        score = fid.frechet_distance(mu, sigma, self.real_mu, self.real_sigma)
-        return {"fid": score, "eval/seconds": time.perf_counter() - started}
+        try:
+            fake = fid.feature_stats((generator(z) for z in self.fixed_z.split(self.batch_size)), self.embedding)
+        finally:
+            generator.train(was_training)
+        metrics = {"fid": fid.fid(self.real, fake, self.embedding.standardised)}
+        fake_rows = self._standardise(fake.sample)
+        if self.cfg.kid:
+            metrics["kid"] = kernel_inception_distance(self.real_rows, fake_rows, self.cfg.kid_subsets,
+                                                       self.cfg.kid_subset_size, self.cfg.seed)
+        if self.cfg.coverage and len(self.real_rows) > self.cfg.coverage_k:
+            metrics["density"], metrics["coverage"] = density_coverage(self.real_rows, fake_rows,
+                                                                       self.cfg.coverage_k)
+        metrics["eval/seconds"] = time.perf_counter() - started
+        return metrics

@@ -1,12 +1,20 @@
 """Fréchet distance between feature statistics, and the real-data statistics cache.
 
 `frechet_distance` is the pure formula (as in pytorch-fid). Features are accumulated in
-float64 as running sums (`RunningStats`), never all in memory. Real-data statistics are
-computed once per (dataset, embedding, sample count) and cached next to the dataset,
-written to a temporary file and moved into place, so concurrent trials share them.
+float64 as running sums (`RunningStats`), never all in memory; a bounded sample of rows
+is kept beside them for KID and density/coverage, which need feature vectors.
+
+Real-data statistics are computed once per (dataset fingerprint, embedding, sample
+count, seed) and cached next to the dataset in `fid_stats/`. A file lock makes trials
+that start together wait for the one computing them instead of repeating the work, and
+the file is written under a temporary name and moved into place, so no reader ever sees
+half of it.
 """
+import fcntl
 import os
 import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +23,16 @@ from scipy import linalg
 
 from trainables.embeddings import Embedding
 
+# Feature rows kept for KID and density/coverage. KID's subsets hold 1,000 rows at most;
+# 5,000 Inception rows are 40 MB.
+MAX_KEPT_ROWS = 5000
+
+
+def _is_square_root(root: np.ndarray, matrix: np.ndarray, tolerance: float = 1e-4) -> bool:
+    if not np.isfinite(root).all():
+        return False
+    return np.linalg.norm(root @ root - matrix) <= tolerance * max(np.linalg.norm(matrix), 1e-30)
+
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
                      eps: float = 1e-6) -> float:
@@ -22,60 +40,123 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     with warnings.catch_warnings():
         # a singular product is expected with few samples; it is handled just below
         warnings.simplefilter("ignore", linalg.LinAlgWarning)
-        covmean, _ = linalg.sqrtm(sigma1 @ sigma2, disp=False)
-    if not np.isfinite(covmean).all():
+        product = sigma1 @ sigma2
+        covmean = linalg.sqrtm(product)
+    if not _is_square_root(covmean, product):
         # singular product: nudge both covariances off the singular point and retry
         offset = np.eye(sigma1.shape[0]) * eps
         covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
     if np.iscomplexobj(covmean):
         if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
-            raise ValueError(f"FID: imaginary component {np.max(np.abs(covmean.imag)):.3g} "
-                             "is not negligible; the feature statistics are degenerate")
+            raise ValueError(f"FID: the matrix square root has an imaginary component of "
+                             f"{np.max(np.abs(covmean.imag)):.3g}, so the feature statistics are degenerate")
         covmean = covmean.real
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
 
 
-class RunningStats:
-    """Mean and covariance of feature rows, accumulated in float64."""
+@dataclass(frozen=True)
+class FeatureStats:
+    mu: np.ndarray        # (dim,) float64
+    sigma: np.ndarray     # (dim, dim) float64
+    sample: np.ndarray    # (rows <= MAX_KEPT_ROWS, dim) float32: the first rows seen
+    count: int
 
-    def __init__(self, dim: int):
-        self.n = 0
+    def standardiser(self) -> tuple[np.ndarray, np.ndarray]:
+        """Centre and scale that give these (real) features zero mean and unit spread."""
+        return self.mu, np.sqrt(np.maximum(np.diagonal(self.sigma), 1e-12))
+
+
+class RunningStats:
+    """Mean and covariance of feature rows, accumulated in float64, plus a bounded sample."""
+
+    def __init__(self, dim: int, keep: int = MAX_KEPT_ROWS):
+        self.n, self.keep = 0, keep
         self.total = np.zeros(dim)
         self.outer = np.zeros((dim, dim))
+        self.kept: list[np.ndarray] = []
 
     def add(self, features: np.ndarray) -> None:
+        room = self.keep - sum(len(k) for k in self.kept)
+        if room > 0:
+            self.kept.append(features[:room].astype(np.float32))
         features = features.astype(np.float64)
         self.n += len(features)
         self.total += features.sum(axis=0)
         self.outer += features.T @ features
 
-    def mean_cov(self) -> tuple[np.ndarray, np.ndarray]:
+    def result(self) -> FeatureStats:
         assert self.n >= 2, "need at least two feature rows for a covariance"
         mu = self.total / self.n
         cov = (self.outer - self.n * np.outer(mu, mu)) / (self.n - 1)
-        return mu, cov
+        return FeatureStats(mu, cov, np.concatenate(self.kept), self.n)
 
 
 @torch.no_grad()
-def feature_stats(images: torch.Tensor, embedding: Embedding, batch_size: int = 256):
+def feature_stats(batches: Iterable[torch.Tensor], embedding: Embedding) -> FeatureStats:
+    """Statistics of the embedding's features over image batches (an iterable, so the
+    images need not all exist at once)."""
     stats = RunningStats(embedding.dim)
-    for start in range(0, len(images), batch_size):
-        stats.add(embedding(images[start:start + batch_size].float()).cpu().numpy())
-    return stats.mean_cov()
+    for batch in batches:
+        stats.add(embedding(batch).double().cpu().numpy())
+    return stats.result()
 
 
-def real_stats(dataset_path: str | os.PathLike, images: torch.Tensor, embedding: Embedding,
-               count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Statistics of `count` seeded real images, from the cache next to the dataset."""
-    count = min(count, len(images))
-    cache = Path(dataset_path) / "fid_stats" / f"{embedding.name}-n{count}-seed{seed}.npz"
-    if cache.exists():
-        with np.load(cache) as saved:
-            return saved["mu"], saved["sigma"]
+def in_batches(images: torch.Tensor, batch_size: int = 256) -> Iterable[torch.Tensor]:
+    return (images[start:start + batch_size] for start in range(0, len(images), batch_size))
+
+
+def fid(real: FeatureStats, fake: FeatureStats, standardised: bool) -> float:
+    """FID of `fake` against `real`; `standardised` measures it in units of the real
+    features' spread (the offline embeddings, whose feature scales are arbitrary)."""
+    if not standardised:
+        return frechet_distance(fake.mu, fake.sigma, real.mu, real.sigma)
+    centre, scale = real.standardiser()
+    inv = 1.0 / scale
+    return frechet_distance((fake.mu - centre) * inv, fake.sigma * np.outer(inv, inv),
+                            np.zeros_like(centre), real.sigma * np.outer(inv, inv))
+
+
+def cache_path(dataset_path: str | os.PathLike, fingerprint: str, embedding: Embedding,
+               count: int, seed: int) -> Path:
+    return Path(dataset_path) / "fid_stats" / f"{fingerprint}-{embedding.cache_key}-n{count}-seed{seed}.npz"
+
+
+def _load(path: Path) -> FeatureStats:
+    with np.load(path) as saved:
+        return FeatureStats(saved["mu"], saved["sigma"], saved["sample"], int(saved["count"]))
+
+
+def _compute(images: torch.Tensor, embedding: Embedding, count: int, seed: int) -> FeatureStats:
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:count]
-    mu, sigma = feature_stats(images[order], embedding)
-    cache.parent.mkdir(exist_ok=True)
-    tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, mu=mu, sigma=sigma)
-    os.replace(tmp, cache)
-    return mu, sigma
+    return feature_stats((images[chunk.to(images.device)] for chunk in order.split(256)), embedding)
+
+
+def _from_disk(dataset_path: str | os.PathLike, count: int, seed: int, device: torch.device) -> torch.Tensor:
+    from data.dataset import load_mels  # a seeded subset of the built dataset, read row by row
+    return torch.from_numpy(load_mels(dataset_path, max_segments=count, seed=seed)).unsqueeze(1).to(device)
+
+
+def real_stats(dataset_path: str | os.PathLike, fingerprint: str, embedding: Embedding, count: int,
+               seed: int = 0, images: torch.Tensor | None = None,
+               device: torch.device = torch.device("cpu")) -> FeatureStats:
+    """Statistics of `count` seeded real images, from the cache next to the dataset.
+
+    On a miss the images are a seeded subset of `images` when given, else of the whole
+    dataset on disk: a trial that trains on a subset (training.max_segments) is still
+    scored against the same reference as every other trial of the dataset.
+    """
+    path = cache_path(dataset_path, fingerprint, embedding, count, seed)
+    if path.exists():
+        return _load(path)
+    path.parent.mkdir(exist_ok=True)
+    with open(path.with_name(f".{path.stem}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a trial that started at the same time computes them
+        if path.exists():
+            return _load(path)
+        if images is None:
+            images = _from_disk(dataset_path, count, seed, device)
+        stats = _compute(images, embedding, count, seed)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, mu=stats.mu, sigma=stats.sigma, sample=stats.sample, count=stats.count)
+        os.replace(tmp, path)
+    return stats

