@@ -3,48 +3,86 @@
 A trial's Tune config is `{"model": {...}, "training": {...}, "evaluation": {...}}`; every field below is in
 it and so in MLflow. Constructing these from that dict rejects unknown and missing keys,
 so a search-space key that names nothing fails loudly instead of training on a default.
+
+Defaults are the study's DCGAN 1 (batch 64, Adam 2e-4, beta1 0.5, latent 100, 64 x 64).
+Fields that only one family reads (dropouts for dcgan2, clip_value for wgan_clip,
+gp_lambda for wgan_gp) carry that family's value; `search_spaces/<family>.yaml` sets the
+rest of each family's study settings explicitly (RMSprop, 5 critic steps, layer norm).
 """
 from dataclasses import dataclass
 from typing import Literal
 
 from trainables.evaluation import EvaluationConfig
 
+FAMILIES = ("dcgan1", "dcgan2", "wgan_clip", "wgan_gp")
+WASSERSTEIN = ("wgan_clip", "wgan_gp")
+IMAGE_SIZES = (64, 128)
+
 
 @dataclass(frozen=True)
 class ModelConfig:
-    family: Literal["dcgan1"] = "dcgan1"
+    family: Literal["dcgan1", "dcgan2", "wgan_clip", "wgan_gp"] = "dcgan1"
     latent_dim: int = 100
-    width: int = 64  # feature maps of the widest-but-one layer, as in the PyTorch DCGAN
+    width: int = 64        # feature maps of the first critic layer / last generator hidden layer
+    image_size: int = 64   # square mel image: must equal the dataset's n_mels and frames
+    dropout_g: float = 0.5  # dcgan2: rate of both generator dropouts
+    dropout_d: float = 0.3  # dcgan2: rate of the discriminator dropout
+    # Normalisation between critic layers. The gradient penalty is a per-sample quantity,
+    # so wgan_gp must not use batch norm there (Gulrajani et al. use layer norm).
+    critic_norm: Literal["batch", "layer", "none"] = "batch"
 
     def __post_init__(self):
         if self.latent_dim < 1 or self.width < 1:
             raise ValueError("latent_dim and width must be at least 1")
+        if self.image_size not in IMAGE_SIZES:
+            raise ValueError(f"image_size must be one of {IMAGE_SIZES}, got {self.image_size}")
+        for name in ("dropout_g", "dropout_d"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} must lie in [0, 1)")
+        if self.family == "wgan_gp" and self.critic_norm == "batch":
+            raise ValueError("wgan_gp's gradient penalty is per sample, so its critic cannot use batch norm: "
+                             "set critic_norm to layer or none")
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
     batch_size: int = 64
+    optimizer: Literal["adam", "rmsprop"] = "adam"  # the study: Adam, but RMSprop for wgan_clip
     lr_g: float = 2e-4
     lr_d: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
+    beta1: float = 0.5     # Adam only
+    beta2: float = 0.999   # Adam only
+    critic_steps: int = 1  # discriminator steps per generator step (WGAN papers: 5)
+    clip_value: float = 0.01  # wgan_clip: every critic weight is clamped to [-c, c]
+    gp_lambda: float = 10.0   # wgan_gp: weight of the gradient penalty
+    epochs: float | None = None      # stop after this many passes over the data (None: iterations decide)
+    max_segments: int | None = None  # a seeded random subset of the dataset (the study's 60k, 30k)
     iterations: int = 10           # Tune iterations; each ends with an evaluation
-    steps_per_iteration: int = 100  # optimiser steps of both networks per iteration
+    steps_per_iteration: int = 100  # generator steps per iteration
     checkpoint_every: int = 1      # iterations between checkpoints
     seed: int = 0
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on a GPU that has it
+    memory_format: Literal["auto", "channels_last", "contiguous"] = "auto"  # auto: channels_last on GPU
+    deterministic: bool = False  # torch.use_deterministic_algorithms: bitwise repeatable, slower on GPU
 
     def __post_init__(self):
         if self.batch_size < 2:
             raise ValueError("batch_size must be at least 2")
-        for name in ("lr_g", "lr_d"):
+        for name in ("lr_g", "lr_d", "clip_value"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        if self.gp_lambda < 0:
+            raise ValueError("gp_lambda must not be negative")
         for name in ("beta1", "beta2"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{name} must lie in [0, 1)")
-        for name in ("iterations", "steps_per_iteration", "checkpoint_every"):
+        for name in ("iterations", "steps_per_iteration", "checkpoint_every", "critic_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.epochs is not None and self.epochs <= 0:
+            raise ValueError("epochs must be positive")
+        if self.max_segments is not None and self.max_segments < self.batch_size:
+            raise ValueError("max_segments must be at least batch_size")
 
 
 # The sections of a trial's config, each a dataclass of its own.

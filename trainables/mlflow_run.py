@@ -20,6 +20,16 @@ class TrackingTarget:
     parent_run_id: str
 
 
+def find_trial_run(target: TrackingTarget, trial_id: str) -> str | None:
+    """The run an earlier attempt of this Tune trial created, if any: a trial retried before
+    its first checkpoint has no run id to restore, but must not open a second run."""
+    client = MlflowClient(tracking_uri=target.tracking_uri)
+    found = client.search_runs([target.experiment_id], max_results=1,
+                               filter_string=f"tags.mlflow.parentRunId = '{target.parent_run_id}' "
+                                             f"and tags.`tune.trial_id` = '{trial_id}'")
+    return found[0].info.run_id if found else None
+
+
 class TrialRun:
     def __init__(self, target: TrackingTarget, run_name: str, run_id: str | None = None,
                  tags: dict | None = None):
@@ -29,7 +39,12 @@ class TrialRun:
                                          tags={"mlflow.parentRunId": target.parent_run_id, **(tags or {})})
             run_id = run.info.run_id
         else:
+            # a restored trial: the run goes on; a failure recorded by the attempt that died is history
             self.client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+            run = self.client.get_run(run_id)
+            if "failure" in run.data.tags:
+                self.client.set_tag(run_id, "failure.recovered", run.data.tags["failure"])
+                self.client.delete_tag(run_id, "failure")
         self.run_id = run_id
 
     def log_params(self, params: dict) -> None:

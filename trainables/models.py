@@ -1,67 +1,112 @@
-"""GAN networks, registered by family name.
+"""The study's GAN networks, built by family name from a ModelConfig.
 
-DCGAN 1 (the study's first model): generator of 5 transposed convolutions and
-discriminator of 5 convolutions, 4x4 kernels, batch norm, ReLU / LeakyReLU(0.2), tanh
-out; the discriminator returns logits (BCE-with-logits is the sigmoid + BCE of the
-study, computed stably). 64 x 64 images of one channel (the mel).
+All four are DCGAN-style stacks of 4x4 (transposed) convolutions on one-channel mel
+images, batch norm and ReLU in the generator with a tanh out, LeakyReLU(0.2) in the
+discriminator. The discriminator returns one raw score per image: logits for the DCGANs
+(BCE-with-logits is the study's sigmoid + BCE, computed stably), the critic's value for
+the WGANs (no sigmoid).
+
+  dcgan1     5 + 5 layers at 64 x 64: 1 -> 4 -> 8 -> 16 -> 32 -> 64 and back.
+  dcgan2     4 + 4 layers at 64 x 64: the last generator layer and the first critic layer
+             have stride 4 (16 <-> 64); two dropouts in G, one in D.
+  wgan_clip  the dcgan1 architecture (the study: "the same for both techniques").
+  wgan_gp    the same, with layer norm (or none) in the critic instead of batch norm.
+
+At 128 x 128 every family gets one more stride-2 stage in each network (6 + 6 layers for
+dcgan1 and the WGANs, 5 + 5 for dcgan2), so a layer always keeps its 4x4 kernel and
+stride and the widest layer has twice the feature maps of the 64 x 64 model.
 """
+import math
+
 import torch
 from torch import nn
 
 from trainables.config import ModelConfig
+
+# Stride of the generator's last and the critic's first layer: dcgan2 covers 16 <-> 64 in one.
+EDGE_STRIDE = {"dcgan1": 2, "dcgan2": 4, "wgan_clip": 2, "wgan_gp": 2}
 
 
 def _init_weights(module: nn.Module) -> None:
     # The DCGAN paper's initialisation: N(0, 0.02) convolutions, N(1, 0.02) batch norm.
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
         nn.init.normal_(module.weight, 0.0, 0.02)
-    elif isinstance(module, nn.BatchNorm2d):
+    elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
 
 
-class DCGAN1Generator(nn.Module):
+def _middle_stages(cfg: ModelConfig) -> int:
+    """Stride-2 stages between the 4 x 4 core and the edge layer."""
+    stages = math.log2(cfg.image_size // 4 // EDGE_STRIDE[cfg.family])
+    assert stages.is_integer() and stages >= 1, (cfg.image_size, cfg.family)
+    return int(stages)
+
+
+def _edge(stride: int) -> dict:
+    # stride 2: (k4, s2, p1) doubles or halves; stride 4: (k4, s4, p0) quadruples or quarters
+    return {"kernel_size": 4, "stride": stride, "padding": 1 if stride == 2 else 0, "bias": False}
+
+
+def _critic_norm(kind: str, channels: int) -> list[nn.Module]:
+    if kind == "batch":
+        return [nn.BatchNorm2d(channels)]
+    if kind == "layer":
+        # GroupNorm with one group normalises each sample over (C, H, W): layer norm for conv maps
+        return [nn.GroupNorm(1, channels)]
+    return []
+
+
+class Generator(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        w = cfg.width
-
-        def up(c_in, c_out):
-            return [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)]
-
-        self.net = nn.Sequential(
-            nn.ConvTranspose2d(cfg.latent_dim, w * 8, 4, 1, 0, bias=False),  # 1 -> 4
-            nn.BatchNorm2d(w * 8), nn.ReLU(True),
-            *up(w * 8, w * 4), *up(w * 4, w * 2), *up(w * 2, w),               # 4 -> 32
-            nn.ConvTranspose2d(w, 1, 4, 2, 1, bias=False), nn.Tanh(),          # 32 -> 64
-        )
+        middle = _middle_stages(cfg)
+        dropouts = 2 if cfg.family == "dcgan2" else 0  # after the first two hidden layers
+        channels = cfg.width * 2 ** middle
+        layers = [nn.ConvTranspose2d(cfg.latent_dim, channels, 4, 1, 0, bias=False),  # 1 -> 4
+                  nn.BatchNorm2d(channels), nn.ReLU(True)]
+        hidden = 1
+        for _ in range(middle):
+            if hidden <= dropouts:
+                layers.append(nn.Dropout(cfg.dropout_g))
+            layers += [nn.ConvTranspose2d(channels, channels // 2, 4, 2, 1, bias=False),
+                       nn.BatchNorm2d(channels // 2), nn.ReLU(True)]
+            channels //= 2
+            hidden += 1
+        if hidden <= dropouts:
+            layers.append(nn.Dropout(cfg.dropout_g))
+        layers += [nn.ConvTranspose2d(channels, 1, **_edge(EDGE_STRIDE[cfg.family])), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
         self.apply(_init_weights)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z[:, :, None, None])
 
 
-class DCGAN1Discriminator(nn.Module):
+class Discriminator(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        w = cfg.width
-
-        def down(c_in, c_out):
-            return [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2, True)]
-
-        self.net = nn.Sequential(
-            nn.Conv2d(1, w, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True),     # 64 -> 32
-            *down(w, w * 2), *down(w * 2, w * 4), *down(w * 4, w * 8),         # 32 -> 4
-            nn.Conv2d(w * 8, 1, 4, 1, 0, bias=False),                          # 4 -> 1
-        )
+        middle = _middle_stages(cfg)
+        channels = cfg.width
+        layers = [nn.Conv2d(1, channels, **_edge(EDGE_STRIDE[cfg.family])), nn.LeakyReLU(0.2, True)]
+        for stage in range(middle):
+            layers += [nn.Conv2d(channels, channels * 2, 4, 2, 1, bias=False),
+                       *_critic_norm(cfg.critic_norm, channels * 2), nn.LeakyReLU(0.2, True)]
+            channels *= 2
+            if cfg.family == "dcgan2" and stage == 0:
+                layers.append(nn.Dropout(cfg.dropout_d))
+        layers.append(nn.Conv2d(channels, 1, 4, 1, 0, bias=False))  # 4 -> 1
+        self.net = nn.Sequential(*layers)
         self.apply(_init_weights)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).flatten()
 
 
-MODELS = {"dcgan1": (DCGAN1Generator, DCGAN1Discriminator)}
-
-
 def build(cfg: ModelConfig) -> tuple[nn.Module, nn.Module]:
-    generator_cls, discriminator_cls = MODELS[cfg.family]
-    return generator_cls(cfg), discriminator_cls(cfg)
+    return Generator(cfg), Discriminator(cfg)
+
+
+def count_layers(net: nn.Module) -> int:
+    """Convolution layers: the study describes its networks by this count."""
+    return sum(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) for m in net.modules())

@@ -1,0 +1,135 @@
+"""The four networks, their losses, weight clipping and the gradient penalty, on CPU at tiny widths."""
+import dataclasses
+
+import pytest
+import torch
+from torch import nn
+
+from trainables import losses, models
+from trainables.config import FAMILIES, ModelConfig, TrainingConfig, TrialConfig
+from trainables.evaluation import EvaluationConfig
+from trainables.trainer import GANTrainer
+
+
+def model_config(family: str, **overrides) -> ModelConfig:
+    norm = "layer" if family == "wgan_gp" else "batch"
+    return ModelConfig(**{"family": family, "latent_dim": 8, "width": 4, "critic_norm": norm, **overrides})
+
+
+def trial_config(family: str, image_size: int = 64, **training) -> TrialConfig:
+    study = {"wgan_clip": {"optimizer": "rmsprop", "critic_steps": 2}, "wgan_gp": {"critic_steps": 2}}
+    train = {"batch_size": 4, "iterations": 2, "steps_per_iteration": 2, **study.get(family, {}), **training}
+    return TrialConfig(model_config(family, image_size=image_size), TrainingConfig(**train),
+                       EvaluationConfig(samples=16))
+
+
+def images(count: int = 12, size: int = 64, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(count, 1, size, size, generator=g) * 2 - 1).half()
+
+
+@pytest.mark.parametrize("size", [64, 128])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_output_shapes(family, size):
+    G, D = models.build(model_config(family, image_size=size))
+    fake = G(torch.randn(3, 8))
+    assert fake.shape == (3, 1, size, size)
+    assert fake.abs().max() <= 1  # tanh out
+    assert D(fake).shape == (3,)
+
+
+@pytest.mark.parametrize("family, layers", [("dcgan1", 5), ("dcgan2", 4), ("wgan_clip", 5), ("wgan_gp", 5)])
+def test_layer_counts_follow_the_study(family, layers):
+    G, D = models.build(model_config(family))
+    assert models.count_layers(G) == layers and models.count_layers(D) == layers
+    G, D = models.build(model_config(family, image_size=128))  # one more stage each
+    assert models.count_layers(G) == layers + 1 and models.count_layers(D) == layers + 1
+
+
+def test_dcgan2_has_two_dropouts_in_g_and_one_in_d_with_their_rates():
+    G, D = models.build(model_config("dcgan2", dropout_g=0.4, dropout_d=0.2))
+    assert [m.p for m in G.modules() if isinstance(m, nn.Dropout)] == [0.4, 0.4]
+    assert [m.p for m in D.modules() if isinstance(m, nn.Dropout)] == [0.2]
+    for family in ("dcgan1", "wgan_clip", "wgan_gp"):
+        assert not any(isinstance(m, nn.Dropout) for net in models.build(model_config(family)) for m in net.modules())
+
+
+@pytest.mark.parametrize("norm, present, absent", [("layer", nn.GroupNorm, nn.BatchNorm2d),
+                                                   ("none", None, (nn.GroupNorm, nn.BatchNorm2d))])
+def test_wgan_gp_critic_has_no_batch_norm(norm, present, absent):
+    _, D = models.build(model_config("wgan_gp", critic_norm=norm))
+    assert not any(isinstance(m, absent) for m in D.modules())
+    if present:
+        assert any(isinstance(m, present) for m in D.modules())
+
+
+def test_wgan_gp_with_batch_norm_is_refused_in_one_sentence():
+    with pytest.raises(ValueError, match="cannot use batch norm"):
+        ModelConfig(family="wgan_gp", critic_norm="batch")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_one_step_changes_both_networks_and_gives_finite_losses(family):
+    trainer = GANTrainer(trial_config(family, steps_per_iteration=1), images(), torch.device("cpu"))
+    before = [{k: v.clone() for k, v in net.state_dict().items()} for net in (trainer.G, trainer.D)]
+    metrics = trainer.run_iteration()
+    assert all(torch.isfinite(torch.tensor(metrics[k])) for k in ("loss/D", "loss/G"))
+    assert ("wasserstein" in metrics) == family.startswith("wgan")
+    assert ("loss/gp" in metrics) == (family == "wgan_gp")
+    for net, old in zip((trainer.G, trainer.D), before):
+        changed = [name for name, p in net.named_parameters() if not torch.equal(p, old[name])]
+        assert changed, f"{family}: no weight of {type(net).__name__} moved"
+
+
+def test_weight_clipping_keeps_every_critic_weight_inside_the_clip():
+    clip = 0.005  # below the N(0, 0.02) initial weights, so clipping has work to do
+    trainer = GANTrainer(trial_config("wgan_clip", clip_value=clip, lr_d=0.05), images(), torch.device("cpu"))
+    assert max(p.abs().max().item() for p in trainer.D.parameters()) > clip
+    trainer.run_iteration()
+    weights = torch.cat([p.flatten() for p in trainer.D.parameters()])
+    assert weights.abs().max().item() <= clip
+    assert (weights.abs() == clip).any()  # the clip was active, not merely unneeded
+
+
+def test_gradient_penalty_of_a_linear_critic_is_its_weight_norm_minus_one_squared():
+    # D(x) = <w, x>: its gradient is w at every point, whatever the mixing weights
+    critic = nn.Sequential(nn.Flatten(), nn.Linear(2 * 2, 1, bias=False))
+    with torch.no_grad():
+        critic[1].weight.copy_(torch.tensor([[0.5, -1.0, 2.0, 0.0]]))  # ||w|| = sqrt(5.25)
+    real, fake = torch.randn(5, 1, 2, 2), torch.randn(5, 1, 2, 2)
+    penalty = losses.gradient_penalty(critic, real, fake)
+    assert penalty.item() == pytest.approx((5.25 ** 0.5 - 1) ** 2, rel=1e-6)
+
+
+def test_gradient_penalty_of_a_quadratic_critic_matches_the_hand_computation():
+    # D(x) = a/2 ||x||^2 has gradient a x, so the penalty is mean((a ||x_mix|| - 1)^2)
+    class Quadratic(nn.Module):
+        def forward(self, x):
+            return 0.75 * (x ** 2).flatten(1).sum(1) / 2
+
+    real, fake = torch.randn(6, 1, 3, 3), torch.randn(6, 1, 3, 3)
+    penalty = losses.gradient_penalty(Quadratic(), real, fake, torch.Generator().manual_seed(3))
+    eps = torch.rand(6, 1, 1, 1, generator=torch.Generator().manual_seed(3))
+    mixed = eps * real + (1 - eps) * fake
+    by_hand = ((0.75 * mixed.flatten(1).norm(dim=1) - 1) ** 2).mean()
+    assert penalty.item() == pytest.approx(by_hand.item(), rel=1e-6)
+
+
+def test_gradient_penalty_pulls_the_critic_gradient_towards_norm_one():
+    # the penalty must be differentiable in the critic's weights (create_graph), or it trains nothing
+    critic = nn.Sequential(nn.Flatten(), nn.Linear(4, 1, bias=False))
+    penalty = losses.gradient_penalty(critic, torch.randn(3, 1, 2, 2), torch.randn(3, 1, 2, 2))
+    penalty.backward()
+    assert critic[1].weight.grad is not None and critic[1].weight.grad.abs().sum() > 0
+
+
+def test_image_size_must_match_the_dataset():
+    with pytest.raises(ValueError, match=r"mel images are 64 x 64 .* model.image_size is 128"):
+        GANTrainer(trial_config("dcgan1", image_size=128), images(size=64), torch.device("cpu"))
+
+
+def test_search_keys_reach_the_networks():
+    cfg = trial_config("dcgan1")
+    wide = dataclasses.replace(cfg.model, width=8, latent_dim=16)
+    G, D = models.build(wide)
+    assert G.net[0].in_channels == 16 and D.net[0].out_channels == 8

@@ -1,0 +1,121 @@
+"""The trainable under Ray Tune, on a tiny Ray Data dataset, in one sweep of three trials:
+  straight  trains 4 iterations undisturbed: the reference;
+  crashed   the same config, but its worker dies once right after iteration 3, one past its
+            checkpoint at 2: Tune restores it, and it must continue in the same MLflow run
+            with the same losses at every step as `straight`;
+  diverges  an absurd learning rate: NaN within two steps; it must end errored in Tune and
+            FAILED in MLflow with its reason, while the others finish.
+"""
+import dataclasses
+import os
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from tests.helpers import TINY_DATASET
+from trainables.config import ModelConfig, TrainingConfig
+from trainables.evaluation import EvaluationConfig
+
+pytestmark = pytest.mark.slow
+
+
+def variant_trainable(config, context, marker):
+    """train_gan, with the trial's `variant` applied: see the module's docstring."""
+    import trainables.train as train_module
+    config = dict(config)
+    variant = config.pop("variant")
+    if variant == "diverges":
+        config["training"] = {**config["training"], "lr_d": 1e30}
+    if variant != "crashed":
+        return train_module.train_gan(config, context)
+
+    original = train_module._report
+
+    def report_then_die(trainer, metrics, run, config_):
+        original(trainer, metrics, run, config_)
+        if trainer.iteration == 3 and not os.path.exists(marker):
+            Path(marker).touch()
+            raise RuntimeError("injected worker failure")
+
+    train_module._report = report_then_die
+    try:
+        train_module.train_gan(config, context)
+    finally:
+        train_module._report = original
+
+
+@pytest.fixture(scope="module")
+def sweep(ray_local, tmp_path_factory):
+    from ray import tune
+
+    from data import pipeline
+    from data.spec import DatasetSpec
+    from platform import tracking
+    from platform.typed import build
+    from trainables.train import TrialContext
+
+    root = tmp_path_factory.mktemp("tune")
+    built = pipeline.build(build(DatasetSpec, TINY_DATASET, "dataset"), root)
+    spec_file = root / "spec.yaml"
+    spec_file.write_text("name: train-tune\n")
+    target = tracking.start_sweep(f"sqlite:///{root / 'mlflow.db'}", "train-tune", run_name="sweep",
+                                  tags={}, params={}, spec_file=str(spec_file))
+    context = TrialContext(str(built.path), built.fingerprint, target)
+
+    training = TrainingConfig(batch_size=4, iterations=4, steps_per_iteration=2, checkpoint_every=2,
+                              deterministic=True, seed=3)
+    space = {"model": dataclasses.asdict(ModelConfig(latent_dim=8, width=4)),
+             "training": dataclasses.asdict(training),
+             "evaluation": dataclasses.asdict(EvaluationConfig(samples=16)),
+             "variant": tune.grid_search(["straight", "crashed", "diverges"])}
+    marker = root / "died"
+    tuner = tune.Tuner(
+        tune.with_parameters(variant_trainable, context=context, marker=str(marker)),
+        param_space=space,
+        tune_config=tune.TuneConfig(metric="fid", mode="min"),
+        run_config=tune.RunConfig(name="variants", storage_path=str(root / "tune"),
+                                  failure_config=tune.FailureConfig(max_failures=1)))
+    results = {r.config["variant"]: r for r in tuner.fit()}
+    assert marker.exists()  # the injected failure did happen
+
+    client = MlflowClient(target.tracking_uri)
+    runs = client.search_runs([target.experiment_id],
+                              filter_string=f"tags.mlflow.parentRunId = '{target.parent_run_id}'")
+    return results, runs, client
+
+
+def _run_of(runs, result):
+    (run,) = [r for r in runs if r.data.tags["tune.trial_id"] == result.metrics["trial_id"]]
+    return run
+
+
+def test_one_mlflow_run_per_trial_whatever_the_retries(sweep):
+    _, runs, _ = sweep
+    assert len(runs) == 3 and len({r.data.tags["tune.trial_id"] for r in runs}) == 3
+
+
+def test_a_diverging_trial_errors_with_its_reason_and_the_others_finish(sweep):
+    results, runs, _ = sweep
+    assert "losses are not finite" in str(results["diverges"].error)
+    for variant in ("straight", "crashed"):
+        assert results[variant].error is None and results[variant].metrics["training_iteration"] == 4
+    # it never reported, so Tune's result has no trial id: find its run by its learning rate
+    (failed,) = [r for r in runs if r.data.params["training.lr_d"] == str(1e30)]
+    assert failed.info.status == "FAILED"
+    assert failed.data.tags["failure"].startswith("TrainingDiverged: losses are not finite")
+
+
+def test_a_restored_trial_continues_exactly_in_the_same_mlflow_run(sweep):
+    results, runs, client = sweep
+    reference, resumed = _run_of(runs, results["straight"]), _run_of(runs, results["crashed"])
+    assert results["crashed"].metrics["step"] == 8
+    assert resumed.info.status == "FINISHED" and "failure" not in resumed.data.tags
+    assert "injected worker failure" in resumed.data.tags["failure.recovered"]
+    for key in ("loss/D", "loss/G", "fid"):
+        expected = {m.step: m.value for m in client.get_metric_history(reference.info.run_id, key)}
+        history = client.get_metric_history(resumed.info.run_id, key)
+        assert sorted(expected) == [2, 4, 6, 8]
+        # iteration 3 (step 6) ran twice, before the failure and after the restore: same values
+        assert sorted(m.step for m in history) == [2, 4, 6, 6, 8]
+        assert all(m.value == expected[m.step] for m in history), key

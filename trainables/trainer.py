@@ -1,0 +1,218 @@
+"""The training loop of one trial, without Tune or MLflow: a plain object tests can drive.
+
+The dataset sits in device memory (float16) and batches are drawn there by index from a
+seeded per-epoch permutation: no DataLoader, no host-device copy per step. Losses are
+summed on the device and read once per iteration, so the host never waits on the GPU
+mid-iteration. `state_dict()` holds everything a step depends on (networks, optimisers,
+the sampler's position in its epoch, every random generator), so a trainer restored
+from it continues with the very same losses as one that never stopped.
+"""
+import math
+import random
+import time
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+
+from trainables import losses, models
+from trainables.config import WASSERSTEIN, TrialConfig
+
+
+class TrainingDiverged(FloatingPointError):
+    """The losses became NaN or infinite; the message says when and which."""
+
+
+class BatchSampler:
+    """Seeded, per-epoch shuffled indices into the in-memory dataset; resumable."""
+
+    def __init__(self, size: int, batch_size: int, seed: int, device: torch.device):
+        self.size, self.batch_size, self.device = size, batch_size, device
+        # drawn on the CPU so that the order is the same on every device
+        self.generator = torch.Generator().manual_seed(seed)
+        self.epoch, self.position = 0, 0
+        self.order = self._shuffle()
+
+    def _shuffle(self) -> torch.Tensor:
+        return torch.randperm(self.size, generator=self.generator).to(self.device)
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return self.size // self.batch_size
+
+    def next(self) -> torch.Tensor:
+        if self.position + self.batch_size > self.size:  # drop the ragged tail, start a new epoch
+            self.epoch += 1
+            self.position = 0
+            self.order = self._shuffle()
+        batch = self.order[self.position:self.position + self.batch_size]
+        self.position += self.batch_size
+        return batch
+
+    def epochs_done(self) -> float:
+        return self.epoch + self.position / (self.batches_per_epoch * self.batch_size)
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "position": self.position, "order": self.order.cpu(),
+                "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.position = state["epoch"], state["position"]
+        self.order = state["order"].to(self.device)
+        self.generator.set_state(state["generator"])
+
+
+def _rng_state() -> dict:
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "python": random.getstate(), "numpy": np.random.get_state()}
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+
+
+def _optimizer(params, lr: float, cfg) -> torch.optim.Optimizer:
+    if cfg.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr)
+    return torch.optim.Adam(params, lr=lr, betas=(cfg.beta1, cfg.beta2))
+
+
+class GANTrainer:
+    def __init__(self, cfg: TrialConfig, images: torch.Tensor, device: torch.device):
+        """`images`: (segments, 1, size, size) in [-1, 1], any float dtype, already on `device`."""
+        self.cfg, self.images, self.device = cfg, images, device
+        model, train = cfg.model, cfg.training
+        expected = (model.image_size, model.image_size)
+        if tuple(images.shape[-2:]) != expected:
+            raise ValueError(f"the dataset's mel images are {images.shape[-2]} x {images.shape[-1]} "
+                             f"(n_mels x frames) but model.image_size is {model.image_size}: "
+                             f"build a dataset with n_mels and frames equal to image_size, or change image_size")
+        if len(images) < train.batch_size:
+            raise ValueError(f"the dataset has {len(images)} segments, fewer than batch_size={train.batch_size}")
+
+        torch.use_deterministic_algorithms(train.deterministic)
+        torch.backends.cudnn.benchmark = not train.deterministic  # fixed shapes: let cuDNN pick its kernels
+        torch.manual_seed(train.seed)
+        self.wasserstein = model.family in WASSERSTEIN
+        on_gpu = device.type == "cuda"
+        bf16 = train.precision == "bf16" or (train.precision == "auto" and on_gpu and torch.cuda.is_bf16_supported())
+        self.autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else nullcontext
+        self.memory_format = (torch.channels_last if train.memory_format == "channels_last"
+                              or (train.memory_format == "auto" and on_gpu) else torch.contiguous_format)
+
+        self.G, self.D = (net.to(device, memory_format=self.memory_format) for net in models.build(model))
+        self.opt_g = _optimizer(self.G.parameters(), train.lr_g, train)
+        self.opt_d = _optimizer(self.D.parameters(), train.lr_d, train)
+        self.sampler = BatchSampler(len(images), train.batch_size, train.seed, device)
+        # latents and gradient-penalty mixing weights: their own stream, saved in checkpoints
+        self.noise = torch.Generator(device=device).manual_seed(train.seed + 1)
+        self.step = 0       # generator steps done
+        self.iteration = 0  # Tune iterations done
+        # steps after which the trial is over: `iterations`, or `epochs` passes if that comes first
+        self.total_steps = train.iterations * train.steps_per_iteration
+        if train.epochs is not None:
+            batches = math.ceil(train.epochs * self.sampler.batches_per_epoch)
+            self.total_steps = min(self.total_steps, math.ceil(batches / train.critic_steps))
+
+    @property
+    def finished(self) -> bool:
+        return self.step >= self.total_steps
+
+    def _real_batch(self) -> torch.Tensor:
+        return self.images[self.sampler.next()].float().contiguous(memory_format=self.memory_format)
+
+    def _latents(self) -> torch.Tensor:
+        return torch.randn(self.cfg.training.batch_size, self.cfg.model.latent_dim,
+                           device=self.device, generator=self.noise)
+
+    def _critic_loss(self, real, fake) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(loss, Wasserstein estimate, gradient penalty); the last two are 0 for BCE."""
+        zero = torch.zeros((), device=self.device)
+        if not self.wasserstein:
+            return losses.bce_critic_loss(self.D, real, fake), zero, zero
+        estimate = losses.wasserstein_estimate(self.D, real, fake)
+        if self.cfg.model.family != "wgan_gp":
+            return -estimate, estimate, zero
+        penalty = losses.gradient_penalty(self.D, real, fake, self.noise)
+        return -estimate + self.cfg.training.gp_lambda * penalty, estimate, penalty
+
+    def train_step(self) -> torch.Tensor:
+        """`critic_steps` discriminator steps then one generator step; returns the summed
+        (loss/D, loss/G, wasserstein, penalty) on the device, never read here."""
+        train = self.cfg.training
+        sums = torch.zeros(4, device=self.device)
+        for k in range(train.critic_steps):
+            real, z = self._real_batch(), self._latents()
+            last = k == train.critic_steps - 1
+            with self.autocast():
+                # only the last fake batch feeds the generator step: the others need no graph
+                with nullcontext() if last else torch.no_grad():
+                    fake = self.G(z)
+                loss_d, estimate, penalty = self._critic_loss(real, fake.detach())
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.opt_d.step()
+            if self.cfg.model.family == "wgan_clip":
+                losses.clip_weights(self.D, train.clip_value)
+            sums[0] += loss_d.detach()
+            sums[2] += estimate.detach()
+            sums[3] += penalty.detach()
+        sums /= train.critic_steps  # critic terms as means over the critic steps
+        with self.autocast():
+            loss_g = (losses.wasserstein_generator_loss(self.D, fake) if self.wasserstein
+                      else losses.bce_generator_loss(self.D, fake))
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        sums[1] += loss_g.detach()
+        self.step += 1
+        return sums
+
+    def run_iteration(self) -> dict:
+        """One Tune iteration of training (no evaluation): the metrics of its steps."""
+        assert not self.finished, "the trainer has done all its steps"
+        steps = min(self.cfg.training.steps_per_iteration, self.total_steps - self.step)
+        self.G.train()
+        self.D.train()
+        started = time.perf_counter()
+        sums = torch.zeros(4, device=self.device)
+        for _ in range(steps):
+            sums += self.train_step()
+        loss_d, loss_g, estimate, penalty = (v / steps for v in sums.tolist())  # the one device read
+        seconds = time.perf_counter() - started
+        self.iteration += 1
+        if not (math.isfinite(loss_d) and math.isfinite(loss_g)):
+            raise TrainingDiverged(f"losses are not finite in the {steps} steps up to step {self.step} "
+                                   f"(loss/D={loss_d}, loss/G={loss_g})")
+        metrics = {"loss/D": loss_d, "loss/G": loss_g, "step": self.step, "epoch": self.sampler.epochs_done(),
+                   "throughput/img_s": steps * self.cfg.training.critic_steps * self.cfg.training.batch_size / seconds}
+        if self.wasserstein:
+            metrics["wasserstein"] = estimate
+        if self.cfg.model.family == "wgan_gp":
+            metrics["loss/gp"] = penalty
+        return metrics
+
+    def state_dict(self) -> dict:
+        return {"G": self.G.state_dict(), "D": self.D.state_dict(),
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+                "sampler": self.sampler.state_dict(), "noise": self.noise.get_state(),
+                "rng": _rng_state(), "step": self.step, "iteration": self.iteration}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        # a scheduler that mutates hyperparameters (PBT) restores into a new config: its rates win
+        for opt, lr in ((self.opt_g, self.cfg.training.lr_g), (self.opt_d, self.cfg.training.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = lr
+        self.sampler.load_state_dict(state["sampler"])
+        self.noise.set_state(state["noise"])
+        _set_rng_state(state["rng"])
+        self.step, self.iteration = state["step"], state["iteration"]
