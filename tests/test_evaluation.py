@@ -9,7 +9,7 @@ import torch
 
 from platform.typed import SpecError, build
 from trainables import fid, fid_probes
-from trainables.evaluation import EvaluationConfig, Evaluator
+from trainables.evaluation import EvaluationConfig, Evaluator, prepare_reference
 
 
 class BankGenerator(torch.nn.Module):
@@ -90,6 +90,17 @@ def test_the_reference_is_the_dataset_on_disk_not_a_trials_training_subset(tmp_p
     assert subset.real.count == 32, "the 32 real images come from the 40 on disk"
     whole = Evaluator(cfg, str(path), images, 8, torch.device("cpu"))
     assert np.array_equal(subset.real.mu, whole.real.mu)
+
+
+def test_a_driver_can_warm_the_cache_before_trials_start(tmp_path, monkeypatch):
+    images = torch.rand(40, 1, 64, 64) * 2 - 1
+    path = _dataset(tmp_path)
+    _write_segments(path, images.numpy())
+    cfg = EvaluationConfig(samples=32, kid_subsets=2)
+    cached = prepare_reference(cfg, str(path))
+    assert cached.exists() and cached.name.startswith("fp-test-random-conv-")
+    monkeypatch.setattr(fid, "_compute", lambda *a, **k: pytest.fail("a trial recomputed the reference"))
+    Evaluator(cfg, str(path), images, 8, torch.device("cpu"))
 
 
 def test_a_directory_without_a_manifest_is_a_clear_error(tmp_path):

@@ -52,6 +52,16 @@ def _fingerprint(dataset_path: str) -> str:
                                 "real-data FID statistics: point the trial at a built dataset") from None
 
 
+def prepare_reference(cfg: EvaluationConfig, dataset_path: str, device: torch.device = torch.device("cpu")) -> Path:
+    """Compute (or find) the real-data statistics a sweep's trials will read, before they
+    start: a driver that calls this surfaces missing Inception weights early, and every
+    trial finds the cache warm."""
+    embedding = embeddings.build(cfg.embedding, cfg.inception_weights or None).to(device)
+    fingerprint = _fingerprint(dataset_path)
+    fid.real_stats(dataset_path, fingerprint, embedding, cfg.samples, cfg.seed, device=device)
+    return fid.cache_path(dataset_path, fingerprint, embedding, cfg.samples, cfg.seed)
+
+
 class Evaluator:
     def __init__(self, cfg: EvaluationConfig, dataset_path: str, images: torch.Tensor, latent_dim: int,
                  device: torch.device, batch_size: int = 256, fingerprint: str | None = None):

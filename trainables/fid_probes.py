@@ -55,14 +55,19 @@ def collapse(images: torch.Tensor, modes: int) -> torch.Tensor:
     return images[picks]
 
 
-def sensitivity(embedding, real: torch.Tensor, other: torch.Tensor, noise=(0.05, 0.1, 0.2, 0.4),
-                blur_sigmas=(0.5, 1.0, 2.0, 4.0), modes=(16, 4)) -> dict[str, float]:
-    """FID against `real` of another real set, and of that set noised, blurred and collapsed."""
+def cases(other: torch.Tensor, noise=(0.05, 0.1, 0.2, 0.4), blur_sigmas=(0.5, 1.0, 2.0, 4.0),
+          modes=(16, 4)) -> dict[str, torch.Tensor]:
+    """Another real set, and that set noised, blurred and collapsed, by name."""
+    found = {"real halves": other}
+    found.update({f"noise {s}": add_noise(other, s) for s in noise})
+    found.update({f"blur {s}": blur(other, s) for s in blur_sigmas})
+    found.update({f"collapse {m}": collapse(other, m) for m in modes})
+    return found
+
+
+def sensitivity(embedding, real: torch.Tensor, other: torch.Tensor, **levels) -> dict[str, float]:
+    """FID against `real` of each of `cases(other, **levels)`."""
     from trainables import fid
     real_stats = fid.feature_stats(fid.in_batches(real), embedding)
-    cases = {"real halves": other}
-    cases.update({f"noise {s}": add_noise(other, s) for s in noise})
-    cases.update({f"blur {s}": blur(other, s) for s in blur_sigmas})
-    cases.update({f"collapse {m}": collapse(other, m) for m in modes})
     return {name: fid.fid(real_stats, fid.feature_stats(fid.in_batches(images), embedding), embedding.standardised)
-            for name, images in cases.items()}
+            for name, images in cases(other, **levels).items()}
