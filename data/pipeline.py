@@ -123,7 +123,13 @@ def _build_locked(spec: DatasetSpec, fingerprint: str, root: Path, final: Path) 
     if resumed:
         log.info("Resuming a stopped build: %d of %d tracks are done already.", resumed, len(all_tracks))
 
+    ray_started = time.time()
     summaries, stats = _run(pending, spec, parts, root / "downloads") if pending else ([], "")
+    # when the first track began and the last ended, from the start of the Ray Data run:
+    # the gaps at either end are fixed costs (executor and worker start-up, the last tasks)
+    span = [round(min(s["began"] for s in summaries) - ray_started, 2),
+            round(max(s["ended"] for s in summaries) - ray_started, 2),
+            round(time.time() - ray_started, 2)] if summaries else []
     failures += [sources.failure(s["input"], s["stage"], s["reason"], s["unreachable"])
                  for s in summaries if s["stage"]]
     for f in failures:
@@ -153,7 +159,8 @@ def _build_locked(spec: DatasetSpec, fingerprint: str, root: Path, final: Path) 
         "failures_by_stage": dict(Counter(f["stage"] for f in failures)),
         "silent_segments_dropped": sum(int(s["silent"]) for s in summaries),
         "build": {"seconds": round(time.perf_counter() - started, 2), "processed_tracks": len(pending),
-                  "resumed_tracks": resumed, "stage_seconds": stage_seconds},
+                  "resumed_tracks": resumed, "stage_seconds": stage_seconds,
+                  "ray_data_first_began_last_ended_done": span},
         "versions": _versions(),
     }
     tmp = work / f"{MANIFEST}.tmp"

@@ -53,10 +53,12 @@ def fetch(track: dict, spec: DatasetSpec, cache_dir: Path) -> dict:
 
 def process(track: dict, spec: DatasetSpec, parts_dir: Path) -> dict:
     """A fetched track -> `<parts_dir>/<track_id>.parquet` (written whole or not at all)."""
+    began, started = time.time(), time.perf_counter()  # wall clock: when, across processes
     try:
-        return _process(track, spec, parts_dir)
+        row = _process(track, spec, parts_dir)
     except Exception as error:  # one odd track must not stop a build of thousands
-        return _summary(track, stage="process", reason=f"unexpected {type(error).__name__}: {error}")
+        row = _summary(track, stage="process", reason=f"unexpected {type(error).__name__}: {error}")
+    return {**row, "began": began, "ended": began + time.perf_counter() - started}
 
 
 def _process(track: dict, spec: DatasetSpec, parts_dir: Path) -> dict:
