@@ -74,11 +74,12 @@ def _run(pending: list[dict], spec: DatasetSpec, parts: Path, cache_dir: Path) -
     """Ray Data: fetch (URL tracks, a few at a time) -> decode, segment, mel, write per track."""
     import ray.data
     ds = ray.data.from_items(pending, override_num_blocks=len(pending))
-    if any(t["kind"] == "url" for t in pending):
+    n_urls = sum(1 for t in pending if t["kind"] == "url")
+    if n_urls:
         # Downloads wait on the network, not the CPU: a small CPU share, and the
         # concurrency limit is what bounds them.
         ds = ds.map(track_work.fetch, fn_kwargs={"spec": spec, "cache_dir": cache_dir},
-                    concurrency=spec.download.concurrency, num_cpus=0.25)
+                    concurrency=min(spec.download.concurrency, len(pending)), num_cpus=0.25)
     ds = ds.map(track_work.process, fn_kwargs={"spec": spec, "parts_dir": parts})
     rows = ds.take_all()
     return rows, ds.stats()
@@ -91,21 +92,36 @@ def _reuse(final: Path, fingerprint: str) -> BuiltDataset:
                         failures=counts["failures"])
 
 
-def build(spec: DatasetSpec, root: str | os.PathLike) -> BuiltDataset:
+def build(spec: DatasetSpec, root: str | os.PathLike, retry_failed: bool = False) -> BuiltDataset:
     """Build the dataset for `spec` under `root`, reuse the finished build there, or finish
-    a stopped one. Bad inputs land in the failures table; the build goes on without them."""
+    a stopped one. Bad inputs land in the failures table; the build goes on without them.
+
+    `retry_failed`: if the finished build has failures (say the network was down), try
+    those inputs again; its finished tracks are kept, and it stays in place until the new
+    build replaces it.
+    """
     fingerprint = spec.fingerprint
     datasets = Path(root) / "datasets"
     final = datasets / fingerprint
-    if (final / MANIFEST).exists():
+    if (final / MANIFEST).exists() and not (retry_failed and read_manifest(final)["counts"]["failures"]):
         return _reuse(final, fingerprint)
     locks = Path(root) / "locks"  # beside datasets/, which holds datasets only
     locks.mkdir(parents=True, exist_ok=True)
     with open(locks / f"{fingerprint}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a second build of the same data waits, then reuses
         if (final / MANIFEST).exists():
-            return _reuse(final, fingerprint)
+            if not (retry_failed and read_manifest(final)["counts"]["failures"]):
+                return _reuse(final, fingerprint)
+            _start_from(final, final.with_name(f".{fingerprint}.building") / SEGMENTS)
         return _build_locked(spec, fingerprint, Path(root), final)
+
+
+def _start_from(final: Path, parts: Path) -> None:
+    """Seed a new build with the finished tracks of `final` (hard links: no copy, no loss)."""
+    parts.mkdir(parents=True, exist_ok=True)
+    for part in (final / SEGMENTS).glob("*.parquet"):
+        if not (parts / part.name).exists():
+            os.link(part, parts / part.name)
 
 
 def _build_locked(spec: DatasetSpec, fingerprint: str, root: Path, final: Path) -> BuiltDataset:
@@ -166,8 +182,14 @@ def _build_locked(spec: DatasetSpec, fingerprint: str, root: Path, final: Path) 
     tmp = work / f"{MANIFEST}.tmp"
     tmp.write_text(json.dumps(manifest, indent=2))
     os.replace(tmp, work / MANIFEST)
-    shutil.rmtree(final, ignore_errors=True)  # only ever an unfinished leftover: no manifest
-    os.replace(work, final)
+    if final.exists():  # a build being retried, or an unfinished leftover without manifest
+        old = final.with_name(f".{fingerprint}.replaced")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+        os.replace(work, final)
+        shutil.rmtree(old)
+    else:
+        os.replace(work, final)
     return BuiltDataset(final, fingerprint, n_segments, reused=False, tracks=len(files),
                         failures=len(failures), unreachable=unreachable, processed_tracks=len(pending),
                         resumed_tracks=resumed, stats=stats)

@@ -42,13 +42,16 @@ def report(built, show: int) -> None:
             print(f"  ... and {len(failures) - show} more, all in {built.path / 'failures.parquet'}")
     if built.unreachable:
         print(f"The URL sources could not be reached ({built.unreachable} input(s): no network?); "
-              "the dataset was built from the other sources.")
+              "the dataset was built from the other sources. Once online, add them with --retry-failed.")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m platform.prepare", description=__doc__.split("\n\n")[0])
     parser.add_argument("space", help="search-space YAML file whose `dataset` section to build")
     parser.add_argument("--root", help="where datasets and downloads go (default: the file's storage.root)")
+    parser.add_argument("--retry-failed", action="store_true",
+                        help="try the inputs a finished build skipped again (say the network was down); "
+                             "its finished tracks are kept")
     parser.add_argument("--show-failures", type=int, default=20, metavar="N",
                         help="print at most N skipped inputs (all are in failures.parquet)")
     args = parser.parse_args(argv)
@@ -62,11 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     from data import pipeline
     from data.dataset import MANIFEST, dataset_dir
     root = Path(args.root or spec.storage.root).resolve()
-    if not (dataset_dir(root, spec.dataset) / MANIFEST).exists():  # built already: no Ray needed
+    if args.retry_failed or not (dataset_dir(root, spec.dataset) / MANIFEST).exists():  # else no Ray needed
         print(f"Dataset {spec.dataset.fingerprint}: building under {root}")
         _start_ray()
     try:
-        built = pipeline.build(spec.dataset, root)
+        built = pipeline.build(spec.dataset, root, retry_failed=args.retry_failed)
     except pipeline.BuildError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

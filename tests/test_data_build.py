@@ -90,11 +90,19 @@ def test_build_mixed_sources_skips_every_bad_input(ray_local, tmp_path, capsys):
     again = pipeline.build(spec, tmp_path / "root")
     assert again.segments == 15 and list(cache.iterdir()) == [cached] and cached.stat().st_mtime_ns == stamp
 
+    # retrying the failures redoes only the tracks that have no segments yet
+    synthetic.write_track(remote / "private.m4a", seed=21, seconds=10.0)
+    retried = pipeline.build(spec, tmp_path / "root", retry_failed=True)
+    assert retried.processed_tracks == 6 and retried.resumed_tracks == 8  # 4 bad files, 2 downloads
+    assert retried.segments == 17 and retried.failures == 7 and retried.path == again.path
+    assert (again.path / "manifest.json").exists()
+    assert sorted(p.name for p in (tmp_path / "root" / "datasets").iterdir()) == [spec.fingerprint]
+
     # the listen command turns rows into 5 s WAV files
     assert listen.main([str(again.path), "--rows", "0", "14", "--out", str(tmp_path / "wavs"), "--n-iter", "4"]) == 0
     wavs = sorted((tmp_path / "wavs").iterdir())
     assert len(wavs) == 2 and soundfile.info(wavs[0]).frames == 5 * 22050
-    np.save(tmp_path / "fake.npy", images[:3].astype(np.float32))
+    np.save(tmp_path / "fake.npy", images[:3].astype(np.float32))  # as a generator would save them
     assert listen.main([str(tmp_path / "fake.npy"), "--dataset", str(again.path), "--out",
                         str(tmp_path / "gen"), "--n-iter", "4"]) == 0
     assert len(list((tmp_path / "gen").glob("fake-*.wav"))) == 3
