@@ -116,3 +116,28 @@ def test_real_statistics_are_cached_per_fingerprint(tmp_path, monkeypatch):
     saved = sorted(p.name for p in (tmp_path / "fid_stats").iterdir() if not p.name.startswith("."))
     assert len(saved) == 4 and saved[0].startswith("fp-a-mel-stats-")
     assert not [p for p in (tmp_path / "fid_stats").iterdir() if ".tmp" in p.name], "no temporary file is left"
+
+
+def test_trials_starting_together_compute_the_reference_once(tmp_path, monkeypatch):
+    import threading
+    import time
+    images = torch.rand(32, 1, 64, 64) * 2 - 1
+    embedding = embeddings.build("random-conv")
+    calls = []
+    compute = fid._compute
+
+    def slow_compute(*args, **kwargs):
+        calls.append(1)
+        time.sleep(0.3)  # long enough for the other trial to arrive while this one works
+        return compute(*args, **kwargs)
+
+    monkeypatch.setattr(fid, "_compute", slow_compute)
+    results = []
+    trials = [threading.Thread(target=lambda: results.append(
+        fid.real_stats(tmp_path, "fp", embedding, 32, images=images))) for _ in range(2)]
+    for trial in trials:
+        trial.start()
+    for trial in trials:
+        trial.join()
+    assert len(calls) == 1 and len(results) == 2
+    assert np.array_equal(results[0].sigma, results[1].sigma)
