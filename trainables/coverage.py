@@ -14,11 +14,17 @@ def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(squared, 0))
 
 
-def density_coverage(real: np.ndarray, fake: np.ndarray, k: int = 5) -> tuple[float, float]:
+def real_radii(real: np.ndarray, k: int = 5) -> np.ndarray:
+    """Distance from each real row to its k-th nearest real neighbour (itself excluded)."""
     assert len(real) > k, f"density and coverage need more than k={k} real rows"
-    real_real = _distances(real, real)
-    # the k-th neighbour other than the point itself (column 0 after sorting is the point)
-    radii = np.sort(real_real, axis=1)[:, k]
+    # column 0 after sorting is the row itself
+    return np.sort(_distances(real, real), axis=1)[:, k]
+
+
+def density_coverage(real: np.ndarray, fake: np.ndarray, k: int = 5,
+                     radii: np.ndarray | None = None) -> tuple[float, float]:
+    """`radii`: `real_radii(real, k)`, when the caller keeps them across evaluations."""
+    radii = real_radii(real, k) if radii is None else radii
     inside = _distances(real, fake) <= radii[:, None]  # (real, fake)
     density = inside.sum() / (k * len(fake))
     coverage = inside.any(axis=1).mean()

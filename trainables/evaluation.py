@@ -16,7 +16,7 @@ import torch
 
 from data.dataset import MANIFEST, SEGMENTS, read_manifest
 from trainables import embeddings, fid
-from trainables.coverage import density_coverage
+from trainables.coverage import density_coverage, real_radii
 from trainables.kid import kernel_inception_distance
 
 log = logging.getLogger(__name__)
@@ -78,9 +78,12 @@ class Evaluator:
         centre, scale = self.real.standardiser() if self.embedding.standardised else (0.0, 1.0)
         self._standardise = lambda rows: (rows - centre) / scale
         self.real_rows = self._standardise(self.real.sample)
+        self.radii = None  # the real neighbourhoods of density and coverage: the same every call
         if cfg.coverage and len(self.real_rows) <= cfg.coverage_k:
             log.warning("density and coverage left out: %d real images are too few for coverage_k=%d",
                         len(self.real_rows), cfg.coverage_k)
+        elif cfg.coverage:
+            self.radii = real_radii(self.real_rows, cfg.coverage_k)
 
     @property
     def tags(self) -> dict:
@@ -101,8 +104,8 @@ class Evaluator:
         if self.cfg.kid:
             metrics["kid"] = kernel_inception_distance(self.real_rows, fake_rows, self.cfg.kid_subsets,
                                                        self.cfg.kid_subset_size, self.cfg.seed)
-        if self.cfg.coverage and len(self.real_rows) > self.cfg.coverage_k:
+        if self.radii is not None:
             metrics["density"], metrics["coverage"] = density_coverage(self.real_rows, fake_rows,
-                                                                       self.cfg.coverage_k)
+                                                                       self.cfg.coverage_k, self.radii)
         metrics["eval/seconds"] = time.perf_counter() - started
         return metrics
