@@ -65,12 +65,26 @@ def plain_loop(spec: DatasetSpec, out: Path) -> tuple[float, int, dict]:
     return seconds, sum(row["segments"] for row in summaries), stage_seconds
 
 
+def process_pool(spec: DatasetSpec, out: Path, workers: int) -> tuple[float, int]:
+    """Reference only, not the pipeline: the same per-track work on a plain process pool,
+    to show what any parallel run can get from these cores while other jobs share them."""
+    from concurrent.futures import ProcessPoolExecutor
+    started = time.perf_counter()
+    found, _ = sources.resolve(spec)
+    parts = out / "segments"
+    parts.mkdir(parents=True)
+    with ProcessPoolExecutor(workers) as pool:
+        summaries = list(pool.map(tracks.process, found, [spec] * len(found), [parts] * len(found)))
+    return time.perf_counter() - started, sum(row["segments"] for row in summaries)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tracks", type=int, default=120)
     parser.add_argument("--unique", type=int, default=40, help="different renders among the tracks")
     parser.add_argument("--seconds", type=float, default=180.0)
     parser.add_argument("--format", default="m4a", choices=["mp3", "m4a", "aac", "wav", "flac", "ogg"])
+    parser.add_argument("--no-pool-reference", action="store_true", help="skip the process-pool reference run")
     args = parser.parse_args()
     folder = make_folder(args.tracks, args.unique, args.seconds, args.format)
     print(f"load average before: {os.getloadavg()[0]:.1f} (other processes share these cores)")
@@ -106,6 +120,12 @@ def main() -> int:
             if line.startswith("Operator") or "Remote wall time" in line:
                 print("  ray:", line.strip())
         assert built.segments == loop_segments, "both sides must produce the same segments"
+        if not args.no_pool_reference:
+            pool_s, pool_segments = process_pool(spec, Path(scratch) / "pool", cpus)
+            assert pool_segments == loop_segments
+            print(f"reference, a {cpus}-process pool: {pool_segments} segments in {pool_s:6.1f} s = "
+                  f"{pool_segments / pool_s:6.1f} segments/s, {loop_s / pool_s:.2f}x the loop "
+                  "(the ceiling these shared cores allow now)")
         shutil.rmtree(scratch, ignore_errors=True)
 
     print(f"speed-up, Ray Data over the plain loop: {loop_s / ray_s:.2f}x "

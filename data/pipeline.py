@@ -78,8 +78,9 @@ def _run(pending: list[dict], spec: DatasetSpec, parts: Path, cache_dir: Path) -
     if n_urls:
         # Downloads wait on the network, not the CPU: a small CPU share, and the
         # concurrency limit is what bounds them.
+        limit = ray.data.TaskPoolStrategy(size=min(spec.download.concurrency, len(pending)))
         ds = ds.map(track_work.fetch, fn_kwargs={"spec": spec, "cache_dir": cache_dir},
-                    concurrency=min(spec.download.concurrency, len(pending)), num_cpus=0.25)
+                    compute=limit, num_cpus=0.25)
     ds = ds.map(track_work.process, fn_kwargs={"spec": spec, "parts_dir": parts})
     rows = ds.take_all()
     return rows, ds.stats()
@@ -151,9 +152,6 @@ def _build_locked(spec: DatasetSpec, fingerprint: str, root: Path, final: Path) 
     for f in failures:
         log.warning("Skipped %s at the %s stage: %s.", f["input"], f["stage"], f["reason"])
     unreachable = sum(1 for f in failures if f["unreachable"])
-    if unreachable:
-        log.warning("%d URL input(s) could not be reached (no network?); building from the other sources.",
-                    unreachable)
 
     files = sorted(parts.glob("*.parquet"))
     n_segments = sum(pq.read_metadata(p).num_rows for p in files)
@@ -161,6 +159,9 @@ def _build_locked(spec: DatasetSpec, fingerprint: str, root: Path, final: Path) 
         why = "the URL sources could not be reached and there is no other source" if unreachable else \
             "every input failed (see the reasons above)"
         raise BuildError(f"The dataset {fingerprint} has no segments: {why}.")
+    if unreachable:
+        log.warning("%d URL input(s) could not be reached (no network?); building from the other sources.",
+                    unreachable)
 
     stage_seconds = {stage: round(sum(float(s[f"seconds_{stage}"]) for s in summaries), 3)
                      for stage in track_work.STAGES}
