@@ -90,7 +90,7 @@ def _reuse(final: Path, fingerprint: str) -> BuiltDataset:
     manifest = read_manifest(final)
     counts = manifest["counts"]
     return BuiltDataset(final, fingerprint, counts["segments"], reused=True, tracks=counts["tracks"],
-                        failures=counts["failures"])
+                        failures=counts["failures"], unreachable=manifest.get("unreachable", 0))
 
 
 def build(spec: DatasetSpec, root: str | os.PathLike, retry_failed: bool = False) -> BuiltDataset:
@@ -174,6 +174,7 @@ def _build_locked(spec: DatasetSpec, fingerprint: str, root: Path, final: Path) 
         "scaling": mel.scaling(spec),
         "counts": {"tracks": len(files), "segments": n_segments, "failures": len(failures)},
         "failures_by_stage": dict(Counter(f["stage"] for f in failures)),
+        "unreachable": unreachable,  # failures for want of a network: --retry-failed once online
         "silent_segments_dropped": sum(int(s["silent"]) for s in summaries),
         "build": {"seconds": round(time.perf_counter() - started, 2), "processed_tracks": len(pending),
                   "resumed_tracks": resumed, "stage_seconds": stage_seconds,

@@ -29,7 +29,7 @@ def segment_schema(spec: DatasetSpec) -> pa.Schema:
 
 
 def _summary(track: dict, **fields) -> dict:
-    row = {"track_id": track["track_id"], "input": track["source"], "audio_path": "",
+    row = {"track_id": track["track_id"], "input": track["locator"], "audio_path": "",
            "segments": 0, "silent": 0, "cached": False, "stage": "", "reason": "", "unreachable": False}
     row.update({f"seconds_{stage}": 0.0 for stage in STAGES})
     row.update(fields)
@@ -93,8 +93,8 @@ def _process(track: dict, spec: DatasetSpec, parts_dir: Path) -> dict:
         length = len(audio) / 1000.0
         usable = length - spec.segment.skip_start_seconds - spec.segment.skip_end_seconds
         if usable < spec.segment.seconds:
-            reason = (f"shorter than one segment ({length:.1f} s of audio, {usable:.1f} s after "
-                      f"skipping intro and outro, {spec.segment.seconds:g} s needed)")
+            skipped = f", {usable:.1f} s after skipping intro and outro" if usable < length else ""
+            reason = f"shorter than one segment ({length:.1f} s of audio{skipped}, {spec.segment.seconds:g} s needed)"
         else:
             reason = f"all {silent} segments are silent (below {spec.segment.silence_dbfs:g} dBFS)"
         return _summary(track, stage="segment", reason=reason, silent=silent, **times)
