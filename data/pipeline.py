@@ -70,10 +70,21 @@ def _versions() -> dict:
             "yt-dlp": version("yt-dlp"), "numpy": np.__version__, "pyarrow": pa.__version__}
 
 
+def _blocks(n_tracks: int) -> int:
+    """Several tracks to a task: measured on 2 shared cores, 120 tracks of 3 min took 44.3 s
+    one to a task (1.33 tasks busy on average) and 36.6 s eight to a task (1.65). Each track
+    still commits its own part, so resuming is unchanged; at least 4 tasks per CPU keep the
+    last tasks short."""
+    import ray
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    per_task = max(1, min(8, n_tracks // (4 * cpus)))
+    return -(-n_tracks // per_task)
+
+
 def _run(pending: list[dict], spec: DatasetSpec, parts: Path, cache_dir: Path) -> tuple[list[dict], str]:
     """Ray Data: fetch (URL tracks, a few at a time) -> decode, segment, mel, write per track."""
     import ray.data
-    ds = ray.data.from_items(pending, override_num_blocks=len(pending))
+    ds = ray.data.from_items(pending, override_num_blocks=_blocks(len(pending)))
     n_urls = sum(1 for t in pending if t["kind"] == "url")
     if n_urls:
         # Downloads wait on the network, not the CPU: a small CPU share, and the
