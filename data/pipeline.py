@@ -76,7 +76,8 @@ def _blocks(n_tracks: int) -> int:
     still commits its own part, so resuming is unchanged; at least 4 tasks per CPU keep the
     last tasks short."""
     import ray
-    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    cpus = int(ray.cluster_resources().get("CPU", 1)) if ray.is_initialized() else os.cpu_count() or 1
+    cpus = max(1, cpus)
     per_task = max(1, min(8, n_tracks // (4 * cpus)))
     return -(-n_tracks // per_task)
 
