@@ -133,3 +133,33 @@ def test_search_keys_reach_the_networks():
     wide = dataclasses.replace(cfg.model, width=8, latent_dim=16)
     G, D = models.build(wide)
     assert G.net[0].in_channels == 16 and D.net[0].out_channels == 8
+
+
+STUDY = {  # DESIGN.md's table and the study's experiments
+    "dcgan1": {"optimizer": "adam", "critic_steps": 1, "epochs": 7, "max_segments": None},
+    "dcgan2": {"optimizer": "adam", "critic_steps": 1, "epochs": 6, "max_segments": 60000},
+    "wgan_clip": {"optimizer": "rmsprop", "critic_steps": 5, "clip_value": 0.01, "epochs": 5, "max_segments": 60000},
+    "wgan_gp": {"optimizer": "adam", "critic_steps": 5, "gp_lambda": 10.0, "epochs": 5, "max_segments": 60000},
+}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_each_family_search_space_is_centred_on_the_study(family):
+    from platform import spaces
+    from tests.helpers import ROOT
+    spec = spaces.load(ROOT / "search_spaces" / f"{family}.yaml")
+    assert spec.model.family == family and spec.model.latent_dim == 100 and spec.model.image_size == 64
+    t = spec.training
+    assert (t.batch_size, t.lr_g, t.lr_d) == (64, 2e-4, 2e-4)
+    if t.optimizer == "adam":
+        assert t.beta1 == 0.5
+    for key, value in STUDY[family].items():
+        assert getattr(t, key) == value, key
+    assert spec.dataset.mel.n_mels == spec.dataset.mel.frames == spec.model.image_size
+    for path, domain in spec.search.items():  # every searched range contains the study's value
+        section, key = path.split(".")
+        centre = getattr(getattr(spec, section), key)
+        if domain.kind in ("loguniform", "uniform"):
+            assert domain.values[0] <= centre <= domain.values[1], path
+        else:
+            assert centre in domain.values, path
