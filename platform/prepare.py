@@ -13,15 +13,6 @@ from pathlib import Path
 from platform import spaces
 from platform.typed import SpecError
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _start_ray() -> None:
-    import ray
-    # A new local instance, never a cluster left running; the repo root on the workers'
-    # path so they load this repo's `platform` shim (see docs/architecture.md).
-    ray.init(address="local", include_dashboard=False, log_to_driver=True,
-             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
 
 
 def report(built, show: int) -> None:
@@ -64,10 +55,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from data import pipeline
     from data.dataset import MANIFEST, dataset_dir
-    root = Path(args.root or spec.storage.root).resolve()
+    from platform import cluster
+    root = Path(args.root or spec.storage.resolved_root()).resolve()
     if args.retry_failed or not (dataset_dir(root, spec.dataset) / MANIFEST).exists():  # else no Ray needed
         print(f"Dataset {spec.dataset.fingerprint}: building under {root}")
-        _start_ray()
+        cluster.connect("local")  # a new local Ray, never a cluster left running
     try:
         built = pipeline.build(spec.dataset, root, retry_failed=args.retry_failed)
     except pipeline.BuildError as error:

@@ -17,6 +17,7 @@ Every mistake stops the command before Ray starts with one sentence naming the f
 the key path (platform.typed.SpecError).
 """
 import dataclasses
+import os
 import re
 import typing
 from dataclasses import dataclass, field
@@ -63,10 +64,16 @@ class SchedulerSpec:
 class ResourcesSpec:
     cpu: float = 1.0
     gpu: float = 0.0  # fractions share a card between trials
+    custom: dict[str, float] = field(default_factory=dict)  # Ray custom resources, e.g. a node label
 
     def __post_init__(self):
         if self.cpu <= 0 or self.gpu < 0:
             raise ValueError("cpu must be positive and gpu not negative")
+        if any(amount <= 0 for amount in self.custom.values()):
+            raise ValueError("custom resource amounts must be positive")
+
+    def to_tune(self) -> dict:
+        return {"cpu": self.cpu, "gpu": self.gpu, **self.custom}
 
 
 @dataclass(frozen=True)
@@ -87,13 +94,31 @@ class TuneSpec:
 
 @dataclass(frozen=True)
 class MlflowSpec:
-    tracking_uri: str = "sqlite:///mlflow.db"  # relative paths are resolved on the driver
-    experiment: str | None = None              # defaults to the spec's name
+    # Left out: $MLFLOW_TRACKING_URI (set on a cluster's head by cluster.yaml), else a SQLite
+    # store in the working directory. Relative paths are made absolute on the driver.
+    tracking_uri: str | None = None
+    experiment: str | None = None  # defaults to the spec's name
+
+    def resolved_uri(self) -> str:
+        return self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
 
 
 @dataclass(frozen=True)
 class StorageSpec:
-    root: str = "runs"  # datasets and FID statistics under root/datasets, Tune under root/tune
+    # Datasets and FID statistics under ROOT/datasets. Left out: $PLATFORM_STORAGE_ROOT (set
+    # on a cluster by cluster.yaml), else ./runs. Must be shared by all nodes of a cluster.
+    root: str | None = None
+    # Tune's storage_path (results, checkpoints): a shared path or an s3:// or gs:// URI.
+    # Left out: ROOT/tune.
+    tune: str | None = None
+
+    def resolved_root(self) -> str:
+        return str(Path(self.root or os.environ.get("PLATFORM_STORAGE_ROOT") or "runs").resolve())
+
+    def resolved_tune(self) -> str:
+        if self.tune and "://" in self.tune:
+            return self.tune
+        return str(Path(self.tune).resolve()) if self.tune else str(Path(self.resolved_root()) / "tune")
 
 
 @dataclass(frozen=True)
@@ -227,7 +252,21 @@ def load(path: str | Path) -> SweepSpec:
         spec = build(SweepSpec, raw, "")
     except SpecError as error:
         raise SpecError(f"{file}: {error}") from None
-    return dataclasses.replace(spec, search=_parse_search(search, spec, file))
+    spec = dataclasses.replace(spec, search=_parse_search(search, spec, file))
+    _check_image_size(spec, file)
+    return spec
+
+
+def _check_image_size(spec: SweepSpec, file: str) -> None:
+    """The generator's square image must be the dataset's mel image, or training cannot start."""
+    if "model.image_size" in spec.search:
+        raise SpecError(f"{file}: search.model.image_size: the image size is fixed by the dataset's mel "
+                        "(dataset.mel.n_mels and frames); it cannot be searched within one sweep.")
+    mel = spec.dataset.mel
+    if not spec.model.image_size == mel.n_mels == mel.frames:
+        raise SpecError(f"{file}: model.image_size: {spec.model.image_size} does not match the dataset's mel "
+                        f"image ({mel.n_mels} x {mel.frames}); set dataset.mel.n_mels and dataset.mel.frames "
+                        f"to {spec.model.image_size}, or model.image_size to theirs.")
 
 
 def searcher(spec: SweepSpec):

@@ -1,4 +1,4 @@
-"""Run a sweep: python -m platform.sweep SPACE.yaml [--dry-run]
+"""Run a sweep: python -m platform.sweep SPACE.yaml [--dry-run] [--address ADDR]
 
 Validates the search-space file (exit 2 on a mistake, before Ray starts), builds the
 dataset it names if it is not built yet, runs the trials with Ray Tune (Optuna search,
@@ -38,33 +38,28 @@ def _print_dry_run(spec: spaces.SweepSpec) -> None:
           f"samples: {spec.tune.num_samples}, concurrency: {spec.tune.max_concurrent}")
 
 
-def _start_ray() -> None:
+def run(spec: spaces.SweepSpec, spec_file: str, address: str | None) -> int:
     # Checkpointing every iteration makes Tune warn about snapshot frequency; harmless here.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    import ray
-    # Workers import the standard `platform` before the driver's directory is on their
-    # path; PYTHONPATH puts the repo root first so they load this package's shim too.
-    # "local": always a new local instance, never a cluster some `ray start` left running.
-    ray.init(address="local", include_dashboard=False, log_to_driver=True,
-             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
-
-
-def run(spec: spaces.SweepSpec, spec_file: str) -> int:
     from ray import tune
 
     from data import pipeline
-    from platform import tracking
+    from platform import cluster, prepare, tracking
+    from trainables.evaluation import prepare_reference
     from trainables.train import TrialContext, train_gan
 
-    storage_root = Path(spec.storage.root).resolve()
-    _start_ray()
+    storage_root = spec.storage.resolved_root()
+    tracking_uri = tracking.resolve_uri(spec.mlflow.resolved_uri())
+    nodes = cluster.connect(address)
+    cluster.preflight(nodes, tracking_uri, {"storage.root": storage_root, "storage.tune": spec.storage.resolved_tune()})
 
     dataset = pipeline.build(spec.dataset, storage_root)
-    how = "reused" if dataset.reused else "built"
-    print(f"Dataset {dataset.fingerprint}: {dataset.segments} segments ({how}) at {dataset.path}")
+    prepare.report(dataset, show=20)
+    if not any(path.startswith("evaluation.") for path in spec.search):
+        # once, here: missing Inception weights fail now, and no trial computes real statistics
+        prepare_reference(spec.evaluation, str(dataset.path))
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    tracking_uri = tracking.resolve_uri(spec.mlflow.tracking_uri)
     target = tracking.start_sweep(
         tracking_uri, spec.experiment, run_name=f"sweep-{stamp}",
         tags={"dataset.fingerprint": dataset.fingerprint, "dataset.path": str(dataset.path)},
@@ -74,8 +69,7 @@ def run(spec: spaces.SweepSpec, spec_file: str) -> int:
 
     resources = spec.tune.resources_per_trial
     context = TrialContext(str(dataset.path), dataset.fingerprint, target, threads=max(1, int(resources.cpu)))
-    trainable = tune.with_resources(tune.with_parameters(train_gan, context=context),
-                                    {"cpu": resources.cpu, "gpu": resources.gpu})
+    trainable = tune.with_resources(tune.with_parameters(train_gan, context=context), resources.to_tune())
     tuner = tune.Tuner(
         trainable,
         param_space=spec.param_space(),
@@ -83,7 +77,7 @@ def run(spec: spaces.SweepSpec, spec_file: str) -> int:
                                     scheduler=spaces.scheduler(spec), num_samples=spec.tune.num_samples,
                                     reuse_actors=True,
                                     trial_dirname_creator=lambda trial: f"{trial.trainable_name}_{trial.trial_id}"),
-        run_config=tune.RunConfig(name=f"{spec.name}-{stamp}", storage_path=str(storage_root / "tune"),
+        run_config=tune.RunConfig(name=f"{spec.name}-{stamp}", storage_path=spec.storage.resolved_tune(),
                                   checkpoint_config=tune.CheckpointConfig(
                                       num_to_keep=spec.tune.checkpoints_to_keep)),
     )
@@ -115,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("space", help="search-space YAML file, e.g. search_spaces/quickstart.yaml")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the resolved spec and the Tune search space, start nothing")
+    parser.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
+                        help="Ray cluster to run on: 'auto' (the cluster this node belongs to), HOST:PORT "
+                             "or ray://HOST:10001; default $RAY_ADDRESS, else a new local Ray")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -125,7 +122,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         _print_dry_run(spec)
         return 0
-    return run(spec, os.path.abspath(args.space))
+    from data.pipeline import BuildError
+    from platform.cluster import ClusterError
+    try:
+        return run(spec, os.path.abspath(args.space), args.address)
+    except ClusterError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except BuildError as error:  # nothing to train on; what was built so far is kept
+        print(f"error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

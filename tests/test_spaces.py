@@ -65,6 +65,12 @@ BAD = [
     ({"name": "x", "tune": {"num_samples": 0}}, "tune: num_samples must be at least 1"),
     ({"name": "x", "dataset": {"mel": {"n_mels": "64"}}}, "dataset.mel.n_mels: expected an integer"),
     ({"tune": {}}, "top level: missing required key 'name'"),
+    ({"name": "x", "model": {"image_size": 128}},
+     "model.image_size: 128 does not match the dataset's mel image (64 x 64)"),
+    ({"name": "x", "tune": {"searcher": "random"}, "search": {"model.image_size": {"grid": [64, 128]}}},
+     "search.model.image_size: the image size is fixed by the dataset's mel"),
+    ({"name": "x", "tune": {"resources_per_trial": {"custom": {"worker": 0}}}},
+     "tune.resources_per_trial: custom resource amounts must be positive"),
 ]
 
 

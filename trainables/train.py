@@ -15,6 +15,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 
+import ray
 import torch
 from ray import tune
 
@@ -88,7 +89,9 @@ def train_gan(config: dict, context: TrialContext) -> None:
     run = TrialRun(context.tracking, run_name=trial.get_trial_name(), run_id=run_id,
                    tags={"tune.trial_id": trial.get_trial_id(),
                          "dataset.fingerprint": context.dataset_fingerprint,
-                         "fid.embedding": cfg.evaluation.embedding})
+                         # which node trained it: a multi-node sweep can be checked from MLflow
+                         "ray.node_id": ray.get_runtime_context().get_node_id(),
+                         **evaluate.tags})
     if run_id is None:
         run.log_params({**flatten(config), "dataset.segments": len(images)})
 

@@ -1,0 +1,137 @@
+"""Connecting the driver to Ray, and the checks a multi-node sweep needs first.
+
+Locally (`address="local"`) workers get the repo root on PYTHONPATH. On a cluster
+(`--address auto`, `HOST:PORT` or `ray://...`) the code is shipped with Ray's runtime
+environment (`working_dir`, which also goes first on the workers' PYTHONPATH), without
+datasets, virtual environments or stores.
+
+Before any trial starts on a cluster of more than one node, `preflight` checks what
+would otherwise fail late and far away: a local MLflow store (other nodes cannot write
+to it), an MLflow server some node cannot reach, a storage path that is not shared.
+Each failure is a ClusterError with one sentence naming what to fix.
+"""
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Never shipped to workers: generated data, environments, stores, VCS.
+SHIP_EXCLUDES = [".venv/", ".git/", "runs/", "mlruns/", "mlartifacts/", "mlflow.db",
+                 "**/__pycache__/", "*.parquet", "*.wav", "*.pt", ".pytest_cache/"]
+
+
+class ClusterError(Exception):
+    """A cluster set-up the sweep cannot use; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Node:
+    node_id: str
+    address: str
+
+
+def is_local(address: str | None) -> bool:
+    return address in (None, "local")
+
+
+def runtime_env(address: str | None) -> dict:
+    if is_local(address):
+        # Workers import the standard `platform` before the driver's directory is on
+        # their path; PYTHONPATH puts the repo root first so they load our shim too.
+        return {"env_vars": {"PYTHONPATH": str(ROOT)}}
+    return {"working_dir": str(ROOT), "excludes": SHIP_EXCLUDES}
+
+
+def _endpoint_problem(address: str) -> str | None:
+    """For HOST:PORT and ray://HOST:PORT, whether anything listens there: ray.init itself
+    retries an absent GCS for minutes before it gives up."""
+    if address == "auto":
+        return None
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return "expected 'auto', HOST:PORT or ray://HOST:PORT"
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as error:
+        return error.strerror or str(error) or type(error).__name__
+    return None
+
+
+def _unreachable(address: str, why: str) -> ClusterError:
+    return ClusterError(f"no Ray cluster could be reached at {address!r} ({why}); start one with "
+                        "`ray up cluster.yaml` or `ray start --head`, or drop --address to run on this machine.")
+
+
+def connect(address: str | None) -> list[Node]:
+    """Start or join Ray; return the alive nodes."""
+    import ray
+    address = address or "local"  # never join a cluster some `ray start` left running
+    problem = None if is_local(address) else _endpoint_problem(address)
+    if problem:
+        raise _unreachable(address, problem)
+    try:
+        ray.init(address=address, include_dashboard=False if is_local(address) else None,
+                 runtime_env=runtime_env(address))
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        raise _unreachable(address, str(error).splitlines()[0]) from None
+    return [Node(n["NodeID"], n["NodeManagerAddress"]) for n in ray.nodes() if n["Alive"]]
+
+
+def _on_each(nodes: list[Node], fn, *args) -> dict[Node, str | None]:
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    remote = ray.remote(num_cpus=0)(fn)
+    refs = {node: remote.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node.node_id, soft=False))
+            .remote(*args) for node in nodes}
+    return {node: ray.get(ref, timeout=120) for node, ref in refs.items()}
+
+
+def _is_remote_uri(path: str) -> bool:
+    return "://" in path
+
+
+def check_tracking(tracking_uri: str, nodes: list[Node]) -> None:
+    from trainables import node_probe
+    if not tracking_uri.startswith(("http://", "https://")):
+        if len(nodes) > 1:
+            raise ClusterError(f"mlflow.tracking_uri {tracking_uri!r} is a store on this machine that trials "
+                               "on other nodes cannot write to; set it (or MLFLOW_TRACKING_URI) to the "
+                               "cluster's MLflow server, e.g. http://HEAD_IP:5000.")
+        return
+    health = tracking_uri.rstrip("/") + "/health"
+    reason = node_probe.http_reachable(health)
+    if reason:
+        raise ClusterError(f"the MLflow server {tracking_uri} is not reachable from the driver ({reason}); "
+                           "start it or fix mlflow.tracking_uri.")
+    for node, reason in _on_each(nodes, node_probe.http_reachable, health).items():
+        if reason:
+            raise ClusterError(f"the MLflow server {tracking_uri} is not reachable from node {node.address} "
+                               f"({reason}); it must listen on an address the workers can reach, not 127.0.0.1 "
+                               "only (cluster.yaml starts it on 0.0.0.0 inside the cluster).")
+
+
+def check_shared(path: str, what: str, nodes: list[Node]) -> None:
+    """A marker written here must be visible on every node, or checkpoints and data go astray."""
+    from trainables import node_probe
+    if len(nodes) < 2 or _is_remote_uri(path):
+        return
+    Path(path).mkdir(parents=True, exist_ok=True)
+    marker = Path(path) / f".shared-check-{uuid.uuid4().hex}"
+    marker.touch()
+    try:
+        for node, reason in _on_each(nodes, node_probe.file_visible, str(marker)).items():
+            if reason:
+                raise ClusterError(f"{what} {path} is not shared with node {node.address}: mount the same shared "
+                                   "file system on every node (cluster.yaml mounts /srv/shared) or use an "
+                                   "s3:// URI.")
+    finally:
+        os.unlink(marker)
+
+
+def preflight(nodes: list[Node], tracking_uri: str, storage_paths: dict[str, str]) -> None:
+    check_tracking(tracking_uri, nodes)
+    for what, path in storage_paths.items():
+        check_shared(path, what, nodes)
