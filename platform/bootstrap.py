@@ -13,6 +13,11 @@ a multi-GB CUDA build:
   other machine gets CPU_TORCH, a CPU wheel on this kind of machine.
 Then pyproject.toml's dependencies and its `test` extra. A stamp in `.venv` keyed by
 pyproject.toml and the Python version makes the second run a no-op.
+
+Last, best effort, Debian's `chromium` for the browser test (tests/test_browser.py), when
+no Chromium is on PATH and this is a root shell with apt-get (CI's container): that test
+opens the MLflow UI headless. Anywhere else the test is skipped and says why; a failed
+install is remembered in `.venv` so later runs stay instant.
 """
 import hashlib
 import os
@@ -26,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
 CPU_TORCH = "torch==2.13.0"
+CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
 
 
 def _venv_python() -> Path:
@@ -59,12 +65,33 @@ def _torch_requirement() -> str | None:
     return "torch" if shutil.which("nvidia-smi") else CPU_TORCH
 
 
+def _chromium() -> None:
+    failed = VENV / ".chromium-install-failed"
+    if any(shutil.which(name) for name in CHROMIUM) or failed.exists():
+        return
+    if not (shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0):
+        return
+    print("Installing Debian's chromium for the browser test (apt-get, once) ...", file=sys.stderr)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    install = ["apt-get", "install", "-y", "-q", "chromium"]
+    quiet = dict(env=env, stdout=subprocess.DEVNULL)
+    if subprocess.run(install, **quiet).returncode != 0:  # stale package lists: update, then once more
+        subprocess.run(["apt-get", "update", "-q"], **quiet)
+        if subprocess.run(install, **quiet).returncode != 0:
+            failed.touch()
+            print("platform.bootstrap: chromium could not be installed; the browser test will be skipped.",
+                  file=sys.stderr)
+            return
+    print("chromium installed.", file=sys.stderr)
+
+
 def main() -> int:
     if sys.version_info < (3, 11):
         print(f"platform.bootstrap: Python 3.11 or newer is needed, this is {sys.version.split()[0]}.",
               file=sys.stderr)
         return 2
     if _stamp().exists():
+        _chromium()
         return 0
     if not _venv_python().exists():
         print(f"Creating {VENV} ...", file=sys.stderr)
@@ -78,6 +105,7 @@ def main() -> int:
         old.unlink()
     _stamp().touch()
     print("Dependencies ready in .venv.", file=sys.stderr)
+    _chromium()
     return 0
 
 

@@ -3,6 +3,10 @@
 Each trial logs its own nested child run from its worker (trainables/mlflow_run.py);
 this module creates what they nest under and tidies up after Tune returns.
 """
+import csv
+import math
+import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -10,6 +14,8 @@ from mlflow import MlflowClient
 from mlflow.entities import RunStatus
 
 from trainables.mlflow_run import TrackingTarget
+
+RESULTS_CSV = "results.csv"
 
 
 def resolve_uri(uri: str) -> str:
@@ -19,6 +25,71 @@ def resolve_uri(uri: str) -> str:
     if "://" not in uri:
         return str(Path(uri).resolve())
     return uri
+
+
+def default_uri() -> str:
+    """As a sweep without `mlflow.tracking_uri`: $MLFLOW_TRACKING_URI, else ./mlflow.db."""
+    return resolve_uri(os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db")
+
+
+class RunLookupError(LookupError):
+    """A run, experiment or artifact a command was asked for is not in the store; one sentence."""
+
+
+def open_store(uri: str) -> MlflowClient:
+    """A client on an existing store: a mistyped SQLite path is an error, not a new empty store."""
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+        raise RunLookupError(f"there is no MLflow store at {uri} (run a sweep first, or pass --tracking-uri).")
+    return MlflowClient(tracking_uri=uri)
+
+
+def get_run(client: MlflowClient, run_id: str):
+    from mlflow.exceptions import MlflowException
+    try:
+        return client.get_run(run_id)
+    except MlflowException:
+        raise RunLookupError(f"there is no run {run_id!r} in {client.tracking_uri}.") from None
+
+
+def get_experiment(client: MlflowClient, name: str):
+    found = client.get_experiment_by_name(name)
+    if found is None:
+        names = ", ".join(sorted(e.name for e in client.search_experiments())) or "none"
+        raise RunLookupError(f"there is no experiment {name!r} in {client.tracking_uri} (it has: {names}).")
+    return found
+
+
+def trial_runs(client: MlflowClient, experiment_id: str, parent_run_id: str | None = None) -> list:
+    """The experiment's trial runs (those nested under a sweep), or one sweep's."""
+    runs = client.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'"
+                              if parent_run_id else "", max_results=50000)
+    return [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+
+
+def best_fid(client: MlflowClient, run) -> float:
+    """The lowest fid a run reached: `best/fid` when it logged one, else from its history."""
+    if "best/fid" in run.data.metrics:
+        return run.data.metrics["best/fid"]
+    return min((m.value for m in client.get_metric_history(run.info.run_id, "fid")), default=math.inf)
+
+
+def best_trial_run(client: MlflowClient, experiment_name: str):
+    """The trial run of the experiment (any sweep) with the lowest fid."""
+    experiment = get_experiment(client, experiment_name)
+    scored = [(best_fid(client, run), run) for run in trial_runs(client, experiment.experiment_id)]
+    scored = [(fid, run) for fid, run in scored if math.isfinite(fid)]
+    if not scored:
+        raise RunLookupError(f"experiment {experiment_name!r} has no trial run with an fid.")
+    return min(scored, key=lambda pair: pair[0])[1]
+
+
+def latest_parent_run(client: MlflowClient, experiment_name: str):
+    experiment = get_experiment(client, experiment_name)
+    found = client.search_runs([experiment.experiment_id], filter_string="tags.sweep = 'parent'",
+                               order_by=["attributes.start_time DESC"], max_results=1)
+    if not found:
+        raise RunLookupError(f"experiment {experiment_name!r} has no sweep run.")
+    return found[0]
 
 
 def ui_command(uri: str) -> str:
@@ -35,6 +106,15 @@ def start_sweep(tracking_uri: str, experiment: str, run_name: str, tags: dict,
         client.log_param(run.info.run_id, key, value)
     client.log_artifact(run.info.run_id, spec_file)
     return TrackingTarget(tracking_uri, experiment_id, run.info.run_id)
+
+
+def reopen_sweep(target: TrackingTarget) -> TrackingTarget:
+    """A resumed sweep goes on in its parent run."""
+    client = MlflowClient(tracking_uri=target.tracking_uri)
+    client.get_run(target.parent_run_id)  # fails clearly if the store lost it
+    client.update_run(target.parent_run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+    client.set_tag(target.parent_run_id, "sweep.resumed", time.strftime("%Y-%m-%d %H:%M:%S"))
+    return target
 
 
 def child_runs(target: TrackingTarget) -> list:
@@ -57,9 +137,39 @@ def finish_sweep(target: TrackingTarget, trial_errors: dict[str, str], best: dic
                 client.set_terminated(run.info.run_id, "FAILED")
         elif run.info.status == RunStatus.to_string(RunStatus.RUNNING):
             client.set_terminated(run.info.run_id, "FINISHED")
+    log_results_table(target)
     if best:
         client.log_metric(target.parent_run_id, "best/fid", best["fid"], timestamp=int(time.time() * 1000))
         client.set_tag(target.parent_run_id, "best.trial_id", best["trial_id"])
         if best.get("run_id"):
             client.set_tag(target.parent_run_id, "best.run_id", best["run_id"])
     client.set_terminated(target.parent_run_id, "FINISHED" if best else "FAILED")
+
+
+def results_table(client: MlflowClient, runs: list) -> list[dict]:
+    """One row per trial run, best first (by its lowest fid): ids, status, final and best
+    fid, then every hyperparameter as a column."""
+    rows = []
+    for run in runs:
+        fids = [m.value for m in client.get_metric_history(run.info.run_id, "fid")]
+        rows.append({"trial_id": run.data.tags.get("tune.trial_id", ""), "run_id": run.info.run_id,
+                     "run_name": run.info.run_name, "status": run.info.status,
+                     "final_fid": run.data.metrics.get("fid", ""), "best_fid": min(fids) if fids else "",
+                     "step": run.data.metrics.get("step", ""), **dict(sorted(run.data.params.items()))})
+    rows.sort(key=lambda row: row["best_fid"] if row["best_fid"] != "" else math.inf)
+    return rows
+
+
+def log_results_table(target: TrackingTarget) -> list[dict]:
+    """The sweep's trials as `results.csv` on its parent run."""
+    client = MlflowClient(tracking_uri=target.tracking_uri)
+    rows = results_table(client, child_runs(target))
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    with tempfile.TemporaryDirectory(prefix="sweep-results-") as tmp:
+        path = Path(tmp) / RESULTS_CSV
+        with path.open("w", newline="") as out:
+            writer = csv.DictWriter(out, fieldnames=columns, restval="")
+            writer.writeheader()
+            writer.writerows(rows)
+        client.log_artifact(target.parent_run_id, str(path))
+    return rows

@@ -34,10 +34,20 @@ class EvaluationConfig:
     kid_subset_size: int = 1000
     coverage: bool = True  # density and coverage, with k nearest real neighbours
     coverage_k: int = 5
+    # what an evaluation leaves in the trial's MLflow run (trainables/artifacts.py)
+    grid_images: int = 16       # generated mels (the first of the latent batch) in samples/step_N.png; 0: none
+    audio_clips: int = 2        # of those, rendered to audio/step_N_i.wav by Griffin-Lim; 0: none
+    griffin_lim_iters: int = 32
+    artifacts_every: int = 4    # evaluations between sample artifacts; a trial's last evaluation always has them
+    checkpoint_artifacts: bool = True  # the last and the best (lowest fid) checkpoint as run artifacts
 
     def __post_init__(self):
         if self.samples < 16:
             raise ValueError("samples must be at least 16")
+        if not 0 <= self.grid_images <= self.samples or not 0 <= self.audio_clips <= self.samples:
+            raise ValueError("grid_images and audio_clips must lie between 0 and samples")
+        if self.griffin_lim_iters < 1 or self.artifacts_every < 1:
+            raise ValueError("griffin_lim_iters and artifacts_every must be at least 1")
         if self.kid_subsets < 1 or self.kid_subset_size < 2:
             raise ValueError("kid_subsets must be at least 1 and kid_subset_size at least 2")
         if not 1 <= self.coverage_k < self.samples:

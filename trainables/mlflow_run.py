@@ -30,6 +30,15 @@ def find_trial_run(target: TrackingTarget, trial_id: str) -> str | None:
     return found[0].info.run_id if found else None
 
 
+def metric_history(client: MlflowClient, run_id: str, keys) -> dict[str, list[tuple[int, float]]]:
+    history = {}
+    for key in keys:
+        points = sorted(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))
+        if points:
+            history[key] = sorted({m.step: m.value for m in points}.items())
+    return history
+
+
 class TrialRun:
     def __init__(self, target: TrackingTarget, run_name: str, run_id: str | None = None,
                  tags: dict | None = None):
@@ -46,6 +55,7 @@ class TrialRun:
                 self.client.set_tag(run_id, "failure.recovered", run.data.tags["failure"])
                 self.client.delete_tag(run_id, "failure")
         self.run_id = run_id
+        self.run_name = run.info.run_name or run_name
 
     def log_params(self, params: dict) -> None:
         items = [Param(key, str(value)) for key, value in sorted(params.items())]
@@ -59,6 +69,20 @@ class TrialRun:
     def set_tags(self, tags: dict) -> None:
         for key, value in tags.items():
             self.client.set_tag(self.run_id, key, str(value))
+
+    def metric_history(self, keys) -> dict[str, list[tuple[int, float]]]:
+        """{key: [(step, value)]} by step; a step logged twice (iterations redone after a
+        restore) keeps its last value. Keys never logged are left out."""
+        return metric_history(self.client, self.run_id, keys)
+
+    def log_artifact(self, local_path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(local_path), artifact_path)
+
+    def log_dict(self, data: dict, artifact_file: str) -> None:
+        self.client.log_dict(self.run_id, data, artifact_file)
+
+    def log_figure(self, figure, artifact_file: str) -> None:
+        self.client.log_figure(self.run_id, figure, artifact_file)
 
     def end(self, status: str) -> None:
         self.client.set_terminated(self.run_id, status=status)

@@ -20,6 +20,7 @@ import torch
 from ray import tune
 
 from data.dataset import load_mels
+from trainables.artifacts import TrialArtifacts
 from trainables.config import TrialConfig, flatten
 from trainables.evaluation import Evaluator
 from trainables.mlflow_run import TrackingTarget, TrialRun, find_trial_run
@@ -94,12 +95,15 @@ def train_gan(config: dict, context: TrialContext) -> None:
                          **evaluate.tags})
     if run_id is None:
         run.log_params({**flatten(config), "dataset.segments": len(images)})
+    # sample grids, audio, last/best checkpoints, loss curves (trainables/artifacts.py)
+    artifacts = TrialArtifacts(run, cfg, context.dataset_path, evaluate.fixed_z, resumed=run_id is not None)
 
     status = "FAILED"
     try:
         while not trainer.finished:
             metrics = trainer.run_iteration()
             metrics.update(evaluate(trainer.G))
+            metrics.update(artifacts.after_evaluation(trainer, metrics["fid"], config))
             run.log_metrics(metrics, step=trainer.step)
             _report(trainer, metrics, run, config)
         status = "FINISHED"
@@ -111,4 +115,5 @@ def train_gan(config: dict, context: TrialContext) -> None:
         run.set_tags({"failure": f"{type(error).__name__}: {error}"})
         raise
     finally:
+        artifacts.finish(trainer, config, status)
         run.end(status)

@@ -1,0 +1,85 @@
+"""Generate new mels and audio from a trial's checkpoint: python -m platform.generate RUN_ID --out DIR
+
+RUN_ID is a trial's MLflow run; `--experiment NAME` instead takes the trial run of that
+experiment with the lowest fid. The run's `checkpoints/best/state.pt` (or `--checkpoint
+last`) holds the trial's config and the dataset's mel parameters, so the generator is
+rebuilt from it alone. Writes sample_000.png / .wav ... and grid.png into --out.
+"""
+import argparse
+import logging
+import sys
+import tempfile
+from pathlib import Path
+
+from platform import tracking
+
+
+def load_checkpoint(client, run, which: str) -> dict:
+    import torch
+    from trainables.artifacts import CHECKPOINT_FILE, CHECKPOINTS
+    folder = CHECKPOINTS[which]
+    if not any(a.path == f"{folder}/{CHECKPOINT_FILE}" for a in client.list_artifacts(run.info.run_id, folder)):
+        raise tracking.RunLookupError(f"run {run.info.run_id} ({run.info.run_name}) has no {which} checkpoint "
+                                      f"({folder}/{CHECKPOINT_FILE}) among its artifacts.")
+    with tempfile.TemporaryDirectory(prefix="gan-generate-") as tmp:
+        path = client.download_artifacts(run.info.run_id, f"{folder}/{CHECKPOINT_FILE}", tmp)
+        return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m platform.generate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_id", nargs="?", help="a trial's MLflow run id")
+    parser.add_argument("--experiment", help="instead of RUN_ID: the best trial run (lowest fid) of this experiment")
+    parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
+                        help="which checkpoint of the run (default: best, its lowest fid)")
+    parser.add_argument("-n", type=int, default=8, help="mels to generate (default: 8)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the latent vectors (default: 0)")
+    parser.add_argument("--out", default="generated", help="output folder (default: generated)")
+    parser.add_argument("--tracking-uri", default=None,
+                        help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
+    parser.add_argument("--griffin-lim-iters", type=int, default=64, help="Griffin-Lim iterations (default: 64)")
+    args = parser.parse_args(argv)
+    if (args.run_id is None) == (args.experiment is None):
+        parser.error("give a RUN_ID or --experiment NAME (one of them)")
+    if args.n < 1 or args.griffin_lim_iters < 1:
+        parser.error("-n and --griffin-lim-iters must be at least 1")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    uri = tracking.resolve_uri(args.tracking_uri) if args.tracking_uri else tracking.default_uri()
+    try:
+        client = tracking.open_store(uri)
+        run = (tracking.get_run(client, args.run_id) if args.run_id
+               else tracking.best_trial_run(client, args.experiment))
+        state = load_checkpoint(client, run, args.checkpoint)
+    except tracking.RunLookupError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+    import torch
+    from trainables import models
+    from trainables.artifacts import generate, mel_figure, write_wav
+    from trainables.config import TrialConfig
+
+    cfg = TrialConfig.from_tune(state["config"])
+    generator, _ = models.build(cfg.model)
+    generator.load_state_dict(state["trainer"]["G"])
+    z = torch.randn(args.n, cfg.model.latent_dim, generator=torch.Generator().manual_seed(args.seed))
+    images = generate(generator, z)
+    info = state["dataset"]
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    step = state["trainer"]["step"]
+    for i, image in enumerate(images):
+        mel_figure(image[None], info, title=f"{run.info.run_name}, step {step}, seed {args.seed}, #{i}").savefig(
+            out / f"sample_{i:03d}.png", dpi=100)
+        write_wav(out / f"sample_{i:03d}.wav", image, info, args.griffin_lim_iters)
+    mel_figure(images, info, title=f"{run.info.run_name} ({cfg.model.family}), {args.checkpoint} checkpoint "
+                                   f"at step {step}, seed {args.seed}").savefig(out / "grid.png", dpi=100)
+    print(f"run {run.info.run_id} ({run.info.run_name}, {cfg.model.family}), {args.checkpoint} checkpoint "
+          f"at step {step}: {args.n} mels as PNG and WAV in {out}/ (sample_000 ... sample_{args.n - 1:03d}, grid.png)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
