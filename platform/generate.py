@@ -7,6 +7,7 @@ rebuilt from it alone. Writes sample_000.png / .wav ... and grid.png into --out.
 """
 import argparse
 import logging
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.n < 1 or args.griffin_lim_iters < 1:
         parser.error("-n and --griffin-lim-iters must be at least 1")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
     uri = tracking.resolve_uri(args.tracking_uri) if args.tracking_uri else tracking.default_uri()
     try:

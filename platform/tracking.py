@@ -137,6 +137,7 @@ def finish_sweep(target: TrackingTarget, trial_errors: dict[str, str], best: dic
                 client.set_terminated(run.info.run_id, "FAILED")
         elif run.info.status == RunStatus.to_string(RunStatus.RUNNING):
             client.set_terminated(run.info.run_id, "FINISHED")
+    draw_missing_loss_curves(target)
     log_results_table(target)
     if best:
         client.log_metric(target.parent_run_id, "best/fid", best["fid"], timestamp=int(time.time() * 1000))
@@ -173,3 +174,18 @@ def log_results_table(target: TrackingTarget) -> list[dict]:
             writer.writerows(rows)
         client.log_artifact(target.parent_run_id, str(path))
     return rows
+
+
+def draw_missing_loss_curves(target: TrackingTarget) -> None:
+    """A trial's loss curves are drawn by its worker at its end, but the end of a sweep can
+    kill a trial the scheduler has just stopped before it draws them: draw those here."""
+    from trainables.artifacts import LOSS_CURVES, LOSS_KEYS, loss_figure
+    from trainables.mlflow_run import metric_history
+    client = MlflowClient(tracking_uri=target.tracking_uri)
+    for run in child_runs(target):
+        if any(a.path == LOSS_CURVES for a in client.list_artifacts(run.info.run_id)):
+            continue
+        history = metric_history(client, run.info.run_id, ("fid",) + LOSS_KEYS)
+        if history:
+            title = f"{run.info.run_name} ({run.data.params.get('model.family', '?')})"
+            client.log_figure(run.info.run_id, loss_figure(history, title), LOSS_CURVES)

@@ -76,7 +76,7 @@ def mel_figure(images: np.ndarray, info: dict, columns: int = 4, title: str | No
     n, n_mels = len(db), db.shape[1]
     cols = max(1, min(columns, n))
     rows = math.ceil(n / cols)
-    fig = Figure(figsize=(2.4 * cols + 1.2, 2.0 * rows + 0.8), layout="constrained")
+    fig = Figure(figsize=(max(4.8, 2.4 * cols + 1.2), 2.0 * rows + 0.8), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False, sharex=True, sharey=True)
     centres = librosa.mel_frequencies(n_mels + 2, fmin=spec.mel.fmin, fmax=spec.mel.sample_rate / 2)[1:-1]
     ticks = np.linspace(0, n_mels - 1, 4).round().astype(int)
@@ -172,7 +172,7 @@ class TrialArtifacts:
         manifest = read_manifest(dataset_path)
         self.dataset = dataset_info(manifest)
         self.z = fixed_z[:max(self.eval.grid_images, self.eval.audio_clips)]
-        self.saved = {"last": None, "samples": None}  # the step each was last logged at
+        self.saved = {"last": None, "samples": None, "curves": None}  # the step each was last logged at
         self.best_fid = math.inf
         if resumed:  # a restored trial: its best so far is in its history
             fids = [value for _, value in run.metric_history(["fid"]).get("fid", [])]
@@ -180,9 +180,15 @@ class TrialArtifacts:
         else:
             run.log_dict(manifest, MANIFEST_ARTIFACT)
 
-    def after_evaluation(self, trainer, fid: float, config: dict) -> dict:
-        """Log what this evaluation calls for; returns `best/fid` and `artifacts/seconds`."""
+    def after_evaluation(self, trainer, metrics: dict, config: dict) -> dict:
+        """Log what this evaluation (its `metrics`, not logged yet) calls for; returns
+        `best/fid` and `artifacts/seconds`.
+
+        A trial's last evaluation draws its loss curves here, before its last report: Tune
+        does not wait for a trial's code after that report (ASHA's max_t stops it there),
+        and the end of a sweep kills what is still running."""
         started = time.perf_counter()
+        fid = metrics["fid"]
         due = []
         if self.eval.checkpoint_artifacts:
             if fid < self.best_fid:
@@ -193,12 +199,16 @@ class TrialArtifacts:
         self._checkpoint(trainer, config, due)
         if trainer.iteration % self.eval.artifacts_every == 0 or trainer.finished:
             self._samples(trainer)
+        if trainer.finished:
+            self._loss_curves(trainer, metrics)
         return {"best/fid": self.best_fid, "artifacts/seconds": time.perf_counter() - started}
 
     def finish(self, trainer, config: dict, status: str) -> None:
         """The end of the trial, however it ended: a stopped trial gets samples and a last
         checkpoint of the state it stopped in; every trial gets its loss curves. Never
-        raises, so the trial's own outcome is what Tune sees."""
+        raises, so the trial's own outcome is what Tune sees. Best effort: a trial stopped
+        at the very end of a sweep may be killed first (the driver then draws the curves,
+        platform/tracking.py)."""
         try:
             started = time.perf_counter()
             if status == "FINISHED" and trainer.iteration > 0:
@@ -206,13 +216,20 @@ class TrialArtifacts:
                     self._checkpoint(trainer, config, ["last"])
                 if self.saved["samples"] != trainer.step:
                     self._samples(trainer)
-            history = self.run.metric_history(("fid",) + LOSS_KEYS)
-            if history:
-                self.run.log_figure(loss_figure(history, f"{self.run.run_name} ({self.cfg.model.family})"),
-                                    LOSS_CURVES)
+            if self.saved["curves"] != trainer.step:
+                self._loss_curves(trainer)
             self.run.log_metrics({"artifacts/final_seconds": time.perf_counter() - started}, step=trainer.step)
         except Exception:
             log.warning("the end-of-trial artifacts of run %s could not be logged", self.run.run_id, exc_info=True)
+
+    def _loss_curves(self, trainer, metrics: dict | None = None) -> None:
+        history = self.run.metric_history(("fid",) + LOSS_KEYS)
+        for key, value in (metrics or {}).items():  # this evaluation's, not logged yet
+            if key == "fid" or key in LOSS_KEYS:
+                history[key] = [p for p in history.get(key, []) if p[0] != trainer.step] + [(trainer.step, value)]
+        if history:
+            self.run.log_figure(loss_figure(history, f"{self.run.run_name} ({self.cfg.model.family})"), LOSS_CURVES)
+        self.saved["curves"] = trainer.step
 
     def _checkpoint(self, trainer, config: dict, which: list[str]) -> None:
         if not which:

@@ -103,7 +103,7 @@ def train_gan(config: dict, context: TrialContext) -> None:
         while not trainer.finished:
             metrics = trainer.run_iteration()
             metrics.update(evaluate(trainer.G))
-            metrics.update(artifacts.after_evaluation(trainer, metrics["fid"], config))
+            metrics.update(artifacts.after_evaluation(trainer, metrics, config))
             run.log_metrics(metrics, step=trainer.step)
             _report(trainer, metrics, run, config)
         status = "FINISHED"

@@ -1,0 +1,244 @@
+"""What a sweep leaves in MLflow, end to end: one tiny two-trial sweep (module scope) whose
+trial runs must hold sample grids, audio, checkpoints and loss curves, whose parent run
+holds the results table; then `platform.generate` and `platform.report` on that store,
+and the MLflow UI opened in headless Chromium on it."""
+import csv
+import math
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+from mlflow import MlflowClient
+
+from tests.helpers import ROOT, TINY_DATASET, run_module, write_spec
+
+PNG = b"\x89PNG\r\n\x1a\n"
+SAMPLE_RATE = TINY_DATASET["mel"]["sample_rate"]
+SWEEP = dict(
+    name="tiny-artifacts",
+    dataset=TINY_DATASET,
+    model={"family": "dcgan1", "latent_dim": 8, "width": 4},
+    training={"batch_size": 4, "iterations": 3, "steps_per_iteration": 2, "checkpoint_every": 1},
+    # artifacts at every evaluation and a checkpoint every iteration: a trial ASHA stops has both at its last step
+    evaluation={"samples": 16, "grid_images": 4, "audio_clips": 2, "griffin_lim_iters": 4, "artifacts_every": 1},
+    # a BCE and a Wasserstein model, so the loss figures have both kinds
+    search={"model.family": {"grid": ["dcgan1", "wgan_clip"]}},
+    tune={"searcher": "random", "scheduler": {"name": "asha", "grace_period": 1, "reduction_factor": 2},
+          "num_samples": 1, "max_concurrent": 2},
+)
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """The store of one finished tiny sweep: (directory, client, parent run, trial runs)."""
+    cwd = tmp_path_factory.mktemp("tracking")
+    spec = write_spec(cwd / "tiny.yaml", **SWEEP)
+    result = run_module("platform.sweep", str(spec), cwd=cwd, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    client = MlflowClient(tracking_uri=f"sqlite:///{cwd / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(SWEEP["name"])
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(children) == 2
+    return cwd, client, parents[0], children
+
+
+def _artifacts(client, run_id: str, path: str = "") -> list[str]:
+    """Every artifact file of a run, recursively."""
+    found = []
+    for item in client.list_artifacts(run_id, path or None):
+        found += _artifacts(client, run_id, item.path) if item.is_dir else [item.path]
+    return found
+
+
+def _local(client, run, path: str) -> Path:
+    return Path(client.download_artifacts(run.info.run_id, path, tempfile.mkdtemp(prefix="artifact-")))
+
+
+def _check_wav(path, seconds: float = 5.0) -> None:
+    audio, rate = soundfile.read(path)
+    assert rate == SAMPLE_RATE and len(audio) == int(seconds * SAMPLE_RATE)
+    assert np.isfinite(audio).all() and 0 < np.abs(audio).max() <= 1
+
+
+@pytest.mark.slow
+def test_trial_runs_hold_samples_audio_checkpoints_and_loss_curves(sweep):
+    _, client, _, children = sweep
+    for run in children:
+        files = _artifacts(client, run.info.run_id)
+        fids = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "fid")}
+        final = max(fids)
+        grids = sorted(f for f in files if f.startswith("samples/"))
+        # at every evaluation (artifacts_every: 1), the last one included
+        assert grids and grids[-1] == f"samples/step_{final:06d}.png", files
+        for name in grids + ["loss_curves.png"]:
+            assert _local(client, run, name).read_bytes()[:8] == PNG, name
+        for grid in grids:
+            step = grid[len("samples/step_"):-len(".png")]
+            for i in range(2):
+                _check_wav(_local(client, run, f"audio/step_{step}_{i}.wav"))
+        assert "dataset/manifest.json" in files
+
+        best_step = min(fids, key=fids.get)
+        last = torch.load(_local(client, run, "checkpoints/last/state.pt"), weights_only=False)
+        best = torch.load(_local(client, run, "checkpoints/best/state.pt"), weights_only=False)
+        assert last["trainer"]["step"] == final and best["trainer"]["step"] == best_step
+        assert best["mlflow_run_id"] == run.info.run_id
+        assert best["dataset"]["spec"]["mel"]["sample_rate"] == SAMPLE_RATE
+        assert best["config"]["model"]["family"] == run.data.params["model.family"]
+        assert run.data.metrics["best/fid"] == pytest.approx(min(fids.values()))
+        assert run.data.metrics["artifacts/seconds"] >= 0
+        assert run.data.tags["dataset.fingerprint"] and run.data.tags["fid.embedding"] == "random-conv"
+        assert run.data.params["evaluation.audio_clips"] == "2"
+
+
+@pytest.mark.slow
+def test_parent_run_holds_results_table(sweep):
+    _, client, parent, children = sweep
+    rows = list(csv.DictReader(_local(client, parent, "results.csv").open()))
+    assert sorted(r["run_id"] for r in rows) == sorted(c.info.run_id for c in children)
+    assert {r["model.family"] for r in rows} == {"dcgan1", "wgan_clip"}
+    assert all(r["status"] == "FINISHED" and r["trial_id"] for r in rows)
+    best = [float(r["best_fid"]) for r in rows]
+    assert best == sorted(best) and all(float(r["final_fid"]) >= b for r, b in zip(rows, best))
+    assert parent.data.tags["best.run_id"] == rows[0]["run_id"]
+    assert {"tiny.yaml", "results.csv"} <= set(_artifacts(client, parent.info.run_id))
+
+
+@pytest.mark.slow
+def test_generate_writes_playable_wavs_and_pngs(sweep):
+    cwd, client, _, children = sweep
+    result = run_module("platform.generate", "--experiment", SWEEP["name"], "-n", "3", "--seed", "1",
+                        "--out", "gen", "--griffin-lim-iters", "4", cwd=cwd, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = cwd / "gen"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "grid.png", "sample_000.png", "sample_000.wav", "sample_001.png", "sample_001.wav",
+        "sample_002.png", "sample_002.wav"]
+    for i in range(3):
+        _check_wav(out / f"sample_{i:03d}.wav")
+        assert (out / f"sample_{i:03d}.png").read_bytes()[:8] == PNG
+    best = min(children, key=lambda r: r.data.metrics["best/fid"])
+    assert best.info.run_id in result.stdout
+
+
+@pytest.mark.slow
+def test_generate_rejects_bad_input_with_one_sentence(sweep, capsys):
+    from platform import generate
+    cwd, _, parent, children = sweep
+    uri = ["--tracking-uri", f"sqlite:///{cwd / 'mlflow.db'}", "--out", str(cwd / "never")]
+    for args, says in ((["no-such-run"], "there is no run 'no-such-run'"),
+                       (["--experiment", "nope"], "there is no experiment 'nope'"),
+                       ([parent.info.run_id], "has no best checkpoint")):
+        assert generate.main(args + uri) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and says in err and err.count("\n") == 0, err
+    assert not (cwd / "never").exists()
+    assert generate.main(["x", "--tracking-uri", f"sqlite:///{cwd / 'missing.db'}"]) == 2
+    assert "no MLflow store" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_report_draws_the_three_figures_and_logs_them(sweep, capsys):
+    from platform import report
+    cwd, client, parent, _ = sweep
+    out = cwd / "report"
+    assert report.main([SWEEP["name"], "--out", str(out), "--tracking-uri", f"sqlite:///{cwd / 'mlflow.db'}"]) == 0
+    for name in report.FIGURES:
+        assert (out / name).read_bytes()[:8] == PNG, name
+    logged = _artifacts(client, parent.info.run_id, "report")
+    assert sorted(logged) == sorted(f"report/{name}" for name in report.FIGURES)
+    assert report.main(["nope", "--tracking-uri", f"sqlite:///{cwd / 'mlflow.db'}"]) == 2
+    assert "there is no experiment 'nope'" in capsys.readouterr().err
+
+
+# ---------- the browser check ----------
+
+CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+SCREENSHOTS = ROOT / "runs" / "screenshots"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(sweep):
+    """`mlflow server` on the sweep's store, on a free loopback port; its request log."""
+    cwd = sweep[0]
+    port, log = _free_port(), cwd / "mlflow-server.log"
+    with log.open("w") as out:
+        server = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri",
+                                   f"sqlite:///{cwd / 'mlflow.db'}", "--host", "127.0.0.1", "--port", str(port),
+                                   "--workers", "1"], cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if urllib.request.urlopen(f"{url}/health", timeout=2).read() == b"OK":
+                    break
+            except OSError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
+        yield url, log
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def _chromium(url: str, *args: str, profile: Path) -> subprocess.CompletedProcess:
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={profile}", "--virtual-time-budget=20000", "--window-size=1400,900"]
+    return subprocess.run([CHROMIUM, *flags, *args, url], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on PATH (python3 -m platform.bootstrap installs "
+                                              "Debian's as root with apt-get)")
+def test_mlflow_ui_shows_trials_and_a_sample_image(sweep, mlflow_server, tmp_path):
+    import matplotlib.image
+    _, client, parent, children = sweep
+    url, log = mlflow_server
+    experiment = parent.info.experiment_id
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    # the experiment's runs table (the "Model training" view): the sweep's parent run is listed
+    runs_page = f"{url}/#/experiments/{experiment}/runs?workflowType=machine_learning"
+    shot = SCREENSHOTS / "mlflow_runs.png"
+    dom = _chromium(runs_page, "--dump-dom", f"--screenshot={shot}", profile=tmp_path / "p1").stdout
+    assert parent.info.run_name in dom, dom[-2000:]
+
+    # a trial's last sample grid in its artifact viewer: the page names the trial and the
+    # browser fetched the PNG from the server
+    trial = children[0]
+    grid = sorted(a.path for a in client.list_artifacts(trial.info.run_id, "samples"))[-1]
+    page = f"{url}/#/experiments/{experiment}/runs/{trial.info.run_id}/artifactPath/{grid}?workflowType=machine_learning"
+    shot = SCREENSHOTS / "mlflow_sample_artifact.png"
+    dom = _chromium(page, "--dump-dom", f"--screenshot={shot}", profile=tmp_path / "p2").stdout
+    assert trial.info.run_name in dom and f'alt="{grid}"' in dom, dom[-2000:]
+    fetched = f"GET /get-artifact?path={grid.replace('/', '%2F')}&run_uuid={trial.info.run_id} HTTP/1.1\" 200"
+    assert fetched in log.read_text()
+
+    pixels = matplotlib.image.imread(shot)[..., :3]
+    assert pixels.shape[:2] == (900, 1400)
+    assert len(np.unique((pixels * 255).astype(np.uint8).reshape(-1, 3), axis=0)) > 100  # not a blank page
+    print(f"\nscreenshots: {SCREENSHOTS / 'mlflow_runs.png'} {shot}")
