@@ -1,0 +1,105 @@
+"""The pieces of a trial's MLflow artifacts, without Ray: the dB scale of the mel figures,
+the WAVs, the metric history and the sweep's results table."""
+import csv
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from mlflow import MlflowClient
+
+from data import mel
+from data.spec import DatasetSpec, MelParams, SegmentParams
+from trainables.artifacts import dataset_info, loss_figure, mel_figure, to_db, write_wav
+
+SPEC = DatasetSpec(mel=MelParams(sample_rate=16000, n_mels=64, frames=64), segment=SegmentParams(seconds=5.0))
+INFO = dataset_info({"fingerprint": "f" * 16, "scaling": mel.scaling(SPEC),
+                     "spec": {"mel": vars(SPEC.mel), "segment": vars(SPEC.segment)}})
+
+
+def test_db_scale_undoes_the_manifest_scaling():
+    rng = np.random.default_rng(0)
+    waves = rng.normal(size=(2, 5 * 16000)).astype(np.float32)
+    image = mel.to_image(waves, SPEC)
+    db = to_db(image, INFO["scaling"])
+    assert db.min() >= -SPEC.mel.top_db and db.max() == pytest.approx(0.0, abs=1e-3)  # each segment's peak is 0 dB
+    assert to_db(np.array([-1.0, 0.0, 1.0]), INFO["scaling"]).tolist() == [-80.0, -40.0, 0.0]
+
+
+def test_mel_figure_has_time_frequency_axes_and_a_db_colour_bar(tmp_path):
+    images = np.linspace(-1, 1, 3 * 64 * 64).reshape(3, 64, 64)
+    fig = mel_figure(images, INFO, columns=2, title="t")
+    panels = [ax for ax in fig.axes if ax.images]
+    colour_bar = [ax for ax in fig.axes if "dB" in ax.get_ylabel()]
+    assert len(panels) == 3 and len(colour_bar) == 1
+    assert panels[-1].get_xlabel() == "time (s)" and "Hz" in panels[0].get_ylabel()
+    assert panels[0].images[0].get_extent()[:2] == [0, 5.0]
+    assert panels[0].images[0].get_clim() == (-80.0, 0.0)
+    fig.savefig(tmp_path / "grid.png")
+    assert (tmp_path / "grid.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_wav_has_the_dataset_rate_and_segment_length(tmp_path):
+    image = mel.to_image(np.random.default_rng(1).normal(size=(1, 80000)).astype(np.float32), SPEC)[0]
+    write_wav(tmp_path / "a.wav", image, INFO, n_iter=4)
+    audio, rate = soundfile.read(tmp_path / "a.wav")
+    assert rate == 16000 and len(audio) == 80000 and 0 < np.abs(audio).max() <= 1
+
+
+@pytest.fixture
+def store(tmp_path):
+    """A parent run with two trial runs, as a sweep leaves them (no Ray)."""
+    from trainables.mlflow_run import TrackingTarget
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.create_experiment("e", artifact_location=str(tmp_path / "mlruns"))
+    parent = client.create_run(experiment, run_name="sweep", tags={"sweep": "parent"}).info.run_id
+    children = []
+    for n, fids in enumerate(([9.0, 4.0, 6.0], [5.0, 5.0, 5.0])):
+        run = client.create_run(experiment, run_name=f"trial{n}",
+                                tags={"mlflow.parentRunId": parent, "tune.trial_id": f"x_{n:05d}"}).info.run_id
+        client.log_param(run, "model.family", ["dcgan1", "wgan_clip"][n])
+        for step, fid in zip((10, 20, 30), fids):
+            client.log_metric(run, "fid", fid, step=step)
+            client.log_metric(run, "loss/D", 1.0 / step, step=step)
+        client.set_terminated(run)
+        children.append(run)
+    return client, TrackingTarget(uri, experiment, parent), children
+
+
+def test_metric_history_keeps_the_last_value_of_a_repeated_step(store):
+    from trainables.mlflow_run import metric_history
+    client, _, children = store
+    client.log_metric(children[0], "fid", 3.5, step=20)  # an iteration redone after a restore
+    history = metric_history(client, children[0], ("fid", "loss/G"))
+    assert history == {"fid": [(10, 9.0), (20, 3.5), (30, 6.0)]}
+
+
+def test_results_table_and_loss_curves_on_sweep_end(store):
+    from platform import tracking
+    client, target, children = store
+    tracking.finish_sweep(target, {}, {"fid": 4.0, "trial_id": "x_00000", "run_id": children[0]})
+    path = client.download_artifacts(target.parent_run_id, "results.csv", tempfile.mkdtemp())
+    rows = list(csv.DictReader(open(path)))
+    assert [r["run_id"] for r in rows] == children  # best first: 4.0 then 5.0
+    assert [(r["best_fid"], r["final_fid"]) for r in rows] == [("4.0", "6.0"), ("5.0", "5.0")]
+    assert [r["model.family"] for r in rows] == ["dcgan1", "wgan_clip"]
+    assert all(r["status"] == "FINISHED" for r in rows) and rows[1]["trial_id"] == "x_00001"
+    for run in children:  # no worker drew them: the driver did
+        assert "loss_curves.png" in [a.path for a in client.list_artifacts(run)]
+
+
+def test_loss_figure_draws_wasserstein_when_logged():
+    fig = loss_figure({"loss/D": [(1, 0.5)], "loss/G": [(1, 0.7)], "wasserstein": [(1, 0.1)], "fid": [(1, 9.0)]})
+    assert [line.get_label() for line in fig.axes[0].lines] == ["loss/D", "loss/G", "wasserstein"]
+
+
+@pytest.mark.parametrize("module", ["generate", "report"])
+def test_commands_refuse_a_store_that_is_not_there(module, tmp_path, capsys):
+    import importlib
+    main = importlib.import_module(f"platform.{module}").main
+    assert main(["x", "--tracking-uri", f"sqlite:///{tmp_path / 'none.db'}", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: there is no MLflow store at") and err.count("\n") == 1
+    assert not (tmp_path / "none.db").exists() and not (tmp_path / "o").exists()
