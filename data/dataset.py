@@ -46,13 +46,18 @@ def read_segments(path: str | os.PathLike, columns: list[str] | None = None) -> 
     return table.sort_by([("track_id", "ascending"), ("segment_index", "ascending")])
 
 
-def load_mels(path: str | os.PathLike, max_segments: int | None = None, seed: int = 0) -> np.ndarray:
+def load_mels(path: str | os.PathLike, max_segments: int | None = None, seed: int = 0,
+              fraction: float = 1.0, at_least: int = 1) -> np.ndarray:
     """Mel images of a dataset, (segments, n_mels, frames) float16, ordered by track and segment.
 
     `max_segments` draws a seeded random subset (the same rows for the same dataset, number
-    and seed), so one build serves the study's 260k, 60k and 30k runs.
+    and seed), so one build serves the study's 260k, 60k and 30k runs; `fraction` asks for
+    a share instead (0.23: 60k of 260k), never fewer than `at_least` rows.
     """
     table = read_segments(path, columns=["track_id", "segment_index", "mel"])
+    if fraction < 1:
+        share = max(at_least, round(fraction * table.num_rows))
+        max_segments = share if max_segments is None else min(max_segments, share)
     rows = subset_indices(table.num_rows, max_segments, seed)
     if len(rows) < table.num_rows:
         table = table.take(pa.array(rows))

@@ -10,7 +10,10 @@ A file has these sections, each optional but `name` (see search_spaces/quickstar
   search    "section.key": domain, where a domain is one of
               {loguniform: [low, high]}  {uniform: [low, high]}  {randint: [low, high]}
               {choice: [a, b, ...]}      {grid: [a, b, ...]}      or a plain constant
-  tune      searcher, scheduler, samples, concurrency, resources per trial
+  experiments  name: {model: {...}, training: {...}}: fixed settings run as a grid beside
+            the search (search_spaces/paper.yaml: the study's five runs)
+  tune      searcher, scheduler (asha, fifo, pbt), samples, concurrency, resources per
+            trial, time budget
   mlflow    tracking URI and experiment name
   storage   where datasets and Tune results go
 Every mistake stops the command before Ray starts with one sentence naming the file and
@@ -49,15 +52,23 @@ _Loader.add_implicit_resolver(
 
 @dataclass(frozen=True)
 class SchedulerSpec:
-    name: Literal["asha", "fifo"] = "asha"
+    name: Literal["asha", "fifo", "pbt"] = "asha"
     grace_period: int = 1       # ASHA: iterations every trial gets before it can be stopped
     reduction_factor: float = 2.0
+    # PBT: every `perturbation_interval` iterations the bottom `quantile_fraction` of trials
+    # take a top trial's checkpoint and perturb its learning rates (the searched ones).
+    perturbation_interval: int = 2
+    quantile_fraction: float = 0.25
+    resample_probability: float = 0.25
+    synch: bool = False  # PBT: perturb all trials together when the slowest reaches the interval
 
     def __post_init__(self):
-        if self.grace_period < 1:
-            raise ValueError("grace_period must be at least 1")
+        if self.grace_period < 1 or self.perturbation_interval < 1:
+            raise ValueError("grace_period and perturbation_interval must be at least 1")
         if self.reduction_factor <= 1:
             raise ValueError("reduction_factor must be greater than 1")
+        if not 0 < self.quantile_fraction <= 0.5 or not 0 <= self.resample_probability <= 1:
+            raise ValueError("quantile_fraction must lie in (0, 0.5] and resample_probability in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -85,11 +96,14 @@ class TuneSpec:
     resources_per_trial: ResourcesSpec = field(default_factory=ResourcesSpec)
     seed: int = 0
     checkpoints_to_keep: int = 2
+    time_budget_s: float | None = None  # the whole sweep: no new trials after it, running ones stop
 
     def __post_init__(self):
         for name in ("num_samples", "max_concurrent", "checkpoints_to_keep"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise ValueError("time_budget_s must be positive")
 
 
 @dataclass(frozen=True)
@@ -151,6 +165,14 @@ class Domain:
 
 
 @dataclass(frozen=True)
+class Experiment:
+    """One of a sweep's fixed settings (the study's five runs): the spec's model and training
+    with this experiment's keys changed. Evaluation is shared so their FIDs compare."""
+    model: ModelConfig
+    training: TrainingConfig
+
+
+@dataclass(frozen=True)
 class SweepSpec:
     name: str
     dataset: DatasetSpec = field(default_factory=DatasetSpec)
@@ -161,6 +183,7 @@ class SweepSpec:
     tune: TuneSpec = field(default_factory=TuneSpec)
     mlflow: MlflowSpec = field(default_factory=MlflowSpec)
     storage: StorageSpec = field(default_factory=StorageSpec)
+    experiments: dict[str, Any] = field(default_factory=dict)  # name -> Experiment, a grid
 
     @property
     def experiment(self) -> str:
@@ -172,11 +195,38 @@ class SweepSpec:
         for path, domain in self.search.items():
             section, key = path.split(".")
             space[section][key] = domain.to_tune()
+        if self.experiments:
+            from ray import tune
+            space["experiment"] = tune.grid_search(list(self.experiments))
+            for section, key in self.experiment_keys():
+                chosen = {name: getattr(getattr(e, section), key) for name, e in self.experiments.items()}
+                space[section][key] = tune.sample_from(_ByExperiment(chosen))
         return space
+
+    def experiment_keys(self) -> list[tuple[str, str]]:
+        """The (section, key)s some experiment sets to other than the spec's value."""
+        keys = []
+        for section in ("model", "training"):
+            base = dataclasses.asdict(getattr(self, section))
+            for key in base:
+                if any(getattr(getattr(e, section), key) != base[key] for e in self.experiments.values()):
+                    keys.append((section, key))
+        return keys
 
     def max_iterations(self) -> int:
         domain = self.search.get("training.iterations")
-        return max(domain.extremes()) if domain else self.training.iterations
+        if domain:
+            return max(domain.extremes())
+        return max([self.training.iterations] + [e.training.iterations for e in self.experiments.values()])
+
+
+@dataclass(frozen=True)
+class _ByExperiment:
+    """A Tune sample_from: the value this trial's experiment sets (a class, so it pickles)."""
+    values: dict
+
+    def __call__(self, config: dict) -> Any:
+        return self.values[config["experiment"]]
 
 
 def _parse_domain(path: str, raw: Any, field_type, section_obj, where: str) -> Domain:
@@ -248,13 +298,70 @@ def load(path: str | Path) -> SweepSpec:
     if not isinstance(raw, dict):
         raise SpecError(f"{file}: expected a mapping of sections at the top level, got {type(raw).__name__}.")
     search = raw.pop("search", None)
+    experiments = raw.pop("experiments", None)
     try:
         spec = build(SweepSpec, raw, "")
+        spec = dataclasses.replace(spec, experiments=_parse_experiments(experiments, spec))
     except SpecError as error:
         raise SpecError(f"{file}: {error}") from None
     spec = dataclasses.replace(spec, search=_parse_search(search, spec, file))
     _check_image_size(spec, file)
+    _check_combinations(spec, file)
     return spec
+
+
+def _parse_experiments(raw: Any, spec: SweepSpec) -> dict[str, Experiment]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not raw:
+        raise SpecError(f"experiments: expected a mapping of experiment names to settings, got {raw!r}.")
+    parsed = {}
+    for name, changes in raw.items():
+        where = f"experiments.{name}"
+        changes = {} if changes is None else changes
+        if not isinstance(changes, dict) or set(changes) - {"model", "training"}:
+            raise SpecError(f"{where}: expected a mapping with model and/or training, got {changes!r}.")
+        parsed[str(name)] = Experiment(**{
+            section: build(type(getattr(spec, section)),
+                           {**dataclasses.asdict(getattr(spec, section)), **(changes.get(section) or {})},
+                           f"{where}.{section}")
+            for section in ("model", "training")})
+    return parsed
+
+
+def _check_combinations(spec: SweepSpec, file: str) -> None:
+    """Searchers and schedulers that cannot work together, said before Ray starts."""
+    if spec.experiments and spec.tune.searcher != "random":
+        raise SpecError(f"{file}: experiments: a grid of experiments needs tune.searcher: random "
+                        "(Optuna samples, it does not enumerate a grid).")
+    for section, key in spec.experiment_keys():
+        if f"{section}.{key}" in spec.search:
+            raise SpecError(f"{file}: search.{section}.{key}: an experiment sets this key, so it cannot also "
+                            "be searched; drop it from one of them.")
+    if spec.tune.scheduler.name == "pbt":
+        if spec.tune.searcher != "random":
+            raise SpecError(f"{file}: tune.scheduler: pbt needs tune.searcher: random (PBT changes the "
+                            "configs it is given; Ray refuses it beside a search algorithm).")
+        if spec.tune.scheduler.perturbation_interval % spec.training.checkpoint_every:
+            raise SpecError(f"{file}: tune.scheduler.perturbation_interval: PBT copies checkpoints, so "
+                            "training.checkpoint_every must divide it.")
+        if not pbt_mutations(spec):
+            raise SpecError(f"{file}: tune.scheduler: pbt perturbs the searched learning rates, so search "
+                            "training.lr_g and/or training.lr_d with loguniform or uniform.")
+
+
+PBT_KEYS = ("training.lr_g", "training.lr_d")
+
+
+def pbt_mutations(spec: SweepSpec) -> dict:
+    """PBT's hyperparam_mutations: the searched learning rates, resampled from their domains."""
+    mutations = {}
+    for path in PBT_KEYS:
+        domain = spec.search.get(path)
+        if domain is not None and domain.kind in ("loguniform", "uniform"):
+            section, key = path.split(".")
+            mutations.setdefault(section, {})[key] = domain.to_tune()
+    return mutations
 
 
 def _check_image_size(spec: SweepSpec, file: str) -> None:
@@ -263,10 +370,12 @@ def _check_image_size(spec: SweepSpec, file: str) -> None:
         raise SpecError(f"{file}: search.model.image_size: the image size is fixed by the dataset's mel "
                         "(dataset.mel.n_mels and frames); it cannot be searched within one sweep.")
     mel = spec.dataset.mel
-    if not spec.model.image_size == mel.n_mels == mel.frames:
-        raise SpecError(f"{file}: model.image_size: {spec.model.image_size} does not match the dataset's mel "
-                        f"image ({mel.n_mels} x {mel.frames}); set dataset.mel.n_mels and dataset.mel.frames "
-                        f"to {spec.model.image_size}, or model.image_size to theirs.")
+    models = {"model": spec.model} | {f"experiments.{n}.model": e.model for n, e in spec.experiments.items()}
+    for where, model in models.items():
+        if not model.image_size == mel.n_mels == mel.frames:
+            raise SpecError(f"{file}: {where}.image_size: {model.image_size} does not match the dataset's mel "
+                            f"image ({mel.n_mels} x {mel.frames}); set dataset.mel.n_mels and dataset.mel.frames "
+                            f"to {model.image_size}, or {where}.image_size to theirs.")
 
 
 def searcher(spec: SweepSpec):
@@ -278,9 +387,14 @@ def searcher(spec: SweepSpec):
 
 
 def scheduler(spec: SweepSpec):
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
     s = spec.tune.scheduler
     if s.name == "fifo":
         return FIFOScheduler()
+    if s.name == "pbt":
+        # time in Tune iterations, so perturbations land on checkpoints, not wall-clock moments
+        return PopulationBasedTraining(time_attr="training_iteration", perturbation_interval=s.perturbation_interval,
+                                       hyperparam_mutations=pbt_mutations(spec), quantile_fraction=s.quantile_fraction,
+                                       resample_probability=s.resample_probability, synch=s.synch)
     return ASHAScheduler(max_t=spec.max_iterations(), grace_period=s.grace_period,
                          reduction_factor=s.reduction_factor)

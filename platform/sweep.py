@@ -1,4 +1,4 @@
-"""Run a sweep: python -m platform.sweep SPACE.yaml [--dry-run] [--address ADDR]
+"""Run a sweep: python -m platform.sweep SPACE.yaml [--dry-run] [--resume [PATH]] [--address ADDR]
 
 Validates the search-space file (exit 2 on a mistake, before Ray starts), builds the
 dataset it names if it is not built yet, runs the trials with Ray Tune (Optuna search,
@@ -12,14 +12,12 @@ import logging
 import os
 import sys
 import time
-from pathlib import Path
 
 import yaml
 
 from platform import spaces
 from platform.typed import SpecError
 
-ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("platform.sweep")
 
 
@@ -34,23 +32,69 @@ def _print_dry_run(spec: spaces.SweepSpec) -> None:
     for path, domain in spec.search.items():
         section, key = path.split(".")
         print(f"{path}: {domain}  ->  {type(space[section][key]).__name__}")
+    for section, key in spec.experiment_keys():
+        chosen = ", ".join(f"{name}: {getattr(getattr(e, section), key)!r}" for name, e in spec.experiments.items())
+        print(f"{section}.{key} by experiment: {chosen}")
     print(f"# searcher: {spec.tune.searcher}, scheduler: {spec.tune.scheduler.name}, "
-          f"samples: {spec.tune.num_samples}, concurrency: {spec.tune.max_concurrent}")
+          f"samples: {spec.tune.num_samples}{' per experiment' if spec.experiments else ''}, "
+          f"concurrency: {spec.tune.max_concurrent}, time budget: {spec.tune.time_budget_s or 'none'}")
 
 
-def run(spec: spaces.SweepSpec, spec_file: str, address: str | None) -> int:
-    # Checkpointing every iteration makes Tune warn about snapshot frequency; harmless here.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+def _check_resources_fit(spec: spaces.SweepSpec, address: str | None) -> None:
+    """On this machine nothing scales up: a trial asking for a GPU it lacks would wait forever."""
+    import ray
+
+    from platform.cluster import ClusterError, is_local
+    if not is_local(address):
+        return  # a cluster's autoscaler may add GPU workers on demand
+    have = ray.cluster_resources()
+    for name, amount in spec.tune.resources_per_trial.to_tune().items():
+        key = name.upper() if name in ("cpu", "gpu") else name
+        if amount > have.get(key, 0):
+            raise ClusterError(f"tune.resources_per_trial.{name} is {amount} but this machine has "
+                               f"{have.get(key, 0):g}; lower it (gpu: 0 trains on the CPU) or run on a "
+                               "cluster with --address.")
+
+
+def _trainable(spec: spaces.SweepSpec, context):
     from ray import tune
 
+    from trainables.train import train_gan
+    return tune.with_resources(tune.with_parameters(train_gan, context=context),
+                               spec.tune.resources_per_trial.to_tune())
+
+
+def _new_tuner(spec: spaces.SweepSpec, context, name: str):
+    from ray import tune
+    return tune.Tuner(
+        _trainable(spec, context),
+        param_space=spec.param_space(),
+        tune_config=tune.TuneConfig(metric="fid", mode="min", search_alg=spaces.searcher(spec),
+                                    scheduler=spaces.scheduler(spec), num_samples=spec.tune.num_samples,
+                                    time_budget_s=spec.tune.time_budget_s,
+                                    # PBT's in-place reset needs reset_config, which function trainables lack
+                                    reuse_actors=spec.tune.scheduler.name != "pbt",
+                                    trial_dirname_creator=lambda trial: f"{trial.trainable_name}_{trial.trial_id}"),
+        run_config=tune.RunConfig(name=name, storage_path=spec.storage.resolved_tune(),
+                                  checkpoint_config=tune.CheckpointConfig(
+                                      num_to_keep=spec.tune.checkpoints_to_keep)),
+    )
+
+
+def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str | None = None) -> int:
+    """A new sweep, or (`resume`: a Tune experiment path or "latest") a stopped one continued."""
+    # Checkpointing every iteration makes Tune warn about snapshot frequency; harmless here.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     from data import pipeline
-    from platform import cluster, prepare, tracking
+    from platform import cluster, prepare, resume as resuming, tracking
     from trainables.evaluation import prepare_reference
-    from trainables.train import TrialContext, train_gan
+    from trainables.train import TrialContext
 
     storage_root = spec.storage.resolved_root()
     tracking_uri = tracking.resolve_uri(spec.mlflow.resolved_uri())
+    previous = resuming.find(spec, resume) if resume else None  # before Ray: a wrong path fails fast
     nodes = cluster.connect(address)
+    _check_resources_fit(spec, address)
     cluster.preflight(nodes, tracking_uri, {"storage.root": storage_root, "storage.tune": spec.storage.resolved_tune()})
 
     dataset = pipeline.build(spec.dataset, storage_root)
@@ -59,28 +103,28 @@ def run(spec: spaces.SweepSpec, spec_file: str, address: str | None) -> int:
         # once, here: missing Inception weights fail now, and no trial computes real statistics
         prepare_reference(spec.evaluation, str(dataset.path))
 
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    target = tracking.start_sweep(
-        tracking_uri, spec.experiment, run_name=f"sweep-{stamp}",
-        tags={"dataset.fingerprint": dataset.fingerprint, "dataset.path": str(dataset.path)},
-        params={"tune.searcher": spec.tune.searcher, "tune.scheduler": spec.tune.scheduler.name,
-                "tune.num_samples": spec.tune.num_samples, "dataset.segments": dataset.segments},
-        spec_file=spec_file)
-
-    resources = spec.tune.resources_per_trial
-    context = TrialContext(str(dataset.path), dataset.fingerprint, target, threads=max(1, int(resources.cpu)))
-    trainable = tune.with_resources(tune.with_parameters(train_gan, context=context), resources.to_tune())
-    tuner = tune.Tuner(
-        trainable,
-        param_space=spec.param_space(),
-        tune_config=tune.TuneConfig(metric="fid", mode="min", search_alg=spaces.searcher(spec),
-                                    scheduler=spaces.scheduler(spec), num_samples=spec.tune.num_samples,
-                                    reuse_actors=True,
-                                    trial_dirname_creator=lambda trial: f"{trial.trainable_name}_{trial.trial_id}"),
-        run_config=tune.RunConfig(name=f"{spec.name}-{stamp}", storage_path=spec.storage.resolved_tune(),
-                                  checkpoint_config=tune.CheckpointConfig(
-                                      num_to_keep=spec.tune.checkpoints_to_keep)),
-    )
+    threads = max(1, int(spec.tune.resources_per_trial.cpu))
+    if previous:
+        target = tracking.reopen_sweep(previous.target)
+        context = TrialContext(str(dataset.path), dataset.fingerprint, target, threads=threads)
+        print(f"Resuming {previous.path}: finished trials are kept, unfinished ones restart from "
+              "their last checkpoint.")
+        from ray import tune
+        # param_space again: Tune keeps sample_from functions (experiments) as placeholders
+        tuner = tune.Tuner.restore(previous.path, _trainable(spec, context), resume_unfinished=True,
+                                   resume_errored=False, restart_errored=False, param_space=spec.param_space())
+    else:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        target = tracking.start_sweep(
+            tracking_uri, spec.experiment, run_name=f"sweep-{stamp}",
+            tags={"dataset.fingerprint": dataset.fingerprint, "dataset.path": str(dataset.path)},
+            params={"tune.searcher": spec.tune.searcher, "tune.scheduler": spec.tune.scheduler.name,
+                    "tune.num_samples": spec.tune.num_samples, "dataset.segments": dataset.segments},
+            spec_file=spec_file)
+        context = TrialContext(str(dataset.path), dataset.fingerprint, target, threads=threads)
+        name = f"{spec.name}-{stamp}"
+        resuming.record(spec, name, target)  # what --resume needs to find this sweep again
+        tuner = _new_tuner(spec, context, name)
     results = tuner.fit()
 
     errors = {r.metrics.get("trial_id", ""): str(r.error) for r in results if r.error}
@@ -109,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("space", help="search-space YAML file, e.g. search_spaces/quickstart.yaml")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the resolved spec and the Tune search space, start nothing")
+    parser.add_argument("--resume", nargs="?", const="latest", metavar="TUNE_PATH",
+                        help="continue a stopped sweep of this file: its latest one, or the Tune experiment "
+                             "directory given; finished trials are kept, unfinished ones restart from their "
+                             "last checkpoint and go on logging to their MLflow runs")
     parser.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
                         help="Ray cluster to run on: 'auto' (the cluster this node belongs to), HOST:PORT "
                              "or ray://HOST:10001; default $RAY_ADDRESS, else a new local Ray")
@@ -124,9 +172,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from data.pipeline import BuildError
     from platform.cluster import ClusterError
+    from platform.resume import ResumeError
     try:
-        return run(spec, os.path.abspath(args.space), args.address)
-    except ClusterError as error:
+        return run(spec, os.path.abspath(args.space), args.address, args.resume)
+    except (ClusterError, ResumeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except BuildError as error:  # nothing to train on; what was built so far is kept

@@ -57,4 +57,4 @@ def test_tiny_sweep_end_to_end(tmp_path):
     # A second run reuses the dataset
     again = run_module("platform.sweep", str(spec), cwd=tmp_path, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "segments (reused)" in again.stdout
+    assert "(reused):" in again.stdout

@@ -56,13 +56,21 @@ class TrialRun:
                 self.client.delete_tag(run_id, "failure")
         self.run_id = run_id
         self.run_name = run.info.run_name or run_name
+        # A trial that restarts from its last checkpoint repeats the steps after it; their
+        # metrics are in the run already (the same values: resume is exact), so skip them.
+        self.logged_until = max((m.step for m in self.client.get_metric_history(run_id, "fid")), default=-1)
 
     def log_params(self, params: dict) -> None:
         items = [Param(key, str(value)) for key, value in sorted(params.items())]
         for start in range(0, len(items), 100):  # MLflow's batch limit is 100 params
             self.client.log_batch(self.run_id, params=items[start:start + 100])
 
+    def tags(self) -> dict:
+        return self.client.get_run(self.run_id).data.tags
+
     def log_metrics(self, metrics: dict, step: int) -> None:
+        if step <= self.logged_until:
+            return
         now = int(time.time() * 1000)
         self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
 

@@ -39,18 +39,23 @@ class TrialContext:
     threads: int = 1
 
 
-def load_images(dataset_path: str, max_segments: int | None, device: torch.device) -> torch.Tensor:
+def load_images(dataset_path: str, max_segments: int | None, device: torch.device,
+                fraction: float = 1.0, batch_size: int = 1) -> torch.Tensor:
     """The dataset (or its seeded subset) as (segments, 1, n_mels, frames) float16 on `device`:
     260k 64 x 64 images take about 2 GB there; batches are cast up as they are drawn."""
-    mels = load_mels(dataset_path, max_segments=max_segments)
+    mels = load_mels(dataset_path, max_segments=max_segments, fraction=fraction, at_least=batch_size)
     if max_segments is not None and len(mels) < max_segments:
         log.warning("training.max_segments is %d but the dataset at %s has %d segments: training on all of them",
                     max_segments, dataset_path, len(mels))
     return torch.from_numpy(mels).unsqueeze(1).to(device)
 
 
-def _restore(trainer: GANTrainer) -> str | None:
-    """Load Tune's checkpoint into the trainer, if this trial has one; its MLflow run id."""
+# First in every report, so Tune's progress table shows them (it shows the first four).
+PROGRESS_COLUMNS = ("fid", "loss/D", "loss/G", "throughput/img_s")
+
+
+def _restore(trainer: GANTrainer) -> dict | None:
+    """Load Tune's checkpoint into the trainer, if this trial has one; what else it saved."""
     checkpoint = tune.get_checkpoint()
     if not checkpoint:
         return None
@@ -59,7 +64,30 @@ def _restore(trainer: GANTrainer) -> str | None:
         # moments are copied onto the trainer's device by load_state_dict
         state = torch.load(os.path.join(path, CHECKPOINT_FILE), map_location="cpu", weights_only=False)
     trainer.load_state_dict(state["trainer"])
-    return state["mlflow_run_id"]
+    return state
+
+
+def _apply_learning_rates(trainer: GANTrainer) -> dict:
+    """Use this trial's learning rates: under PBT the checkpoint comes from another trial,
+    whose optimisers carry its rates. Returns the rates the checkpoint had."""
+    before = {}
+    for name, optimizer, lr in (("lr_g", trainer.opt_g, trainer.cfg.training.lr_g),
+                                ("lr_d", trainer.opt_d, trainer.cfg.training.lr_d)):
+        before[name] = optimizer.param_groups[0]["lr"]
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+    return before
+
+
+def _record_exploit(run: TrialRun, trainer: GANTrainer, donor: str, before: dict) -> None:
+    """PBT gave this trial another trial's weights and new rates: say so in its run, which
+    goes on (params keep the first rates; the `lr/G`, `lr/D` metrics follow every change)."""
+    count = int(run.tags().get("pbt.exploits", "0")) + 1
+    now = trainer.cfg.training
+    run.set_tags({"pbt.exploits": count,
+                  f"pbt.exploit.{count}": f"at step {trainer.step}: weights of trial {donor}; "
+                                          f"lr_g {before['lr_g']:.3g} -> {now.lr_g:.3g}, "
+                                          f"lr_d {before['lr_d']:.3g} -> {now.lr_d:.3g}"})
 
 
 def _report(trainer: GANTrainer, metrics: dict, run: TrialRun, config: dict) -> None:
@@ -68,7 +96,8 @@ def _report(trainer: GANTrainer, metrics: dict, run: TrialRun, config: dict) -> 
         tune.report(metrics)
         return
     with tempfile.TemporaryDirectory(prefix="gan-ckpt-") as saved:
-        torch.save({"trainer": trainer.state_dict(), "mlflow_run_id": run.run_id, "config": config},
+        torch.save({"trainer": trainer.state_dict(), "mlflow_run_id": run.run_id, "config": config,
+                    "trial_id": tune.get_context().get_trial_id()},
                    os.path.join(saved, CHECKPOINT_FILE))
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(saved))
 
@@ -78,23 +107,30 @@ def train_gan(config: dict, context: TrialContext) -> None:
     torch.set_num_threads(context.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
-    images = load_images(context.dataset_path, cfg.training.max_segments, device)
+    images = load_images(context.dataset_path, cfg.training.max_segments, device,
+                         cfg.training.data_fraction, cfg.training.batch_size)
     trainer = GANTrainer(cfg, images, device)
     evaluate = Evaluator(cfg.evaluation, context.dataset_path, images, cfg.model.latent_dim, device)
     # after the evaluator, which may draw random numbers: the checkpoint's generators win
-    run_id = _restore(trainer)
+    restored = _restore(trainer)
+    before = _apply_learning_rates(trainer) if restored else {}
 
     trial = tune.get_context()
-    if run_id is None:
-        run_id = find_trial_run(context.tracking, trial.get_trial_id())  # a retry before any checkpoint
-    run = TrialRun(context.tracking, run_name=trial.get_trial_name(), run_id=run_id,
-                   tags={"tune.trial_id": trial.get_trial_id(),
+    # this trial's own run, found by its trial id: a retry or a resumed sweep reopens it, and
+    # under PBT the checkpoint may be another trial's
+    run_id = find_trial_run(context.tracking, trial.get_trial_id())
+    experiment = config.get("experiment")  # one of a sweep's fixed settings (paper.yaml)
+    run = TrialRun(context.tracking, run_name=f"{experiment}-{trial.get_trial_name()}" if experiment
+                   else trial.get_trial_name(), run_id=run_id,
+                   tags={"tune.trial_id": trial.get_trial_id(), **({"experiment": experiment} if experiment else {}),
                          "dataset.fingerprint": context.dataset_fingerprint,
                          # which node trained it: a multi-node sweep can be checked from MLflow
                          "ray.node_id": ray.get_runtime_context().get_node_id(),
                          **evaluate.tags})
     if run_id is None:
         run.log_params({**flatten(config), "dataset.segments": len(images)})
+    if restored and restored.get("trial_id", trial.get_trial_id()) != trial.get_trial_id():
+        _record_exploit(run, trainer, restored["trial_id"], before)
     # sample grids, audio, last/best checkpoints, loss curves (trainables/artifacts.py)
     artifacts = TrialArtifacts(run, cfg, context.dataset_path, evaluate.fixed_z, resumed=run_id is not None)
 
@@ -103,7 +139,9 @@ def train_gan(config: dict, context: TrialContext) -> None:
         while not trainer.finished:
             metrics = trainer.run_iteration()
             metrics.update(evaluate(trainer.G))
+            metrics.update({"lr/G": trainer.cfg.training.lr_g, "lr/D": trainer.cfg.training.lr_d})
             metrics.update(artifacts.after_evaluation(trainer, metrics, config))
+            metrics = {**{k: metrics[k] for k in PROGRESS_COLUMNS}, **metrics}
             run.log_metrics(metrics, step=trainer.step)
             _report(trainer, metrics, run, config)
         status = "FINISHED"

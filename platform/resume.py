@@ -1,0 +1,81 @@
+"""What `python -m platform.sweep SPACE --resume` needs to find a stopped sweep again.
+
+Tune keeps the trials, the searcher and the scheduler in its experiment directory and
+restores them (`Tuner.restore`). Beside them this module keeps the sweep's MLflow parent
+run, in `platform-sweep.json`, so a resumed sweep goes on in the same parent run and each
+trial finds its own child run again. The directory may be a local path or an s3:// or
+gs:// URI (pyarrow file systems, as Tune uses).
+"""
+import json
+import posixpath
+from dataclasses import asdict, dataclass
+
+import pyarrow.fs as pafs
+
+from trainables.mlflow_run import TrackingTarget
+
+STATE_FILE = "platform-sweep.json"
+
+
+class ResumeError(Exception):
+    """No stopped sweep to resume where one was asked for; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class StoppedSweep:
+    path: str  # the Tune experiment directory, as Tuner.restore takes it
+    target: TrackingTarget
+
+
+def _fs(uri: str) -> tuple[pafs.FileSystem, str]:
+    return pafs.FileSystem.from_uri(uri)
+
+
+def _join(base: str, *parts: str) -> str:
+    return posixpath.join(base, *parts) if "://" in base else "/".join([base.rstrip("/"), *parts])
+
+
+def record(spec, name: str, target: TrackingTarget) -> None:
+    fs, path = _fs(_join(spec.storage.resolved_tune(), name))
+    fs.create_dir(path, recursive=True)
+    with fs.open_output_stream(posixpath.join(path, STATE_FILE)) as out:
+        out.write(json.dumps({"sweep": spec.name, "tracking": asdict(target)}, indent=1).encode())
+
+
+def _read(experiment_path: str) -> dict | None:
+    fs, path = _fs(experiment_path)
+    try:
+        with fs.open_input_stream(posixpath.join(path, STATE_FILE)) as stream:
+            return json.loads(stream.read())
+    except (FileNotFoundError, OSError):
+        return None
+
+
+def _latest(spec) -> str | None:
+    """The newest `<name>-<time>` experiment of this spec under its Tune storage."""
+    base = spec.storage.resolved_tune()
+    fs, path = _fs(base)
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    except OSError:
+        return None
+    names = sorted(i.base_name for i in infos
+                   if i.type == pafs.FileType.Directory and i.base_name.startswith(f"{spec.name}-"))
+    return _join(base, names[-1]) if names else None
+
+
+def find(spec, resume: str) -> StoppedSweep:
+    """The sweep to continue: `resume` is a Tune experiment path, or "latest" for this spec's newest."""
+    from ray import tune
+    path = _latest(spec) if resume == "latest" else resume
+    if path is None:
+        raise ResumeError(f"--resume: no earlier sweep named {spec.name!r} under {spec.storage.resolved_tune()}; "
+                          "run it without --resume first.")
+    state = _read(path)
+    if state is None or not tune.Tuner.can_restore(path):
+        raise ResumeError(f"--resume: {path} is not a sweep this command started (no {STATE_FILE} or no Tune "
+                          "experiment state there); give the directory Tune printed for it.")
+    if state["sweep"] != spec.name:
+        raise ResumeError(f"--resume: {path} is a sweep of {state['sweep']!r}, not of {spec.name!r}; "
+                          "resume it with its own search-space file.")
+    return StoppedSweep(path, TrackingTarget(**state["tracking"]))
