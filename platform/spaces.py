@@ -97,6 +97,9 @@ class TuneSpec:
     seed: int = 0
     checkpoints_to_keep: int = 2
     time_budget_s: float | None = None  # the whole sweep: no new trials after it, running ones stop
+    # Retries of a trial that errored, from its last checkpoint: a spot worker taken away,
+    # a node lost. 0 by default, since a diverged trial (NaN) would only diverge again.
+    max_failures: int = 0
 
     def __post_init__(self):
         for name in ("num_samples", "max_concurrent", "checkpoints_to_keep"):
@@ -104,6 +107,8 @@ class TuneSpec:
                 raise ValueError(f"{name} must be at least 1")
         if self.time_budget_s is not None and self.time_budget_s <= 0:
             raise ValueError("time_budget_s must be positive")
+        if self.max_failures < 0:
+            raise ValueError("max_failures must not be negative")
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,11 @@ class StorageSpec:
     # Tune's storage_path (results, checkpoints): a shared path or an s3:// or gs:// URI.
     # Left out: ROOT/tune.
     tune: str | None = None
+
+    def __post_init__(self):
+        if self.root and "://" in self.root:
+            raise ValueError("root must be a path every node sees (cluster.yaml mounts /srv/shared/runs); "
+                             "URIs such as s3:// are supported for storage.tune only")
 
     def resolved_root(self) -> str:
         return str(Path(self.root or os.environ.get("PLATFORM_STORAGE_ROOT") or "runs").resolve())

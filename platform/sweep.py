@@ -76,6 +76,7 @@ def _new_tuner(spec: spaces.SweepSpec, context, name: str):
                                     reuse_actors=spec.tune.scheduler.name != "pbt",
                                     trial_dirname_creator=lambda trial: f"{trial.trainable_name}_{trial.trial_id}"),
         run_config=tune.RunConfig(name=name, storage_path=spec.storage.resolved_tune(),
+                                  failure_config=tune.FailureConfig(max_failures=spec.tune.max_failures),
                                   checkpoint_config=tune.CheckpointConfig(
                                       num_to_keep=spec.tune.checkpoints_to_keep)),
     )

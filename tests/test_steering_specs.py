@@ -72,6 +72,8 @@ BAD = [
       "training": {"checkpoint_every": 2}, "search": {"training.lr_g": {"uniform": [1e-4, 1e-3]}}},
      "tune.scheduler.perturbation_interval: PBT copies checkpoints"),
     ({"tune": {"time_budget_s": -5}}, "tune: time_budget_s must be positive"),
+    ({"tune": {"max_failures": -1}}, "tune: max_failures must not be negative"),
+    ({"storage": {"root": "s3://bucket/runs"}}, "storage: root must be a path every node sees"),
     ({"training": {"data_fraction": 1.5}}, "training: data_fraction must lie in (0, 1]"),
 ]
 
