@@ -8,7 +8,7 @@ Whenever they change:
     checkpoints/best/state.pt    the state at its lowest fid so far
 Once:
     dataset/manifest.json        the dataset's manifest: mel parameters and scaling, so a run explains its images
-    loss_curves.png              at the end (finished, stopped by the scheduler or failed), from the metric history
+    loss_curves.png              at the trial's last evaluation or failure; for a trial the scheduler stopped, by the driver
 
 The cost of each evaluation's artifacts is the metric `artifacts/seconds`; `best/fid` is the
 lowest fid so far. The drawing functions are shared with `platform.generate` and
@@ -203,24 +203,18 @@ class TrialArtifacts:
             self._loss_curves(trainer, metrics)
         return {"best/fid": self.best_fid, "artifacts/seconds": time.perf_counter() - started}
 
-    def finish(self, trainer, config: dict, status: str) -> None:
-        """The end of the trial, however it ended: a stopped trial gets samples and a last
-        checkpoint of the state it stopped in; every trial gets its loss curves. Never
-        raises, so the trial's own outcome is what Tune sees. Best effort: a trial stopped
-        at the very end of a sweep may be killed first (the driver then draws the curves,
-        platform/tracking.py)."""
+    def finish(self, trainer, status: str) -> None:
+        """The end of the trial: a failed trial draws its loss curves here. Nothing else
+        does, on purpose: Tune gives a trial it stops (ASHA) 2 s to end
+        (TUNE_FUNCTION_THREAD_TIMEOUT_S) before it reuses its actor, and a slower end fails
+        the next trial ("reset_config() ... return True"). The driver draws the loss curves
+        of stopped trials (platform/tracking.py). Never raises."""
+        if status != "FAILED" or self.saved["curves"] == trainer.step:
+            return
         try:
-            started = time.perf_counter()
-            if status == "FINISHED" and trainer.iteration > 0:
-                if self.eval.checkpoint_artifacts and self.saved["last"] != trainer.step:
-                    self._checkpoint(trainer, config, ["last"])
-                if self.saved["samples"] != trainer.step:
-                    self._samples(trainer)
-            if self.saved["curves"] != trainer.step:
-                self._loss_curves(trainer)
-            self.run.log_metrics({"artifacts/final_seconds": time.perf_counter() - started}, step=trainer.step)
+            self._loss_curves(trainer)
         except Exception:
-            log.warning("the end-of-trial artifacts of run %s could not be logged", self.run.run_id, exc_info=True)
+            log.warning("the loss curves of failed run %s could not be logged", self.run.run_id, exc_info=True)
 
     def _loss_curves(self, trainer, metrics: dict | None = None) -> None:
         history = self.run.metric_history(("fid",) + LOSS_KEYS)

@@ -153,5 +153,5 @@ def train_gan(config: dict, context: TrialContext) -> None:
         run.set_tags({"failure": f"{type(error).__name__}: {error}"})
         raise
     finally:
-        artifacts.finish(trainer, config, status)
+        artifacts.finish(trainer, status)
         run.end(status)
