@@ -1,6 +1,6 @@
 """What a trial leaves in its MLflow run beside params and metrics, and the figures of it.
 
-Per evaluation (every `evaluation.artifacts_every`, and always the trial's last):
+Per evaluation (the first, every `evaluation.artifacts_every`, and always the trial's last):
     samples/step_000400.png      a grid of mels generated from the evaluator's fixed latents, in dB
     audio/step_000400_0.wav      the grid's first `audio_clips` mels through Griffin-Lim
 Whenever they change:
@@ -197,7 +197,8 @@ class TrialArtifacts:
                 due.append("last")
         self.best_fid = min(self.best_fid, fid)
         self._checkpoint(trainer, config, due)
-        if trainer.iteration % self.eval.artifacts_every == 0 or trainer.finished:
+        # the first evaluation too, so a trial ASHA stops early still shows what it made
+        if trainer.iteration == 1 or trainer.iteration % self.eval.artifacts_every == 0 or trainer.finished:
             self._samples(trainer)
         if trainer.finished:
             self._loss_curves(trainer, metrics)

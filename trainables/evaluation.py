@@ -38,7 +38,7 @@ class EvaluationConfig:
     grid_images: int = 16       # generated mels (the first of the latent batch) in samples/step_N.png; 0: none
     audio_clips: int = 2        # of those, rendered to audio/step_N_i.wav by Griffin-Lim; 0: none
     griffin_lim_iters: int = 32
-    artifacts_every: int = 4    # evaluations between sample artifacts; a trial's last evaluation always has them
+    artifacts_every: int = 4    # evaluations between sample artifacts; a trial's first and last always have them
     checkpoint_artifacts: bool = True  # the last and the best (lowest fid) checkpoint as run artifacts
 
     def __post_init__(self):
