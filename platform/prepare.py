@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 from platform import spaces
-from platform.typed import SpecError
 
 
 
@@ -47,10 +46,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="print at most N skipped inputs (all are in failures.parquet)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        spec = spaces.load(args.space)
-    except SpecError as error:
-        print(f"error: {error}", file=sys.stderr)
+    spec = spaces.load_for_command(args.space)
+    if spec is None:
         return 2
 
     from data import pipeline

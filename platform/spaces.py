@@ -320,6 +320,17 @@ def load(path: str | Path) -> SweepSpec:
     return spec
 
 
+def load_for_command(path: str | Path) -> SweepSpec | None:
+    """For the commands: the spec, or None once the mistake is printed as one line on
+    stderr (the command then exits 2, before Ray starts)."""
+    import sys
+    try:
+        return load(path)
+    except SpecError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return None
+
+
 def _parse_experiments(raw: Any, spec: SweepSpec) -> dict[str, Experiment]:
     if raw is None:
         return {}

@@ -16,7 +16,6 @@ import time
 import yaml
 
 from platform import spaces
-from platform.typed import SpecError
 
 log = logging.getLogger("platform.sweep")
 
@@ -163,10 +162,8 @@ def main(argv: list[str] | None = None) -> int:
                              "or ray://HOST:10001; default $RAY_ADDRESS, else a new local Ray")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        spec = spaces.load(args.space)
-    except SpecError as error:
-        print(f"error: {error}", file=sys.stderr)
+    spec = spaces.load_for_command(args.space)
+    if spec is None:
         return 2
     if args.dry_run:
         _print_dry_run(spec)
