@@ -5,6 +5,8 @@ scaled linearly to [-1, 1] (the generator's tanh range). `scaling()` describes t
 for the manifest so it can be undone; `to_audio` undoes it and inverts the mel with
 Griffin-Lim so samples can be heard.
 """
+import functools
+
 import librosa
 import numpy as np
 
@@ -33,14 +35,26 @@ def scaling(spec: DatasetSpec) -> dict:
             "formula": "image = 2 * (db - db_min) / (db_max - db_min) - 1"}
 
 
+@functools.lru_cache(maxsize=8)
+def _inverse_basis(sr: int, n_fft: int, n_mels: int, fmin: float) -> np.ndarray:
+    return np.linalg.pinv(librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin))
+
+
+def to_power_spectrogram(power_mel: np.ndarray, spec: DatasetSpec) -> np.ndarray:
+    """Mel power -> linear-frequency power, by the mel filter bank's pseudo-inverse (clipped
+    at 0). librosa's mel_to_stft solves a non-negative least squares problem instead: 3x
+    slower here for the same round-trip error (benchmarks/mel_inverse.py)."""
+    m = spec.mel
+    return np.maximum(_inverse_basis(m.sample_rate, m.n_fft, m.n_mels, m.fmin) @ power_mel, 0.0)
+
+
 def to_audio(image: np.ndarray, spec: DatasetSpec, n_iter: int = 32) -> np.ndarray:
     """Scaled log-mel image (n_mels, frames) -> waveform, by Griffin-Lim."""
     top_db = spec.mel.top_db
     db = (np.clip(image.astype(np.float32), -1, 1) + 1.0) * top_db / 2.0 - top_db
-    power = librosa.db_to_power(db)
-    kwargs = _mel_kwargs(spec)
-    del kwargs["n_mels"]  # librosa reads it off the image
+    magnitude = np.sqrt(to_power_spectrogram(librosa.db_to_power(db), spec))
     length = int(round(spec.segment.seconds * spec.mel.sample_rate))
-    audio = librosa.feature.inverse.mel_to_audio(power, n_iter=n_iter, length=length, **kwargs)
+    audio = librosa.griffinlim(magnitude, n_iter=n_iter, hop_length=spec.hop_length(), n_fft=spec.mel.n_fft,
+                               length=length)
     # the scaling kept levels relative to the segment's peak only: play it at a fixed level
     return (0.9 * audio / max(float(np.abs(audio).max()), 1e-9)).astype(np.float32)
