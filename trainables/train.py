@@ -102,6 +102,23 @@ def _report(trainer: GANTrainer, metrics: dict, run: TrialRun, config: dict) -> 
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(saved))
 
 
+def _open_run(context: TrialContext, config: dict, segments: int, tags: dict) -> tuple[TrialRun, bool]:
+    """This trial's MLflow run, found by its Tune trial id: a retry or a resumed sweep
+    reopens it, and under PBT the checkpoint may be another trial's. True if reopened."""
+    trial = tune.get_context()
+    run_id = find_trial_run(context.tracking, trial.get_trial_id())
+    experiment = config.get("experiment")  # one of a sweep's fixed settings (paper.yaml)
+    name = f"{experiment}-{trial.get_trial_name()}" if experiment else trial.get_trial_name()
+    run = TrialRun(context.tracking, run_name=name, run_id=run_id,
+                   tags={"tune.trial_id": trial.get_trial_id(), **({"experiment": experiment} if experiment else {}),
+                         "dataset.fingerprint": context.dataset_fingerprint,
+                         # which node trained it: a multi-node sweep can be checked from MLflow
+                         "ray.node_id": ray.get_runtime_context().get_node_id(), **tags})
+    if run_id is None:
+        run.log_params({**flatten(config), "dataset.segments": segments})
+    return run, run_id is not None
+
+
 def train_gan(config: dict, context: TrialContext) -> None:
     cfg = TrialConfig.from_tune(config)
     torch.set_num_threads(context.threads)
@@ -115,24 +132,12 @@ def train_gan(config: dict, context: TrialContext) -> None:
     restored = _restore(trainer)
     before = _apply_learning_rates(trainer) if restored else {}
 
-    trial = tune.get_context()
-    # this trial's own run, found by its trial id: a retry or a resumed sweep reopens it, and
-    # under PBT the checkpoint may be another trial's
-    run_id = find_trial_run(context.tracking, trial.get_trial_id())
-    experiment = config.get("experiment")  # one of a sweep's fixed settings (paper.yaml)
-    run = TrialRun(context.tracking, run_name=f"{experiment}-{trial.get_trial_name()}" if experiment
-                   else trial.get_trial_name(), run_id=run_id,
-                   tags={"tune.trial_id": trial.get_trial_id(), **({"experiment": experiment} if experiment else {}),
-                         "dataset.fingerprint": context.dataset_fingerprint,
-                         # which node trained it: a multi-node sweep can be checked from MLflow
-                         "ray.node_id": ray.get_runtime_context().get_node_id(),
-                         **evaluate.tags})
-    if run_id is None:
-        run.log_params({**flatten(config), "dataset.segments": len(images)})
-    if restored and restored.get("trial_id", trial.get_trial_id()) != trial.get_trial_id():
+    run, reopened = _open_run(context, config, len(images), evaluate.tags)
+    own_id = tune.get_context().get_trial_id()
+    if restored and restored.get("trial_id", own_id) != own_id:
         _record_exploit(run, trainer, restored["trial_id"], before)
     # sample grids, audio, last/best checkpoints, loss curves (trainables/artifacts.py)
-    artifacts = TrialArtifacts(run, cfg, context.dataset_path, evaluate.fixed_z, resumed=run_id is not None)
+    artifacts = TrialArtifacts(run, cfg, context.dataset_path, evaluate.fixed_z, resumed=reopened)
 
     status = "FAILED"
     try:
