@@ -7,7 +7,8 @@ datasets, virtual environments or stores.
 
 Before any trial starts on a cluster of more than one node, `preflight` checks what
 would otherwise fail late and far away: a local MLflow store (other nodes cannot write
-to it), an MLflow server some node cannot reach, a storage path that is not shared.
+to it), an MLflow server some node cannot reach, a storage path that is not shared, an
+object store (storage.datasets) some node cannot read.
 Each failure is a ClusterError with one sentence naming what to fix.
 """
 import os
@@ -124,14 +125,54 @@ def check_shared(path: str, what: str, nodes: list[Node]) -> None:
     try:
         for node, reason in _on_each(nodes, node_probe.file_visible, str(marker)).items():
             if reason:
+                other = ("publish datasets to an object store with storage.datasets: s3://BUCKET/PREFIX"
+                         if what == "storage.root" else "use an s3:// URI")
                 raise ClusterError(f"{what} {path} is not shared with node {node.address}: mount the same shared "
-                                   "file system on every node (cluster.yaml mounts /srv/shared) or use an "
-                                   "s3:// URI.")
+                                   f"file system on every node (cluster.yaml mounts /srv/shared) or {other}.")
     finally:
         os.unlink(marker)
 
 
-def preflight(nodes: list[Node], tracking_uri: str, storage_paths: dict[str, str]) -> None:
+_CREDENTIALS = ("check the bucket's name, that it exists, and the credentials (for s3://: AWS_ACCESS_KEY_ID "
+                "and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or an instance role)")
+
+
+def check_store_writable(uri: str, what: str = "storage.datasets") -> None:
+    """The driver publishes datasets there: a test object is written and removed, before Ray
+    starts, so a misspelt bucket or missing credentials stop the sweep in seconds."""
+    from data import remote
+    marker = f".write-check-{uuid.uuid4().hex}"
+    problem = remote.write_problem(uri, marker)
+    if problem:
+        raise ClusterError(f"{what} {uri} cannot be written from this machine ({problem}); {_CREDENTIALS}.")
+    remote.remove(uri, marker)
+
+
+def check_store_readable(uri: str, what: str, nodes: list[Node]) -> None:
+    """Trials copy datasets from there: every node must be able to read what the driver wrote."""
+    from data import remote
+    if len(nodes) < 2:
+        return
+    marker = f".read-check-{uuid.uuid4().hex}"
+    problem = remote.write_problem(uri, marker)
+    if problem:
+        raise ClusterError(f"{what} {uri} cannot be written from this machine ({problem}); {_CREDENTIALS}.")
+    try:
+        for node, reason in _on_each(nodes, remote.read_problem, uri, marker).items():
+            if reason:
+                raise ClusterError(f"{what} {uri} cannot be read from node {node.address} ({reason}); every node "
+                                   "needs credentials for it (an instance role that reads the bucket, or the "
+                                   "same AWS_* variables).")
+    finally:
+        remote.remove(uri, marker)
+
+
+def preflight(nodes: list[Node], tracking_uri: str, storage_paths: dict[str, str],
+              stores: dict[str, str] | None = None) -> None:
+    """`storage_paths`: paths every node must see (URIs are not probed); `stores`: object-store
+    URIs every node must read."""
     check_tracking(tracking_uri, nodes)
     for what, path in storage_paths.items():
         check_shared(path, what, nodes)
+    for what, uri in (stores or {}).items():
+        check_store_readable(uri, what, nodes)

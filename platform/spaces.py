@@ -130,11 +130,19 @@ class StorageSpec:
     # Tune's storage_path (results, checkpoints): a shared path or an s3:// or gs:// URI.
     # Left out: ROOT/tune.
     tune: str | None = None
+    # Where finished datasets are published for trials to copy from: an s3://, gs:// (or any
+    # pyarrow.fs) URI. Left out: trials read ROOT/datasets directly, so ROOT must be shared.
+    # Set: ROOT is the driver's staging area only (builds, downloads, locks).
+    datasets: str | None = None
 
     def __post_init__(self):
         if self.root and "://" in self.root:
             raise ValueError("root must be a path every node sees (cluster.yaml mounts /srv/shared/runs); "
-                             "URIs such as s3:// are supported for storage.tune only")
+                             "for datasets on an object store set storage.datasets to an s3:// URI, "
+                             "for Tune's results storage.tune")
+        if self.datasets is not None and not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*://.+", self.datasets):
+            raise ValueError(f"datasets {self.datasets!r} is not a URI such as s3://bucket/prefix "
+                             "(a shared path goes in storage.root)")
 
     def resolved_root(self) -> str:
         return str(Path(self.root or os.environ.get("PLATFORM_STORAGE_ROOT") or "runs").resolve())

@@ -93,20 +93,33 @@ def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str
     storage_root = spec.storage.resolved_root()
     tracking_uri = tracking.resolve_uri(spec.mlflow.resolved_uri())
     previous = resuming.find(spec, resume) if resume else None  # before Ray: a wrong path fails fast
+    datasets_uri = spec.storage.datasets
+    if datasets_uri:  # before Ray: a misspelt bucket or missing credentials fail in seconds
+        cluster.check_store_writable(datasets_uri)
     nodes = cluster.connect(address)
     _check_resources_fit(spec, address)
-    cluster.preflight(nodes, tracking_uri, {"storage.root": storage_root, "storage.tune": spec.storage.resolved_tune()})
+    # with storage.datasets, trials copy the dataset from there: the root is the driver's own
+    shared = {} if datasets_uri else {"storage.root": storage_root}
+    cluster.preflight(nodes, tracking_uri, {**shared, "storage.tune": spec.storage.resolved_tune()},
+                      stores={"storage.datasets": datasets_uri} if datasets_uri else None)
 
+    prepare.fetch_published(spec, storage_root)
     dataset = pipeline.build(spec.dataset, storage_root)
     prepare.report(dataset, show=20)
     if not any(path.startswith("evaluation.") for path in spec.search):
         # once, here: missing Inception weights fail now, and no trial computes real statistics
         prepare_reference(spec.evaluation, str(dataset.path))
+    # after the reference statistics, which go with it; a path, or the URI trials copy from
+    dataset_source = prepare.publish(spec, dataset)
+    dataset_tags = {"dataset.fingerprint": dataset.fingerprint, "dataset.path": str(dataset.path)}
+    if datasets_uri:
+        from data.remote import display
+        dataset_tags["dataset.uri"] = display(dataset_source)
 
     threads = max(1, int(spec.tune.resources_per_trial.cpu))
     if previous:
         target = tracking.reopen_sweep(previous.target)
-        context = TrialContext(str(dataset.path), dataset.fingerprint, target, threads=threads)
+        context = TrialContext(dataset_source, dataset.fingerprint, target, threads=threads)
         print(f"Resuming {previous.path}: finished trials are kept, unfinished ones restart from "
               "their last checkpoint.")
         from ray import tune
@@ -117,11 +130,11 @@ def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str
         stamp = time.strftime("%Y%m%d-%H%M%S")
         target = tracking.start_sweep(
             tracking_uri, spec.experiment, run_name=f"sweep-{stamp}",
-            tags={"dataset.fingerprint": dataset.fingerprint, "dataset.path": str(dataset.path)},
+            tags=dataset_tags,
             params={"tune.searcher": spec.tune.searcher, "tune.scheduler": spec.tune.scheduler.name,
                     "tune.num_samples": spec.tune.num_samples, "dataset.segments": dataset.segments},
             spec_file=spec_file)
-        context = TrialContext(str(dataset.path), dataset.fingerprint, target, threads=threads)
+        context = TrialContext(dataset_source, dataset.fingerprint, target, threads=threads)
         name = f"{spec.name}-{stamp}"
         resuming.record(spec, name, target)  # what --resume needs to find this sweep again
         tuner = _new_tuner(spec, context, name)
@@ -169,11 +182,12 @@ def main(argv: list[str] | None = None) -> int:
         _print_dry_run(spec)
         return 0
     from data.pipeline import BuildError
+    from data.remote import StoreError
     from platform.cluster import ClusterError
     from platform.resume import ResumeError
     try:
         return run(spec, os.path.abspath(args.space), args.address, args.resume)
-    except (ClusterError, ResumeError) as error:
+    except (ClusterError, ResumeError, StoreError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except BuildError as error:  # nothing to train on; what was built so far is kept

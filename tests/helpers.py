@@ -1,4 +1,6 @@
 """Small builders the tests share: tiny spec files and subprocess runs from the repo root."""
+import contextlib
+import logging
 import os
 import subprocess
 import sys
@@ -14,9 +16,11 @@ def write_spec(path: Path, **sections) -> Path:
     return path
 
 
-def run_module(module: str, *args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    """`python -m module args` in `cwd`, with the repo root first on the path as a user's run has."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+def run_module(module: str, *args: str, cwd: Path, timeout: float = 600,
+               env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python -m module args` in `cwd`, with the repo root first on the path as a user's run has;
+    `env` adds variables."""
+    env = dict(os.environ, **(env or {}), PYTHONPATH=str(ROOT))
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
@@ -25,3 +29,29 @@ TINY_DATASET = {
     "synthetic": {"tracks": 3, "seconds": 11.0, "seed": 7},  # 3 x 2 = 6 segments
     "mel": {"sample_rate": 16000, "n_mels": 64, "frames": 64},
 }
+
+
+# Fake credentials for a local S3 API; no metadata-service lookups for real ones.
+S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+          "AWS_EC2_METADATA_DISABLED": "true"}
+
+
+@contextlib.contextmanager
+def s3_server(bucket: str = "datasets"):
+    """A real S3 API on loopback (moto's server), with `bucket` made; yields the query that
+    points a pyarrow s3:// URI at it: f"s3://{bucket}/prefix?{query}". Needs S3_ENV set."""
+    from moto.server import ThreadedMotoServer
+    import pyarrow.fs as pafs
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        query = f"endpoint_override={host}:{port}&scheme=http"
+        fs = pafs.S3FileSystem(endpoint_override=f"{host}:{port}", scheme="http", allow_bucket_creation=True,
+                               access_key=S3_ENV["AWS_ACCESS_KEY_ID"], secret_key=S3_ENV["AWS_SECRET_ACCESS_KEY"],
+                               region=S3_ENV["AWS_DEFAULT_REGION"])
+        fs.create_dir(bucket)
+        yield query
+    finally:
+        server.stop()

@@ -20,6 +20,7 @@ import torch
 from ray import tune
 
 from data.dataset import load_mels
+from data.remote import local_path
 from trainables.artifacts import TrialArtifacts
 from trainables.config import TrialConfig, flatten
 from trainables.evaluation import Evaluator
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class TrialContext:
     """What every trial of a sweep shares, beside its hyperparameters."""
-    dataset_path: str
+    dataset_path: str  # a path every node sees, or a URI each node copies from (storage.datasets)
     dataset_fingerprint: str
     tracking: TrackingTarget
     threads: int = 1
@@ -124,10 +125,11 @@ def train_gan(config: dict, context: TrialContext) -> None:
     torch.set_num_threads(context.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
-    images = load_images(context.dataset_path, cfg.training.max_segments, device,
+    dataset_path = local_path(context.dataset_path)  # a URI: this node's copy, downloaded once
+    images = load_images(dataset_path, cfg.training.max_segments, device,
                          cfg.training.data_fraction, cfg.training.batch_size)
     trainer = GANTrainer(cfg, images, device)
-    evaluate = Evaluator(cfg.evaluation, context.dataset_path, images, cfg.model.latent_dim, device)
+    evaluate = Evaluator(cfg.evaluation, dataset_path, images, cfg.model.latent_dim, device)
     # after the evaluator, which may draw random numbers: the checkpoint's generators win
     restored = _restore(trainer)
     before = _apply_learning_rates(trainer) if restored else {}
@@ -137,7 +139,7 @@ def train_gan(config: dict, context: TrialContext) -> None:
     if restored and restored.get("trial_id", own_id) != own_id:
         _record_exploit(run, trainer, restored["trial_id"], before)
     # sample grids, audio, last/best checkpoints, loss curves (trainables/artifacts.py)
-    artifacts = TrialArtifacts(run, cfg, context.dataset_path, evaluate.fixed_z, resumed=reopened)
+    artifacts = TrialArtifacts(run, cfg, dataset_path, evaluate.fixed_z, resumed=reopened)
 
     status = "FAILED"
     try:
