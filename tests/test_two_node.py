@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, TINY_DATASET, write_spec
+from tests.helpers import ROOT, S3_ENV, TINY_DATASET, s3_server, write_spec
 
 pytestmark = pytest.mark.slow
 
@@ -105,7 +105,9 @@ class TwoNodes:
             d.mkdir()
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "MLFLOW_", "PLATFORM_"))}
         self.env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(self.token), RAY_USAGE_STATS_ENABLED="0",
-                        PYTHONPATH=str(ROOT))
+                        PYTHONPATH=str(ROOT), **S3_ENV,
+                        # dataset copies from storage.datasets: on the second node, in its own tmpfs
+                        PLATFORM_CACHE=str(self.node_local / "cache"))
         self.port = _free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.mlflow_port = _free_port()
@@ -283,6 +285,34 @@ def test_local_mlflow_store_on_a_cluster(two_nodes):
                  mlflow={"tracking_uri": f"sqlite:///{two_nodes.base / 'local.db'}"})
     _assert_refused(two_nodes.sweep(spec), "is a store on this machine that trials on other nodes cannot write to")
     assert not (two_nodes.base / "local.db").exists()
+
+
+def test_datasets_from_an_object_store_need_no_shared_root(two_nodes, monkeypatch):
+    """storage.root only the driver sees, the dataset published to S3 (moto on loopback) and
+    copied by the second node's trials; Tune's storage still shared."""
+    for key, value in S3_ENV.items():
+        monkeypatch.setenv(key, value)
+    with s3_server("two-node") as query:
+        store = f"s3://two-node/datasets?{query}"
+        spec = _spec(two_nodes.base / "s3.yaml", two_nodes, name="s3_data",
+                     storage={"root": str(two_nodes.node_local), "tune": str(two_nodes.shared / "tune"),
+                              "datasets": store})
+        result = two_nodes.sweep(spec)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:] + two_nodes.logs()
+        assert "published at s3://two-node/datasets/" in result.stdout
+        import pyarrow.fs as pafs
+        fs, path = pafs.FileSystem.from_uri(store)
+        names = [i.path for i in fs.get_file_info(pafs.FileSelector(path, recursive=True))]
+        assert any(n.endswith("/manifest.json") for n in names) and any("/fid_stats/" in n for n in names)
+
+    from mlflow import MlflowClient
+    client = MlflowClient(tracking_uri=two_nodes.tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name("s3_data").experiment_id])
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(children) == 2
+    for child in children:
+        assert child.info.status == "FINISHED" and child.data.tags["ray.node_id"] == two_nodes.second_node_id
+        assert client.get_metric_history(child.info.run_id, "fid")
 
 
 def test_storage_not_shared(two_nodes):
