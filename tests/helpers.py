@@ -55,3 +55,15 @@ def s3_server(bucket: str = "datasets"):
         yield query
     finally:
         server.stop()
+
+
+def tiny_sweep(name: str, **sections) -> dict:
+    """A search-space file small enough for a test: two random-search trials of a width-4
+    DCGAN on TINY_DATASET, run to their end. `sections` replace whole sections."""
+    return {"name": name, "dataset": TINY_DATASET,
+            "model": {"family": "dcgan1", "latent_dim": 8, "width": 4},
+            "training": {"batch_size": 4, "iterations": 2, "steps_per_iteration": 3},
+            "evaluation": {"samples": 16},
+            "search": {"training.lr_g": {"loguniform": [1e-4, 1e-3]}},
+            "tune": {"searcher": "random", "scheduler": {"name": "fifo"}, "num_samples": 2, "max_concurrent": 2},
+            **sections}

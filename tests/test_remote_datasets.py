@@ -12,7 +12,7 @@ import pytest
 
 from data import remote
 from data.dataset import load_mels, read_manifest
-from tests.helpers import S3_ENV, TINY_DATASET, run_module, s3_server, write_spec
+from tests.helpers import S3_ENV, TINY_DATASET, run_module, s3_server, tiny_sweep, write_spec
 
 
 @pytest.fixture(scope="module")
@@ -178,15 +178,7 @@ def test_storage_datasets_must_be_a_uri(tmp_path):
     assert "storage" in result.stderr and "datasets" in result.stderr and "not a URI" in result.stderr
 
 
-TINY = dict(
-    name="tiny_s3",
-    dataset=TINY_DATASET,
-    model={"family": "dcgan1", "latent_dim": 8, "width": 4},
-    training={"batch_size": 4, "iterations": 2, "steps_per_iteration": 3},
-    evaluation={"samples": 16},
-    search={"training.lr_g": {"loguniform": [1e-4, 1e-3]}},
-    tune={"searcher": "random", "scheduler": {"name": "fifo"}, "num_samples": 2, "max_concurrent": 2},
-)
+TINY = tiny_sweep("tiny_s3")
 
 
 @pytest.mark.slow

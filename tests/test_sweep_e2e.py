@@ -5,14 +5,10 @@ import json
 import pytest
 from mlflow import MlflowClient
 
-from tests.helpers import TINY_DATASET, run_module, write_spec
+from tests.helpers import run_module, tiny_sweep, write_spec
 
-TINY_SWEEP = dict(
-    name="tiny",
-    dataset=TINY_DATASET,
-    model={"family": "dcgan1", "latent_dim": 8, "width": 4},
-    training={"batch_size": 4, "iterations": 2, "steps_per_iteration": 3},
-    evaluation={"samples": 16},
+TINY_SWEEP = tiny_sweep(
+    "tiny",
     search={"training.lr_g": {"loguniform": [1e-4, 1e-3]}, "model.width": {"choice": [4, 8]}},
     tune={"searcher": "optuna", "scheduler": {"name": "asha", "grace_period": 1},
           "num_samples": 2, "max_concurrent": 2},

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, S3_ENV, TINY_DATASET, s3_server, write_spec
+from tests.helpers import ROOT, S3_ENV, TINY_DATASET, s3_server, tiny_sweep, write_spec
 
 pytestmark = pytest.mark.slow
 
@@ -207,13 +207,9 @@ def two_nodes():
 
 
 def _spec(path: Path, cluster: TwoNodes, **overrides) -> Path:
-    sections = dict(
-        name="two_node",
-        dataset=TINY_DATASET,
-        model={"family": "dcgan1", "latent_dim": 8, "width": 4},
+    sections = tiny_sweep(
+        "two_node",
         training={"batch_size": 4, "iterations": 1, "steps_per_iteration": 2},
-        evaluation={"samples": 16},
-        search={"training.lr_g": {"loguniform": [1e-4, 1e-3]}},
         tune={"searcher": "random", "scheduler": {"name": "fifo"}, "num_samples": 2, "max_concurrent": 2,
               "resources_per_trial": {"cpu": 1, "custom": {"worker2": 1}}},
         mlflow={"tracking_uri": cluster.tracking_uri},
