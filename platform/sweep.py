@@ -81,13 +81,45 @@ def _new_tuner(spec: spaces.SweepSpec, context, name: str):
     )
 
 
+def _dataset_for_trials(spec: spaces.SweepSpec, storage_root: str):
+    """Build (or reuse, or fetch) the dataset, its FID reference statistics, and publish it
+    where storage.datasets says: (the built dataset, what trials read, MLflow tags)."""
+    from data import pipeline
+    from platform import prepare
+    from trainables.evaluation import prepare_reference
+    prepare.fetch_published(spec, storage_root)
+    dataset = pipeline.build(spec.dataset, storage_root)
+    prepare.report(dataset, show=20)
+    if not any(path.startswith("evaluation.") for path in spec.search):
+        # once, here: missing Inception weights fail now, and no trial computes real statistics
+        prepare_reference(spec.evaluation, str(dataset.path))
+    # after the reference statistics, which go with it; a path, or the URI trials copy from
+    source = prepare.publish(spec, dataset)
+    tags = {"dataset.fingerprint": dataset.fingerprint, "dataset.path": str(dataset.path)}
+    if spec.storage.datasets:
+        from data.remote import display
+        tags["dataset.uri"] = display(source)
+    return dataset, source, tags
+
+
+def _best_trial(results, target) -> dict | None:
+    """The trial with the lowest fid it ever reached (not its last), with its MLflow run."""
+    from platform import tracking
+    scored = [r for r in results if r.metrics_dataframe is not None and "fid" in r.metrics_dataframe]
+    if not scored:
+        return None
+    best = min(scored, key=lambda r: r.metrics_dataframe["fid"].min())
+    runs = {r.data.tags.get("tune.trial_id"): r.info.run_id for r in tracking.child_runs(target)}
+    trial_id = best.metrics["trial_id"]
+    return {"fid": float(best.metrics_dataframe["fid"].min()), "trial_id": trial_id,
+            "run_id": runs.get(trial_id), "config": best.config}
+
+
 def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str | None = None) -> int:
     """A new sweep, or (`resume`: a Tune experiment path or "latest") a stopped one continued."""
     # Checkpointing every iteration makes Tune warn about snapshot frequency; harmless here.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    from data import pipeline
-    from platform import cluster, prepare, resume as resuming, tracking
-    from trainables.evaluation import prepare_reference
+    from platform import cluster, resume as resuming, tracking
     from trainables.train import TrialContext
 
     storage_root = spec.storage.resolved_root()
@@ -103,18 +135,7 @@ def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str
     cluster.preflight(nodes, tracking_uri, {**shared, "storage.tune": spec.storage.resolved_tune()},
                       stores={"storage.datasets": datasets_uri} if datasets_uri else None)
 
-    prepare.fetch_published(spec, storage_root)
-    dataset = pipeline.build(spec.dataset, storage_root)
-    prepare.report(dataset, show=20)
-    if not any(path.startswith("evaluation.") for path in spec.search):
-        # once, here: missing Inception weights fail now, and no trial computes real statistics
-        prepare_reference(spec.evaluation, str(dataset.path))
-    # after the reference statistics, which go with it; a path, or the URI trials copy from
-    dataset_source = prepare.publish(spec, dataset)
-    dataset_tags = {"dataset.fingerprint": dataset.fingerprint, "dataset.path": str(dataset.path)}
-    if datasets_uri:
-        from data.remote import display
-        dataset_tags["dataset.uri"] = display(dataset_source)
+    dataset, dataset_source, dataset_tags = _dataset_for_trials(spec, storage_root)
 
     threads = max(1, int(spec.tune.resources_per_trial.cpu))
     if previous:
@@ -141,14 +162,7 @@ def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str
     results = tuner.fit()
 
     errors = {r.metrics.get("trial_id", ""): str(r.error) for r in results if r.error}
-    scored = [r for r in results if r.metrics_dataframe is not None and "fid" in r.metrics_dataframe]
-    best = None
-    if scored:
-        best_result = min(scored, key=lambda r: r.metrics_dataframe["fid"].min())
-        runs = {r.data.tags.get("tune.trial_id"): r.info.run_id for r in tracking.child_runs(target)}
-        trial_id = best_result.metrics["trial_id"]
-        best = {"fid": float(best_result.metrics_dataframe["fid"].min()), "trial_id": trial_id,
-                "run_id": runs.get(trial_id), "config": best_result.config}
+    best = _best_trial(results, target)
     tracking.finish_sweep(target, errors, best)
 
     print()

@@ -2,7 +2,6 @@
 the WAVs, the metric history and the sweep's results table."""
 import csv
 import tempfile
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -1,9 +1,8 @@
 """The embeddings: stable, and sensitive to what goes wrong in generated mel spectrograms."""
-import numpy as np
 import pytest
 import torch
 
-from trainables import embeddings, fid, fid_probes, inception
+from trainables import embeddings, fid_probes, inception
 from trainables.evaluation import EvaluationConfig
 
 

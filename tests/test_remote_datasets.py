@@ -44,7 +44,6 @@ def _fake_dataset(path, fingerprint="fp0123", tracks=2, rows=3):
     """A built dataset's layout (as data.pipeline writes it), without Ray."""
     rng = np.random.default_rng(0)
     (path / "segments").mkdir(parents=True)
-    tensor = pa.fixed_shape_tensor(pa.float16(), [4, 4])
     for t in range(tracks):
         mels = rng.uniform(-1, 1, (rows, 4, 4)).astype(np.float16)
         pq.write_table(pa.table({"track_id": [f"t{t}"] * rows, "segment_index": list(range(rows)),

@@ -3,7 +3,6 @@ trial runs must hold sample grids, audio, checkpoints and loss curves, whose par
 holds the results table; then `platform.generate` and `platform.report` on that store,
 and the MLflow UI opened in headless Chromium on it."""
 import csv
-import math
 import os
 import shutil
 import signal
