@@ -11,6 +11,7 @@ to it), an MLflow server some node cannot reach, a storage path that is not shar
 object store (storage.datasets) some node cannot read.
 Each failure is a ClusterError with one sentence naming what to fix.
 """
+import importlib.util
 import os
 import socket
 import uuid
@@ -70,6 +71,10 @@ def connect(address: str | None) -> list[Node]:
     """Start or join Ray; return the alive nodes."""
     import ray
     address = address or "local"  # never join a cluster some `ray start` left running
+    if address.startswith("ray://") and importlib.util.find_spec("grpc") is None:
+        raise ClusterError(f"--address {address} is a Ray Client address, which needs Ray's client "
+                           "(grpcio): run `python3 -m platform.bootstrap --extras cluster`, or run the sweep "
+                           "on the head with --address auto.")
     problem = None if is_local(address) else _endpoint_problem(address)
     if problem:
         raise _unreachable(address, problem)

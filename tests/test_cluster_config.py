@@ -157,3 +157,12 @@ def test_bootstrap_extras_install_once_and_keep_the_fast_path(tmp_path, monkeypa
     with pytest.raises(SystemExit) as error:
         bootstrap.main(["--extras", "clutser"])
     assert error.value.code == 2
+
+
+def test_a_ray_client_address_without_the_client_says_what_to_install(monkeypatch):
+    from platform import cluster
+    monkeypatch.setattr(cluster.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(cluster.ClusterError, match=r"ray://127\.0\.0\.1:10001 is a Ray Client address, which needs "
+                                                   r"Ray's client \(grpcio\): run `python3 -m platform.bootstrap "
+                                                   r"--extras cluster`"):
+        cluster.connect("ray://127.0.0.1:10001")
