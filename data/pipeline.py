@@ -82,9 +82,17 @@ def _blocks(n_tracks: int) -> int:
     return -(-n_tracks // per_task)
 
 
-def _run(pending: list[dict], spec: DatasetSpec, parts: Path, cache_dir: Path) -> tuple[list[dict], str]:
-    """Ray Data: fetch (URL tracks, a few at a time) -> decode, segment, mel, write per track."""
+def _run(pending: list[dict], spec: DatasetSpec, parts: Path, cache_dir: Path,
+         here_only: bool = False) -> tuple[list[dict], str]:
+    """Ray Data: fetch (URL tracks, a few at a time) -> decode, segment, mel, write per track.
+    `here_only`: every task on this node, for a root the other nodes do not see."""
+    import ray
     import ray.data
+    placement = {}
+    if here_only:
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+        placement["scheduling_strategy"] = NodeAffinitySchedulingStrategy(
+            ray.get_runtime_context().get_node_id(), soft=False)
     ds = ray.data.from_items(pending, override_num_blocks=_blocks(len(pending)))
     n_urls = sum(1 for t in pending if t["kind"] == "url")
     if n_urls:
@@ -92,8 +100,8 @@ def _run(pending: list[dict], spec: DatasetSpec, parts: Path, cache_dir: Path) -
         # concurrency limit is what bounds them.
         limit = ray.data.TaskPoolStrategy(size=min(spec.download.concurrency, len(pending)))
         ds = ds.map(track_work.fetch, fn_kwargs={"spec": spec, "cache_dir": cache_dir},
-                    compute=limit, num_cpus=0.25)
-    ds = ds.map(track_work.process, fn_kwargs={"spec": spec, "parts_dir": parts})
+                    compute=limit, num_cpus=0.25, **placement)
+    ds = ds.map(track_work.process, fn_kwargs={"spec": spec, "parts_dir": parts}, **placement)
     rows = ds.take_all()
     return rows, ds.stats()
 
@@ -105,13 +113,17 @@ def _reuse(final: Path, fingerprint: str) -> BuiltDataset:
                         failures=counts["failures"], unreachable=manifest.get("unreachable", 0))
 
 
-def build(spec: DatasetSpec, root: str | os.PathLike, retry_failed: bool = False) -> BuiltDataset:
+def build(spec: DatasetSpec, root: str | os.PathLike, retry_failed: bool = False,
+          here_only: bool = False) -> BuiltDataset:
     """Build the dataset for `spec` under `root`, reuse the finished build there, or finish
     a stopped one. Bad inputs land in the failures table; the build goes on without them.
 
     `retry_failed`: if the finished build has failures (say the network was down), try
     those inputs again; its finished tracks are kept, and it stays in place until the new
     build replaces it.
+
+    `here_only`: run every Ray Data task on this node, because `root` is this node's own
+    disk (a cluster whose datasets are published to storage.datasets).
     """
     fingerprint = spec.fingerprint
     datasets = Path(root) / "datasets"
@@ -126,7 +138,7 @@ def build(spec: DatasetSpec, root: str | os.PathLike, retry_failed: bool = False
             if not (retry_failed and read_manifest(final)["counts"]["failures"]):
                 return _reuse(final, fingerprint)
             _start_from(final, final.with_name(f".{fingerprint}.building") / SEGMENTS)
-        return _build_locked(spec, fingerprint, Path(root), final)
+        return _build_locked(spec, fingerprint, Path(root), final, here_only)
 
 
 def _start_from(final: Path, parts: Path) -> None:
@@ -137,7 +149,7 @@ def _start_from(final: Path, parts: Path) -> None:
             os.link(part, parts / part.name)
 
 
-def _build_locked(spec: DatasetSpec, fingerprint: str, root: Path, final: Path) -> BuiltDataset:
+def _build_locked(spec: DatasetSpec, fingerprint: str, root: Path, final: Path, here_only: bool) -> BuiltDataset:
     started = time.perf_counter()
     work = final.with_name(f".{fingerprint}.building")
     parts = work / SEGMENTS
@@ -153,7 +165,12 @@ def _build_locked(spec: DatasetSpec, fingerprint: str, root: Path, final: Path) 
         log.info("Resuming a stopped build: %d of %d tracks are done already.", resumed, len(all_tracks))
 
     ray_started = time.time()
-    summaries, stats = _run(pending, spec, parts, root / "downloads") if pending else ([], "")
+    summaries, stats = _run(pending, spec, parts, root / "downloads", here_only) if pending else ([], "")
+    lost = [s["input"] for s in summaries if s["segments"] and not track_work.part_path(parts, s["track_id"]).exists()]
+    if lost:  # written by a task on a node that does not see this root: never a silent partial dataset
+        raise BuildError(f"{len(lost)} track(s) were processed but their parts are not under {parts} "
+                         f"(first: {lost[0]}): the Ray tasks ran on a node that does not see {root}; make "
+                         "storage.root a directory every node mounts, or set storage.datasets.")
     # when the first track began and the last ended, from the start of the Ray Data run:
     # the gaps at either end are fixed costs (executor and worker start-up, the last tasks)
     span = [round(min(s["began"] for s in summaries) - ray_started, 2),

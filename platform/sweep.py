@@ -88,7 +88,9 @@ def _dataset_for_trials(spec: spaces.SweepSpec, storage_root: str):
     from platform import prepare
     from trainables.evaluation import prepare_reference
     prepare.fetch_published(spec, storage_root)
-    dataset = pipeline.build(spec.dataset, storage_root)
+    # with storage.datasets the root is the driver's own disk (not checked as shared), so
+    # the build runs on the driver's node and trials copy the published dataset
+    dataset = pipeline.build(spec.dataset, storage_root, here_only=bool(spec.storage.datasets))
     prepare.report(dataset, show=20)
     if not any(path.startswith("evaluation.") for path in spec.search):
         # once, here: missing Inception weights fail now, and no trial computes real statistics

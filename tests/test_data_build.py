@@ -143,3 +143,18 @@ def test_a_stopped_build_resumes_without_repeating_work(ray_local, tmp_path):
     manifest = read_manifest(built.path)
     assert manifest["build"]["resumed_tracks"] == len(done)
     assert sorted(p.name for p in (tmp_path / "runs" / "datasets").iterdir()) == [spec.fingerprint]
+
+
+def test_a_track_written_where_the_driver_cannot_see_it_fails_the_build(tmp_path, monkeypatch):
+    """A task on a node that does not mount storage.root writes its part there, out of the
+    driver's sight: the build must refuse to finish rather than publish a partial dataset."""
+    from data import tracks
+    spec = DatasetSpec(synthetic=SyntheticSource(tracks=2, seconds=11.0, seed=3))
+
+    def elsewhere(pending, spec, parts, cache_dir, here_only=False):
+        return [tracks._summary(t, segments=2, began=0.0, ended=0.0) for t in pending], ""
+    monkeypatch.setattr(pipeline, "_run", elsewhere)
+    with pytest.raises(pipeline.BuildError, match=r"^2 track\(s\) were processed but their parts are not under .*"
+                                                  r"make storage.root a directory every node mounts"):
+        pipeline.build(spec, tmp_path / "root")
+    assert not (tmp_path / "root" / "datasets" / spec.fingerprint).exists()
