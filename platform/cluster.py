@@ -95,10 +95,6 @@ def _on_each(nodes: list[Node], fn, *args) -> dict[Node, str | None]:
     return {node: ray.get(ref, timeout=120) for node, ref in refs.items()}
 
 
-def _is_remote_uri(path: str) -> bool:
-    return "://" in path
-
-
 def check_tracking(tracking_uri: str, nodes: list[Node]) -> None:
     from trainables import node_probe
     if not tracking_uri.startswith(("http://", "https://")):
@@ -121,8 +117,9 @@ def check_tracking(tracking_uri: str, nodes: list[Node]) -> None:
 
 def check_shared(path: str, what: str, nodes: list[Node]) -> None:
     """A marker written here must be visible on every node, or checkpoints and data go astray."""
+    from data.remote import is_uri
     from trainables import node_probe
-    if len(nodes) < 2 or _is_remote_uri(path):
+    if len(nodes) < 2 or is_uri(path):
         return
     Path(path).mkdir(parents=True, exist_ok=True)
     marker = Path(path) / f".shared-check-{uuid.uuid4().hex}"
@@ -142,15 +139,21 @@ _CREDENTIALS = ("check the bucket's name, that it exists, and the credentials (f
                 "and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or an instance role)")
 
 
+def _write_marker(uri: str, what: str, kind: str) -> str:
+    """A test object written under `uri` from here, or a ClusterError saying why not."""
+    from data import remote
+    marker = f".{kind}-check-{uuid.uuid4().hex}"
+    problem = remote.write_problem(uri, marker)
+    if problem:
+        raise ClusterError(f"{what} {uri} cannot be written from this machine ({problem}); {_CREDENTIALS}.")
+    return marker
+
+
 def check_store_writable(uri: str, what: str = "storage.datasets") -> None:
     """The driver publishes datasets there: a test object is written and removed, before Ray
     starts, so a misspelt bucket or missing credentials stop the sweep in seconds."""
     from data import remote
-    marker = f".write-check-{uuid.uuid4().hex}"
-    problem = remote.write_problem(uri, marker)
-    if problem:
-        raise ClusterError(f"{what} {uri} cannot be written from this machine ({problem}); {_CREDENTIALS}.")
-    remote.remove(uri, marker)
+    remote.remove(uri, _write_marker(uri, what, "write"))
 
 
 def check_store_readable(uri: str, what: str, nodes: list[Node]) -> None:
@@ -158,10 +161,7 @@ def check_store_readable(uri: str, what: str, nodes: list[Node]) -> None:
     from data import remote
     if len(nodes) < 2:
         return
-    marker = f".read-check-{uuid.uuid4().hex}"
-    problem = remote.write_problem(uri, marker)
-    if problem:
-        raise ClusterError(f"{what} {uri} cannot be written from this machine ({problem}); {_CREDENTIALS}.")
+    marker = _write_marker(uri, what, "read")
     try:
         for node, reason in _on_each(nodes, remote.read_problem, uri, marker).items():
             if reason:

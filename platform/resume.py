@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 
 import pyarrow.fs as pafs
 
+from data import remote
 from trainables.mlflow_run import TrackingTarget
 
 STATE_FILE = "platform-sweep.json"
@@ -32,7 +33,8 @@ def _fs(uri: str) -> tuple[pafs.FileSystem, str]:
 
 
 def _join(base: str, *parts: str) -> str:
-    return posixpath.join(base, *parts) if "://" in base else "/".join([base.rstrip("/"), *parts])
+    # a URI's query (s3://b/p?endpoint_override=...) must stay last: data.remote.join keeps it
+    return remote.join(base, *parts) if remote.is_uri(base) else "/".join([base.rstrip("/"), *parts])
 
 
 def record(spec, name: str, target: TrackingTarget) -> None:

@@ -5,7 +5,6 @@ this module creates what they nest under and tidies up after Tune returns.
 """
 import csv
 import math
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -29,7 +28,8 @@ def resolve_uri(uri: str) -> str:
 
 def default_uri() -> str:
     """As a sweep without `mlflow.tracking_uri`: $MLFLOW_TRACKING_URI, else ./mlflow.db."""
-    return resolve_uri(os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db")
+    from platform.spaces import MlflowSpec
+    return resolve_uri(MlflowSpec().resolved_uri())
 
 
 class RunLookupError(LookupError):
@@ -119,8 +119,7 @@ def reopen_sweep(target: TrackingTarget) -> TrackingTarget:
 
 def child_runs(target: TrackingTarget) -> list:
     client = MlflowClient(tracking_uri=target.tracking_uri)
-    return client.search_runs([target.experiment_id],
-                              filter_string=f"tags.mlflow.parentRunId = '{target.parent_run_id}'")
+    return trial_runs(client, target.experiment_id, target.parent_run_id)
 
 
 def finish_sweep(target: TrackingTarget, trial_errors: dict[str, str], best: dict | None) -> None:

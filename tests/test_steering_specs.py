@@ -118,3 +118,9 @@ def test_a_data_fraction_is_a_seeded_share_of_the_rows(ray_local, tmp_path):
     assert len(everything) == 6 and len(half) == 3
     assert (load_mels(built.path, fraction=0.5) == half).all()
     assert len(load_mels(built.path, fraction=0.01, at_least=4)) == 4
+
+
+def test_resume_state_paths_keep_a_uris_query_last():
+    base = "s3://bucket/tune?endpoint_override=127.0.0.1:9000&scheme=http"
+    assert resume._join(base, "r-1") == "s3://bucket/tune/r-1?endpoint_override=127.0.0.1:9000&scheme=http"
+    assert resume._join("/srv/shared/runs/tune/", "r-1") == "/srv/shared/runs/tune/r-1"
