@@ -64,14 +64,15 @@ def _open(uri: str) -> tuple[pafs.FileSystem, str]:
     return fs, path.rstrip("/")
 
 
+_SECRETS = {"access_key", "secret_key", "session_token"}  # query keys never shown
+
+
 def display(uri: str) -> str:
     """`uri` for messages and tags: keys given in its query (`access_key=...`) left out."""
     split = urlsplit(uri)
     query = "&".join(p for p in split.query.split("&") if p and p.split("=")[0] not in _SECRETS)
     return urlunsplit(split._replace(query=query))
 
-
-_SECRETS = {"access_key", "secret_key", "session_token"}
 
 
 def published(uri: str) -> bool:
@@ -245,5 +246,5 @@ def remove(uri: str, marker: str) -> None:
     fs, path = _open(uri)
     try:
         fs.delete_file(f"{path}/{marker}")
-    except (OSError, FileNotFoundError):
+    except OSError:  # FileNotFoundError included: already gone is fine
         pass

@@ -64,7 +64,7 @@ def process(track: dict, spec: DatasetSpec, parts_dir: Path) -> dict:
 def _process(track: dict, spec: DatasetSpec, parts_dir: Path) -> dict:
     times = {"seconds_fetch": track.get("seconds_fetch", 0.0)}
     if track.get("fetch_failure"):
-        return _summary(track, stage="download", reason=track["fetch_failure"],
+        return _summary(track, stage="fetch", reason=track["fetch_failure"],
                         unreachable=bool(track.get("unreachable")), **times)
     sr = spec.mel.sample_rate
     clock = time.perf_counter()

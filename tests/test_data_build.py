@@ -62,11 +62,11 @@ def test_build_mixed_sources_skips_every_bad_input(ray_local, tmp_path, capsys):
     assert failures[str(music / "short.flac")][1].startswith("shorter than one segment (3.0 s")
     assert failures[str(music / "silence.wav")] == ("segment", "all 2 segments are silent (below -55 dBFS)")
     assert failures[str(tmp_path / "no-such-folder")] == ("resolve", "the folder does not exist")
-    assert failures[(remote / "private.m4a").as_uri()][0] == "download"
+    assert failures[(remote / "private.m4a").as_uri()][0] == "fetch"
     assert "No such file" in failures[(remote / "private.m4a").as_uri()][1]
     assert failures["https://www.youtube.com/playlist?list=PLnetworkdown"] == (
         "resolve", "could not reach www.youtube.com (no network, or the host is down)")
-    assert failures[f"{CLOSED_PORT}/stream.mp3"] == ("download", "could not reach 127.0.0.1 (no network, or the host is down)")
+    assert failures[f"{CLOSED_PORT}/stream.mp3"] == ("fetch", "could not reach 127.0.0.1 (no network, or the host is down)")
     assert len(failures) == 8
 
     table = pq.read_table(built.path / "segments")
