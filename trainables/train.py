@@ -22,12 +22,12 @@ from ray import tune
 from data.dataset import load_mels
 from data.remote import local_path
 from trainables.artifacts import TrialArtifacts
+from trainables.checkpoint import CHECKPOINT_FILE, Checkpoint
 from trainables.config import TrialConfig, flatten
 from trainables.evaluation import Evaluator
 from trainables.mlflow_run import TrackingTarget, TrialRun, find_trial_run
 from trainables.trainer import GANTrainer
 
-CHECKPOINT_FILE = "state.pt"
 log = logging.getLogger(__name__)
 
 
@@ -55,29 +55,15 @@ def load_images(dataset_path: str, max_segments: int | None, device: torch.devic
 PROGRESS_COLUMNS = ("fid", "loss/D", "loss/G", "throughput/img_s")
 
 
-def _restore(trainer: GANTrainer) -> dict | None:
-    """Load Tune's checkpoint into the trainer, if this trial has one; what else it saved."""
+def _restore(trainer: GANTrainer) -> tuple[Checkpoint | None, dict]:
+    """Load Tune's checkpoint into the trainer, if this trial has one: (it, the learning
+    rates it had, which this trial's config has replaced)."""
     checkpoint = tune.get_checkpoint()
     if not checkpoint:
-        return None
+        return None, {}
     with checkpoint.as_directory() as path:
-        # on the CPU: random generator states must stay CPU tensors; weights and optimiser
-        # moments are copied onto the trainer's device by load_state_dict
-        state = torch.load(os.path.join(path, CHECKPOINT_FILE), map_location="cpu", weights_only=False)
-    trainer.load_state_dict(state["trainer"])
-    return state
-
-
-def _apply_learning_rates(trainer: GANTrainer) -> dict:
-    """Use this trial's learning rates: under PBT the checkpoint comes from another trial,
-    whose optimisers carry its rates. Returns the rates the checkpoint had."""
-    before = {}
-    for name, optimizer, lr in (("lr_g", trainer.opt_g, trainer.cfg.training.lr_g),
-                                ("lr_d", trainer.opt_d, trainer.cfg.training.lr_d)):
-        before[name] = optimizer.param_groups[0]["lr"]
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-    return before
+        state = Checkpoint.load(os.path.join(path, CHECKPOINT_FILE))
+    return state, trainer.load_state_dict(state.trainer)
 
 
 def _record_exploit(run: TrialRun, trainer: GANTrainer, donor: str, before: dict) -> None:
@@ -97,9 +83,8 @@ def _report(trainer: GANTrainer, metrics: dict, run: TrialRun, config: dict) -> 
         tune.report(metrics)
         return
     with tempfile.TemporaryDirectory(prefix="gan-ckpt-") as saved:
-        torch.save({"trainer": trainer.state_dict(), "mlflow_run_id": run.run_id, "config": config,
-                    "trial_id": tune.get_context().get_trial_id()},
-                   os.path.join(saved, CHECKPOINT_FILE))
+        Checkpoint(trainer.state_dict(), config, run.run_id,
+                   trial_id=tune.get_context().get_trial_id()).save(os.path.join(saved, CHECKPOINT_FILE))
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(saved))
 
 
@@ -131,13 +116,12 @@ def train_gan(config: dict, context: TrialContext) -> None:
     trainer = GANTrainer(cfg, images, device)
     evaluate = Evaluator(cfg.evaluation, dataset_path, images, cfg.model.latent_dim, device)
     # after the evaluator, which may draw random numbers: the checkpoint's generators win
-    restored = _restore(trainer)
-    before = _apply_learning_rates(trainer) if restored else {}
+    restored, before = _restore(trainer)
 
     run, reopened = _open_run(context, config, len(images), evaluate.tags)
     own_id = tune.get_context().get_trial_id()
-    if restored and restored.get("trial_id", own_id) != own_id:
-        _record_exploit(run, trainer, restored["trial_id"], before)
+    if restored and restored.trial_id not in (None, own_id):
+        _record_exploit(run, trainer, restored.trial_id, before)
     # sample grids, audio, last/best checkpoints, loss curves (trainables/artifacts.py)
     artifacts = TrialArtifacts(run, cfg, dataset_path, evaluate.fixed_z, resumed=reopened)
 
