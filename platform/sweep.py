@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -107,7 +108,8 @@ def _dataset_for_trials(spec: spaces.SweepSpec, storage_root: str):
 def _best_trial(results, target) -> dict | None:
     """The trial with the lowest fid it ever reached (not its last), with its MLflow run."""
     from platform import tracking
-    scored = [r for r in results if r.metrics_dataframe is not None and "fid" in r.metrics_dataframe]
+    scored = [r for r in results if r.metrics_dataframe is not None and "fid" in r.metrics_dataframe
+              and math.isfinite(r.metrics_dataframe["fid"].min())]  # a trial that diverged at once has inf
     if not scored:
         return None
     best = min(scored, key=lambda r: r.metrics_dataframe["fid"].min())
@@ -164,11 +166,14 @@ def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str
     results = tuner.fit()
 
     errors = {r.metrics.get("trial_id", ""): str(r.error) for r in results if r.error}
+    # a trial that diverged ends its run FAILED itself, not as a Tune error (not retried)
+    diverged = sum(1 for r in results if not r.error and r.metrics.get("diverged"))
     best = _best_trial(results, target)
     tracking.finish_sweep(target, errors, best)
 
     print()
-    print(f"Trials: {len(results)} ({len(errors)} failed). Tune results: {results.experiment_path}")
+    print(f"Trials: {len(results)} ({len(errors) + diverged} failed"
+          f"{f', {diverged} of them diverged' if diverged else ''}). Tune results: {results.experiment_path}")
     if best:
         print(f"Best trial {best['trial_id']}: fid {best['fid']:.4g} (MLflow run {best['run_id']})")
         print("Hyperparameters:", json.dumps(best["config"], sort_keys=True))

@@ -9,6 +9,7 @@ Whenever they change:
 Once:
     dataset/manifest.json        the dataset's manifest: mel parameters and scaling, so a run explains its images
     loss_curves.png              at the trial's last evaluation or failure; for a trial the scheduler stopped, by the driver
+    failure.txt                  a failed trial's traceback (by the trial, or by the driver from Ray's error)
 
 The cost of each evaluation's artifacts is the metric `artifacts/seconds`; `best/fid` is the
 lowest fid so far. The drawing functions are shared with `platform.generate` and
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 CHECKPOINTS = {"last": "checkpoints/last", "best": "checkpoints/best"}
 MANIFEST_ARTIFACT = "dataset/manifest.json"
 LOSS_CURVES = "loss_curves.png"
+FAILURE_ARTIFACT = "failure.txt"  # a failed trial's traceback; its `failure` tag holds the one-line reason
 LOSS_KEYS = ("loss/D", "loss/G", "wasserstein", "loss/gp")
 CMAP = "magma"
 

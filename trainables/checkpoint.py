@@ -11,6 +11,7 @@ as tensors and tuples for that reason.
 import dataclasses
 import os
 import pickle
+import re
 import zipfile
 from dataclasses import dataclass
 
@@ -54,10 +55,11 @@ class Checkpoint:
         except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, TypeError,
                 AttributeError, ImportError, IndexError, KeyError) as error:
             # weights_only refuses any global it does not know: a tampered or foreign file
-            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise CheckpointError(f"{path} is not a checkpoint this platform wrote, or it was altered: it holds "
-                                  f"something other than tensors and plain values, or is damaged, and was not "
-                                  f"loaded ({first[:200]}).") from None
+            named = re.search(r"GLOBAL (\S+)", str(error))
+            why = (f"it refers to {named[1]}, which is neither a tensor nor a plain value" if named
+                   else f"it is damaged: {type(error).__name__}")
+            raise CheckpointError(f"{path} is not a checkpoint this platform wrote, or it was altered ({why}); "
+                                  "it was not loaded.") from None
         if not isinstance(raw, dict) or raw.get("kind") != _KIND:
             raise CheckpointError(f"{path} is not a checkpoint this platform wrote (no {_KIND!r} marker).")
         if raw.get("version") != FORMAT_VERSION:

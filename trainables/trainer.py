@@ -119,6 +119,7 @@ class GANTrainer:
         self.sampler = BatchSampler(len(images), train.batch_size, train.seed, device)
         # latents and gradient-penalty mixing weights: their own stream, saved in checkpoints
         self.noise = torch.Generator(device=device).manual_seed(train.seed + 1)
+        self.loss_ranges = {}  # the last iteration's max - min of each loss over its steps
         self.step = 0       # generator steps done
         self.iteration = 0  # Tune iterations done
         # steps after which the trial is over: `iterations`, or `epochs` passes if that comes first
@@ -189,9 +190,16 @@ class GANTrainer:
         self.D.train()
         started = time.perf_counter()
         sums = torch.zeros(4, device=self.device)
+        low = torch.full((2,), math.inf, device=self.device)  # per-step extremes of loss/D, loss/G
+        high = torch.full((2,), -math.inf, device=self.device)
         for _ in range(steps):
-            sums += self.train_step()
-        loss_d, loss_g, estimate, penalty = (v / steps for v in sums.tolist())  # the one device read
+            step = self.train_step()
+            sums += step
+            low, high = torch.minimum(low, step[:2]), torch.maximum(high, step[:2])
+        read = torch.cat([sums / steps, high - low]).tolist()  # the one device read
+        loss_d, loss_g, estimate, penalty = read[:4]
+        # how far each loss moved within the iteration: 0 when training is stuck (trainables/health.py)
+        self.loss_ranges = {"loss/D": read[4], "loss/G": read[5]} if steps > 1 else {}
         seconds = time.perf_counter() - started
         self.iteration += 1
         if not (math.isfinite(loss_d) and math.isfinite(loss_g)):
