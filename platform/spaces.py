@@ -323,6 +323,7 @@ def load(path: str | Path) -> SweepSpec:
     except SpecError as error:
         raise SpecError(f"{file}: {error}") from None
     spec = dataclasses.replace(spec, search=_parse_search(search, spec, file))
+    _check_names(spec, file)
     _check_image_size(spec, file)
     _check_combinations(spec, file)
     return spec
@@ -356,6 +357,20 @@ def _parse_experiments(raw: Any, spec: SweepSpec) -> dict[str, Experiment]:
                            f"{where}.{section}")
             for section in ("model", "training")})
     return parsed
+
+
+# `name` names Tune's experiment directory under storage.tune, experiments' names are part
+# of run and trial names: a name is one plain path component, never "..", "/x" or "a/b".
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def _check_names(spec: SweepSpec, file: str) -> None:
+    names = {"name": spec.name, "mlflow.experiment": spec.mlflow.experiment}
+    names.update({f"experiments.{name}": name for name in spec.experiments})
+    for where, name in names.items():
+        if name is not None and not NAME.fullmatch(name):
+            raise SpecError(f"{file}: {where}: {name!r} is not a plain name (letters, digits, '.', '_', '-', "
+                            "at most 100, starting with a letter or digit): it becomes a directory or run name.")
 
 
 def _check_combinations(spec: SweepSpec, file: str) -> None:
