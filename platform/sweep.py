@@ -16,7 +16,7 @@ import time
 
 import yaml
 
-from platform import spaces
+from platform import spaces, tune_space
 
 log = logging.getLogger("platform.sweep")
 
@@ -28,7 +28,7 @@ def _print_dry_run(spec: spaces.SweepSpec) -> None:
     print(yaml.safe_dump(resolved, sort_keys=False), end="")
     print(f"# dataset fingerprint: {spec.dataset.fingerprint}")
     print("# Tune param space (searched keys as Tune domains)")
-    space = spec.param_space()
+    space = tune_space.param_space(spec)
     for path, domain in spec.search.items():
         section, key = path.split(".")
         print(f"{path}: {domain}  ->  {type(space[section][key]).__name__}")
@@ -68,9 +68,9 @@ def _new_tuner(spec: spaces.SweepSpec, context, name: str):
     from ray import tune
     return tune.Tuner(
         _trainable(spec, context),
-        param_space=spec.param_space(),
-        tune_config=tune.TuneConfig(metric="fid", mode="min", search_alg=spaces.searcher(spec),
-                                    scheduler=spaces.scheduler(spec), num_samples=spec.tune.num_samples,
+        param_space=tune_space.param_space(spec),
+        tune_config=tune.TuneConfig(metric="fid", mode="min", search_alg=tune_space.searcher(spec),
+                                    scheduler=tune_space.scheduler(spec), num_samples=spec.tune.num_samples,
                                     time_budget_s=spec.tune.time_budget_s,
                                     # PBT's in-place reset needs reset_config, which function trainables lack
                                     reuse_actors=spec.tune.scheduler.name != "pbt",
@@ -150,7 +150,8 @@ def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str
         from ray import tune
         # param_space again: Tune keeps sample_from functions (experiments) as placeholders
         tuner = tune.Tuner.restore(previous.path, _trainable(spec, context), resume_unfinished=True,
-                                   resume_errored=False, restart_errored=False, param_space=spec.param_space())
+                                   resume_errored=False, restart_errored=False,
+                                   param_space=tune_space.param_space(spec))
     else:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         target = tracking.start_sweep(
