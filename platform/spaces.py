@@ -187,11 +187,11 @@ class SweepSpec:
     model: ModelConfig = field(default_factory=ModelConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
-    search: dict[str, Any] = field(default_factory=dict)  # "section.key" -> Domain
+    search: dict[str, Domain] = field(default_factory=dict)  # "section.key" -> its domain; load parses it
     tune: TuneSpec = field(default_factory=TuneSpec)
     mlflow: MlflowSpec = field(default_factory=MlflowSpec)
     storage: StorageSpec = field(default_factory=StorageSpec)
-    experiments: dict[str, Any] = field(default_factory=dict)  # name -> Experiment, a grid
+    experiments: dict[str, Experiment] = field(default_factory=dict)  # run as a grid; load parses it
 
     @property
     def experiment(self) -> str:

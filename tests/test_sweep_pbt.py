@@ -42,7 +42,8 @@ def test_pbt_exploits_are_recorded_in_the_trials_own_run(tmp_path):
         assert len(set(lr_g)) > 1, lr_g  # the run follows the new rate
         for n in range(1, int(run.data.tags["pbt.exploits"]) + 1):
             tag = run.data.tags[f"pbt.exploit.{n}"]
-            found = re.fullmatch(r"at step (\d+): weights of trial (\w+); lr_g (\S+) -> (\S+), lr_d (\S+) -> (\S+)", tag)
+            found = re.fullmatch(r"at step (\d+): weights of trial (\w+); "
+                                 r"lr_g (\S+) -> (\S+), lr_d (\S+) -> (\S+)", tag)
             assert found, tag
             step, donor = int(found[1]), by_trial[found[2]]
             lr_g_before, lr_g_after, lr_d_before, lr_d_after = map(float, found.groups()[2:])

@@ -228,7 +228,8 @@ class GANTrainer:
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         before = {}
-        for name, opt, lr in (("lr_g", self.opt_g, self.cfg.training.lr_g), ("lr_d", self.opt_d, self.cfg.training.lr_d)):
+        rates = self.cfg.training
+        for name, opt, lr in (("lr_g", self.opt_g, rates.lr_g), ("lr_d", self.opt_d, rates.lr_d)):
             before[name] = opt.param_groups[0]["lr"]
             for group in opt.param_groups:
                 group["lr"] = lr
