@@ -6,6 +6,7 @@ file in the cache without that suffix is whole.
 """
 import hashlib
 import logging
+import re
 import urllib.parse
 from pathlib import Path
 
@@ -70,13 +71,27 @@ def _hashed(url: str) -> str:
     return hashlib.sha1(url.encode()).hexdigest()[:16]
 
 
+# A remote site's video id becomes a file name in the cache (and a track id, a part's
+# name): kept only when plainly harmless, else hashed. "../../x", "/etc/x", "a%(title)s"
+# (a yt-dlp output template) and NUL never reach a path.
+_SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,80}")
+SAFE_KEY = re.compile(r"[a-z0-9]{1,40}-[A-Za-z0-9_-]{1,80}")
+
+
+def _key(extractor, video_id, url: str) -> str:
+    """`<extractor>-<id>`: a cache key from what a remote site calls the video."""
+    extractor = re.sub(r"[^a-z0-9]", "", str(extractor or "url").lower())[:40] or "url"
+    video_id = str(video_id or "")
+    return f"{extractor}-{video_id if _SAFE_ID.fullmatch(video_id) else _hashed(video_id or url)}"
+
+
 def video_key(url: str) -> str | None:
     """The cache key of a single-video URL, known without the network; None for a playlist."""
     ie = _extractor(url)
     if ie.ie_key() == "Generic":
         return f"url-{_hashed(url)}"
     if getattr(ie, "_RETURN_TYPE", None) == "video":
-        return f"{ie.ie_key().lower()}-{ie.get_temp_id(url) or _hashed(url)}"
+        return _key(ie.ie_key(), ie.get_temp_id(url), url)
     return None
 
 
@@ -89,13 +104,13 @@ def expand(url: str, params: DownloadParams) -> list[dict]:
     except Exception as error:  # yt-dlp raises DownloadError and others; all become a reason
         raise _explain(error, url) from None
     if info.get("_type") not in ("playlist", "multi_video"):
-        key = f"{str(info.get('extractor_key', 'url')).lower()}-{info.get('id') or _hashed(url)}"
+        key = _key(info.get("extractor_key"), info.get("id"), url)
         return [{"url": info.get("webpage_url") or url, "key": key, "title": info.get("title") or key}]
     videos = []
     for entry in info.get("entries") or []:
         if not entry or not entry.get("url"):
             continue
-        key = f"{str(entry.get('ie_key') or 'url').lower()}-{entry.get('id') or _hashed(entry['url'])}"
+        key = _key(entry.get("ie_key"), entry.get("id"), entry["url"])
         videos.append({"url": entry["url"], "key": key, "title": entry.get("title") or key})
     if not videos:
         raise FetchError("the playlist has no videos, or none that can be listed")
@@ -111,6 +126,9 @@ def cached(key: str, cache_dir: Path) -> Path | None:
 
 def download(url: str, key: str, cache_dir: Path, params: DownloadParams) -> tuple[Path, bool]:
     """Audio of `url` in the cache as `<key>.<ext>`: (path, True if it was already there)."""
+    # keys come from _key or video_key; anything else would be a path or a template to yt-dlp
+    if not (SAFE_KEY.fullmatch(key) or re.fullmatch(r"url-[0-9a-f]{16}", key)):
+        raise FetchError(f"refused to download into the cache under the name {key!r} (not a plain video id)")
     hit = cached(key, cache_dir)
     if hit:
         return hit, True

@@ -139,6 +139,13 @@ def publish(local_dir: str | os.PathLike, uri: str) -> int:
 
 
 def _download(fs: pafs.FileSystem, path: str, files: list[str], into: Path) -> None:
+    # an object store's keys are names anyone with write access chose: none may land
+    # outside this node's copy ("a/../../x", "/x", NUL)
+    for relative in files:
+        parts = relative.split("/")
+        if "\x00" in relative or "\\" in relative or any(part in ("", ".", "..") for part in parts):
+            raise StoreError(f"the store has an object {relative!r} under {path}, a name that would be written "
+                             f"outside {into}: nothing was copied from it (remove that object)")
     _copy(files, path, fs, str(into), pafs.LocalFileSystem())
 
 

@@ -15,16 +15,22 @@ from pathlib import Path
 from platform import tracking
 
 
-def load_checkpoint(client, run, which: str) -> dict:
-    import torch
-    from trainables.artifacts import CHECKPOINT_FILE, CHECKPOINTS
+def load_checkpoint(client, run, which: str):
+    """The run's checkpoint artifact (trainables.checkpoint.Checkpoint); CheckpointError
+    names the file if it is not one this platform wrote."""
+    from trainables.artifacts import CHECKPOINTS
+    from trainables.checkpoint import CHECKPOINT_FILE, Checkpoint, CheckpointError
     folder = CHECKPOINTS[which]
     if not any(a.path == f"{folder}/{CHECKPOINT_FILE}" for a in client.list_artifacts(run.info.run_id, folder)):
         raise tracking.RunLookupError(f"run {run.info.run_id} ({run.info.run_name}) has no {which} checkpoint "
                                       f"({folder}/{CHECKPOINT_FILE}) among its artifacts.")
     with tempfile.TemporaryDirectory(prefix="gan-generate-") as tmp:
         path = client.download_artifacts(run.info.run_id, f"{folder}/{CHECKPOINT_FILE}", tmp)
-        return torch.load(path, map_location="cpu", weights_only=False)
+        try:
+            return Checkpoint.load(path)
+        except CheckpointError as error:  # the temporary path means nothing to the user: name the artifact
+            raise CheckpointError(str(error).replace(path, f"run {run.info.run_id}'s artifact "
+                                                           f"{folder}/{CHECKPOINT_FILE}")) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,13 +53,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
+    from trainables.checkpoint import CheckpointError
     uri = tracking.resolve_uri(args.tracking_uri) if args.tracking_uri else tracking.default_uri()
     try:
         client = tracking.open_store(uri)
         run = (tracking.get_run(client, args.run_id) if args.run_id
                else tracking.best_trial_run(client, args.experiment))
         state = load_checkpoint(client, run, args.checkpoint)
-    except tracking.RunLookupError as error:
+    except (tracking.RunLookupError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
@@ -62,16 +69,16 @@ def main(argv: list[str] | None = None) -> int:
     from trainables.artifacts import generate, mel_figure, write_wav
     from trainables.config import TrialConfig
 
-    cfg = TrialConfig.from_tune(state["config"])
+    cfg = TrialConfig.from_tune(state.config)
     generator, _ = models.build(cfg.model)
-    generator.load_state_dict(state["trainer"]["G"])
+    generator.load_state_dict(state.trainer["G"])
     z = torch.randn(args.n, cfg.model.latent_dim, generator=torch.Generator().manual_seed(args.seed))
     images = generate(generator, z)
-    info = state["dataset"]
+    info = state.dataset
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    step = state["trainer"]["step"]
+    step = state.step
     for i, image in enumerate(images):
         mel_figure(image[None], info, title=f"{run.info.run_name}, step {step}, seed {args.seed}, #{i}").savefig(
             out / f"sample_{i:03d}.png", dpi=100)

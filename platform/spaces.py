@@ -1,5 +1,5 @@
-"""Search-space files: YAML -> a typed, validated SweepSpec -> Tune's param space,
-searcher and scheduler.
+"""Search-space files: YAML -> a typed, validated SweepSpec (platform/tune_space.py turns
+it into Tune's param space, searcher and scheduler).
 
 A file has these sections, each optional but `name` (see search_spaces/quickstart.yaml):
   name      the experiment's name (MLflow experiment, Tune run)
@@ -163,16 +163,6 @@ class Domain:
             return repr(self.values[0])
         return f"{self.kind}({', '.join(repr(v) for v in self.values)})"
 
-    def to_tune(self):
-        from ray import tune
-        if self.kind == "constant":
-            return self.values[0]
-        if self.kind == "grid":
-            return tune.grid_search(list(self.values))
-        if self.kind == "choice":
-            return tune.choice(list(self.values))
-        return getattr(tune, self.kind)(*self.values)
-
     def extremes(self) -> list:
         """The values that bound the domain: each must pass the field's own checks."""
         if self.kind in ("loguniform", "uniform"):
@@ -197,29 +187,15 @@ class SweepSpec:
     model: ModelConfig = field(default_factory=ModelConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
-    search: dict[str, Any] = field(default_factory=dict)  # "section.key" -> Domain
+    search: dict[str, Domain] = field(default_factory=dict)  # "section.key" -> its domain; load parses it
     tune: TuneSpec = field(default_factory=TuneSpec)
     mlflow: MlflowSpec = field(default_factory=MlflowSpec)
     storage: StorageSpec = field(default_factory=StorageSpec)
-    experiments: dict[str, Any] = field(default_factory=dict)  # name -> Experiment, a grid
+    experiments: dict[str, Experiment] = field(default_factory=dict)  # run as a grid; load parses it
 
     @property
     def experiment(self) -> str:
         return self.mlflow.experiment or self.name
-
-    def param_space(self) -> dict:
-        """Tune's param space: every trial hyperparameter, searched ones as Tune domains."""
-        space = {section: dataclasses.asdict(getattr(self, section)) for section in TRIAL_SECTIONS}
-        for path, domain in self.search.items():
-            section, key = path.split(".")
-            space[section][key] = domain.to_tune()
-        if self.experiments:
-            from ray import tune
-            space["experiment"] = tune.grid_search(list(self.experiments))
-            for section, key in self.experiment_keys():
-                chosen = {name: getattr(getattr(e, section), key) for name, e in self.experiments.items()}
-                space[section][key] = tune.sample_from(_ByExperiment(chosen))
-        return space
 
     def experiment_keys(self) -> list[tuple[str, str]]:
         """The (section, key)s some experiment sets to other than the spec's value."""
@@ -236,15 +212,6 @@ class SweepSpec:
         if domain:
             return max(domain.extremes())
         return max([self.training.iterations] + [e.training.iterations for e in self.experiments.values()])
-
-
-@dataclass(frozen=True)
-class _ByExperiment:
-    """A Tune sample_from: the value this trial's experiment sets (a class, so it pickles)."""
-    values: dict
-
-    def __call__(self, config: dict) -> Any:
-        return self.values[config["experiment"]]
 
 
 def _parse_domain(path: str, raw: Any, field_type, section_obj, where: str) -> Domain:
@@ -323,6 +290,7 @@ def load(path: str | Path) -> SweepSpec:
     except SpecError as error:
         raise SpecError(f"{file}: {error}") from None
     spec = dataclasses.replace(spec, search=_parse_search(search, spec, file))
+    _check_names(spec, file)
     _check_image_size(spec, file)
     _check_combinations(spec, file)
     return spec
@@ -358,6 +326,20 @@ def _parse_experiments(raw: Any, spec: SweepSpec) -> dict[str, Experiment]:
     return parsed
 
 
+# `name` names Tune's experiment directory under storage.tune, experiments' names are part
+# of run and trial names: a name is one plain path component, never "..", "/x" or "a/b".
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def _check_names(spec: SweepSpec, file: str) -> None:
+    names = {"name": spec.name, "mlflow.experiment": spec.mlflow.experiment}
+    names.update({f"experiments.{name}": name for name in spec.experiments})
+    for where, name in names.items():
+        if name is not None and not NAME.fullmatch(name):
+            raise SpecError(f"{file}: {where}: {name!r} is not a plain name (letters, digits, '.', '_', '-', "
+                            "at most 100, starting with a letter or digit): it becomes a directory or run name.")
+
+
 def _check_combinations(spec: SweepSpec, file: str) -> None:
     """Searchers and schedulers that cannot work together, said before Ray starts."""
     if spec.experiments and spec.tune.searcher != "random":
@@ -374,7 +356,7 @@ def _check_combinations(spec: SweepSpec, file: str) -> None:
         if spec.tune.scheduler.perturbation_interval % spec.training.checkpoint_every:
             raise SpecError(f"{file}: tune.scheduler.perturbation_interval: PBT copies checkpoints, so "
                             "training.checkpoint_every must divide it.")
-        if not pbt_mutations(spec):
+        if not pbt_searched(spec):
             raise SpecError(f"{file}: tune.scheduler: pbt perturbs the searched learning rates, so search "
                             "training.lr_g and/or training.lr_d with loguniform or uniform.")
 
@@ -382,15 +364,10 @@ def _check_combinations(spec: SweepSpec, file: str) -> None:
 PBT_KEYS = ("training.lr_g", "training.lr_d")
 
 
-def pbt_mutations(spec: SweepSpec) -> dict:
-    """PBT's hyperparam_mutations: the searched learning rates, resampled from their domains."""
-    mutations = {}
-    for path in PBT_KEYS:
-        domain = spec.search.get(path)
-        if domain is not None and domain.kind in ("loguniform", "uniform"):
-            section, key = path.split(".")
-            mutations.setdefault(section, {})[key] = domain.to_tune()
-    return mutations
+def pbt_searched(spec: SweepSpec) -> list[str]:
+    """The searched learning rates PBT can perturb: those with a continuous domain."""
+    return [path for path in PBT_KEYS
+            if path in spec.search and spec.search[path].kind in ("loguniform", "uniform")]
 
 
 def _check_image_size(spec: SweepSpec, file: str) -> None:
@@ -405,25 +382,3 @@ def _check_image_size(spec: SweepSpec, file: str) -> None:
             raise SpecError(f"{file}: {where}.image_size: {model.image_size} does not match the dataset's mel "
                             f"image ({mel.n_mels} x {mel.frames}); set dataset.mel.n_mels and dataset.mel.frames "
                             f"to {model.image_size}, or {where}.image_size to theirs.")
-
-
-def searcher(spec: SweepSpec):
-    from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
-    if spec.tune.searcher == "random":
-        return BasicVariantGenerator(max_concurrent=spec.tune.max_concurrent, random_state=spec.tune.seed)
-    from ray.tune.search.optuna import OptunaSearch
-    return ConcurrencyLimiter(OptunaSearch(seed=spec.tune.seed), max_concurrent=spec.tune.max_concurrent)
-
-
-def scheduler(spec: SweepSpec):
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
-    s = spec.tune.scheduler
-    if s.name == "fifo":
-        return FIFOScheduler()
-    if s.name == "pbt":
-        # time in Tune iterations, so perturbations land on checkpoints, not wall-clock moments
-        return PopulationBasedTraining(time_attr="training_iteration", perturbation_interval=s.perturbation_interval,
-                                       hyperparam_mutations=pbt_mutations(spec), quantile_fraction=s.quantile_fraction,
-                                       resample_probability=s.resample_probability, synch=s.synch)
-    return ASHAScheduler(max_t=spec.max_iterations(), grace_period=s.grace_period,
-                         reduction_factor=s.reduction_factor)

@@ -9,13 +9,14 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import os
 import sys
 import time
 
 import yaml
 
-from platform import spaces
+from platform import spaces, tune_space
 
 log = logging.getLogger("platform.sweep")
 
@@ -27,7 +28,7 @@ def _print_dry_run(spec: spaces.SweepSpec) -> None:
     print(yaml.safe_dump(resolved, sort_keys=False), end="")
     print(f"# dataset fingerprint: {spec.dataset.fingerprint}")
     print("# Tune param space (searched keys as Tune domains)")
-    space = spec.param_space()
+    space = tune_space.param_space(spec)
     for path, domain in spec.search.items():
         section, key = path.split(".")
         print(f"{path}: {domain}  ->  {type(space[section][key]).__name__}")
@@ -67,9 +68,9 @@ def _new_tuner(spec: spaces.SweepSpec, context, name: str):
     from ray import tune
     return tune.Tuner(
         _trainable(spec, context),
-        param_space=spec.param_space(),
-        tune_config=tune.TuneConfig(metric="fid", mode="min", search_alg=spaces.searcher(spec),
-                                    scheduler=spaces.scheduler(spec), num_samples=spec.tune.num_samples,
+        param_space=tune_space.param_space(spec),
+        tune_config=tune.TuneConfig(metric="fid", mode="min", search_alg=tune_space.searcher(spec),
+                                    scheduler=tune_space.scheduler(spec), num_samples=spec.tune.num_samples,
                                     time_budget_s=spec.tune.time_budget_s,
                                     # PBT's in-place reset needs reset_config, which function trainables lack
                                     reuse_actors=spec.tune.scheduler.name != "pbt",
@@ -107,7 +108,8 @@ def _dataset_for_trials(spec: spaces.SweepSpec, storage_root: str):
 def _best_trial(results, target) -> dict | None:
     """The trial with the lowest fid it ever reached (not its last), with its MLflow run."""
     from platform import tracking
-    scored = [r for r in results if r.metrics_dataframe is not None and "fid" in r.metrics_dataframe]
+    scored = [r for r in results if r.metrics_dataframe is not None and "fid" in r.metrics_dataframe
+              and math.isfinite(r.metrics_dataframe["fid"].min())]  # a trial that diverged at once has inf
     if not scored:
         return None
     best = min(scored, key=lambda r: r.metrics_dataframe["fid"].min())
@@ -148,7 +150,8 @@ def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str
         from ray import tune
         # param_space again: Tune keeps sample_from functions (experiments) as placeholders
         tuner = tune.Tuner.restore(previous.path, _trainable(spec, context), resume_unfinished=True,
-                                   resume_errored=False, restart_errored=False, param_space=spec.param_space())
+                                   resume_errored=False, restart_errored=False,
+                                   param_space=tune_space.param_space(spec))
     else:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         target = tracking.start_sweep(
@@ -164,11 +167,14 @@ def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str
     results = tuner.fit()
 
     errors = {r.metrics.get("trial_id", ""): str(r.error) for r in results if r.error}
+    # a trial that diverged ends its run FAILED itself, not as a Tune error (not retried)
+    diverged = sum(1 for r in results if not r.error and r.metrics.get("diverged"))
     best = _best_trial(results, target)
     tracking.finish_sweep(target, errors, best)
 
     print()
-    print(f"Trials: {len(results)} ({len(errors)} failed). Tune results: {results.experiment_path}")
+    print(f"Trials: {len(results)} ({len(errors) + diverged} failed"
+          f"{f', {diverged} of them diverged' if diverged else ''}). Tune results: {results.experiment_path}")
     if best:
         print(f"Best trial {best['trial_id']}: fid {best['fid']:.4g} (MLflow run {best['run_id']})")
         print("Hyperparameters:", json.dumps(best["config"], sort_keys=True))

@@ -5,6 +5,7 @@ this module creates what they nest under and tidies up after Tune returns.
 """
 import csv
 import math
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -127,11 +128,15 @@ def finish_sweep(target: TrackingTarget, trial_errors: dict[str, str], best: dic
 
     `trial_errors` maps Tune trial ids to their error, for trials that failed.
     """
+    from trainables.artifacts import FAILURE_ARTIFACT
     client = MlflowClient(tracking_uri=target.tracking_uri)
     for run in child_runs(target):
         trial_id = run.data.tags.get("tune.trial_id")
         if trial_id in trial_errors:
-            client.set_tag(run.info.run_id, "failure", trial_errors[trial_id][:5000])
+            if "failure" not in run.data.tags:  # the trial's own one-line reason is better than Ray's
+                client.set_tag(run.info.run_id, "failure", failure_reason(trial_errors[trial_id])[:5000])
+            if not any(a.path == FAILURE_ARTIFACT for a in client.list_artifacts(run.info.run_id)):
+                client.log_text(run.info.run_id, _ANSI.sub("", trial_errors[trial_id]), FAILURE_ARTIFACT)
             if run.info.status != "FAILED":
                 client.set_terminated(run.info.run_id, "FAILED")
         elif run.info.status == RunStatus.to_string(RunStatus.RUNNING):
@@ -144,6 +149,17 @@ def finish_sweep(target: TrackingTarget, trial_errors: dict[str, str], best: dic
         if best.get("run_id"):
             client.set_tag(target.parent_run_id, "best.run_id", best["run_id"])
     client.set_terminated(target.parent_run_id, "FINISHED" if best else "FAILED")
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def failure_reason(error_text: str) -> str:
+    """Ray's text of a trial's error (colour codes, the task's traceback, caret lines under
+    the failing code) -> its last line, `ExceptionType: message`."""
+    lines = [line.strip() for line in _ANSI.sub("", error_text).splitlines()]
+    lines = [line for line in lines if line and set(line) - set("^~ ")]
+    return lines[-1] if lines else "the trial failed without a message"
 
 
 def results_table(client: MlflowClient, runs: list) -> list[dict]:

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from platform import spaces
+from platform import spaces, tune_space
 from platform.typed import SpecError
 from tests.helpers import ROOT, run_module, write_spec
 
@@ -12,15 +12,15 @@ from tests.helpers import ROOT, run_module, write_spec
 def test_every_search_space_in_the_repo_loads(path):
     spec = spaces.load(path)
     assert spec.name
-    space = spec.param_space()
+    space = tune_space.param_space(spec)
     assert set(space) - {"experiment"} == {"model", "training", "evaluation"}
-    spaces.searcher(spec), spaces.scheduler(spec)
+    tune_space.searcher(spec), tune_space.scheduler(spec)
 
 
 def test_quickstart_resolves_to_tune_domains():
     from ray.tune.search.sample import Categorical, Float
     spec = spaces.load(ROOT / "search_spaces" / "quickstart.yaml")
-    space = spec.param_space()
+    space = tune_space.param_space(spec)
     assert isinstance(space["training"]["lr_g"], Float)
     assert isinstance(space["model"]["width"], Categorical)
     assert space["training"]["beta2"] == 0.999  # an unsearched hyperparameter is a constant
@@ -37,7 +37,7 @@ def test_every_domain_kind_converts(tmp_path):
         "training.seed": {"grid": [0, 1, 2]},
         "training.beta2": 0.99,
     })
-    space = spaces.load(f).param_space()
+    space = tune_space.param_space(spaces.load(f))
     assert isinstance(space["training"]["lr_g"], Float)
     assert isinstance(space["training"]["beta1"], Float)
     assert isinstance(space["training"]["batch_size"], Integer)

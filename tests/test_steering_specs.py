@@ -4,13 +4,13 @@ import pytest
 from ray.tune.search.variant_generator import generate_variants
 
 from data.dataset import load_mels
-from platform import resume, spaces
+from platform import resume, spaces, tune_space
 from platform.typed import SpecError
 from tests.helpers import ROOT, run_module, write_spec
 
 
 def _variants(spec):
-    return [config for _, config in generate_variants(spec.param_space())]
+    return [config for _, config in generate_variants(tune_space.param_space(spec))]
 
 
 def test_paper_yaml_runs_the_studys_five_experiments():
@@ -42,9 +42,9 @@ def test_pbt_mutates_the_searched_learning_rates(tmp_path):
                    tune={"searcher": "random", "scheduler": {"name": "pbt", "perturbation_interval": 2}},
                    search={"training.lr_g": {"loguniform": [1e-4, 1e-3]}, "model.width": {"choice": [8, 16]}})
     spec = spaces.load(f)
-    assert set(spaces.pbt_mutations(spec)) == {"training"}
-    assert set(spaces.pbt_mutations(spec)["training"]) == {"lr_g"}
-    assert isinstance(spaces.scheduler(spec), PopulationBasedTraining)
+    assert set(tune_space.pbt_mutations(spec)) == {"training"}
+    assert set(tune_space.pbt_mutations(spec)["training"]) == {"lr_g"}
+    assert isinstance(tune_space.scheduler(spec), PopulationBasedTraining)
 
 
 def test_time_budget_reaches_tune(tmp_path):

@@ -1,5 +1,7 @@
 """Population-based training of the learning rates: a trial that takes another's weights
 keeps its own MLflow run, which records the change and goes on."""
+import re
+
 import pytest
 from mlflow import MlflowClient
 
@@ -29,10 +31,32 @@ def test_pbt_exploits_are_recorded_in_the_trials_own_run(tmp_path):
     assert len(children) == 2 and all(r.info.status == "FINISHED" for r in children)
     exploited = [r for r in children if "pbt.exploits" in r.data.tags]
     assert exploited, "no trial was perturbed in 4 iterations at interval 1"
+    by_trial = {r.data.tags["tune.trial_id"]: r for r in children}
+
+    def rates(run, key):  # step -> the rate a run logged with its evaluation there
+        return {m.step: m.value for m in client.get_metric_history(run.info.run_id, key)}
+
+    followed = 0
     for run in exploited:
-        assert run.data.tags["pbt.exploit.1"].startswith("at step ")
-        rates = [m.value for m in client.get_metric_history(run.info.run_id, "lr/G")]
-        assert len(set(rates)) > 1, rates  # the run follows the new rate
+        lr_g = [m.value for m in client.get_metric_history(run.info.run_id, "lr/G")]
+        assert len(set(lr_g)) > 1, lr_g  # the run follows the new rate
+        for n in range(1, int(run.data.tags["pbt.exploits"]) + 1):
+            tag = run.data.tags[f"pbt.exploit.{n}"]
+            found = re.fullmatch(r"at step (\d+): weights of trial (\w+); "
+                                 r"lr_g (\S+) -> (\S+), lr_d (\S+) -> (\S+)", tag)
+            assert found, tag
+            step, donor = int(found[1]), by_trial[found[2]]
+            lr_g_before, lr_g_after, lr_d_before, lr_d_after = map(float, found.groups()[2:])
+            # PBT perturbs both searched rates (x0.8, x1.2 or resampled): the tag shows the change
+            assert lr_g_before != lr_g_after and lr_d_before != lr_d_after, tag
+            # before: the donor's rates at the checkpoint taken; after: what this trial then trains with
+            next_step = step + TINY_PBT["training"]["steps_per_iteration"]
+            for key, before, after in (("lr/G", lr_g_before, lr_g_after), ("lr/D", lr_d_before, lr_d_after)):
+                assert before == pytest.approx(rates(donor, key)[step], rel=5e-3), (tag, key)
+                if next_step in rates(run, key):  # an exploit of a finished checkpoint trains no more
+                    assert after == pytest.approx(rates(run, key)[next_step], rel=5e-3), (tag, key)
+                    followed += 1
+    assert followed, "no exploited trial trained on after its exploit"
     for run in children:
         steps = [m.step for m in client.get_metric_history(run.info.run_id, "fid")]
         assert steps == sorted(set(steps)), steps  # one history, no repeated steps

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-import torch
 from mlflow import MlflowClient
 
 from tests.helpers import ROOT, TINY_DATASET, run_module, write_spec
+from trainables.checkpoint import Checkpoint
 
 PNG = b"\x89PNG\r\n\x1a\n"
 SAMPLE_RATE = TINY_DATASET["mel"]["sample_rate"]
@@ -91,12 +91,12 @@ def test_trial_runs_hold_samples_audio_checkpoints_and_loss_curves(sweep):
         assert "dataset/manifest.json" in files
 
         best_step = min(fids, key=fids.get)
-        last = torch.load(_local(client, run, "checkpoints/last/state.pt"), weights_only=False)
-        best = torch.load(_local(client, run, "checkpoints/best/state.pt"), weights_only=False)
-        assert last["trainer"]["step"] == final and best["trainer"]["step"] == best_step
-        assert best["mlflow_run_id"] == run.info.run_id
-        assert best["dataset"]["spec"]["mel"]["sample_rate"] == SAMPLE_RATE
-        assert best["config"]["model"]["family"] == run.data.params["model.family"]
+        last = Checkpoint.load(_local(client, run, "checkpoints/last/state.pt"))
+        best = Checkpoint.load(_local(client, run, "checkpoints/best/state.pt"))
+        assert last.step == final and best.step == best_step
+        assert best.mlflow_run_id == run.info.run_id and best.trial_id == run.data.tags["tune.trial_id"]
+        assert best.dataset["spec"]["mel"]["sample_rate"] == SAMPLE_RATE
+        assert best.config["model"]["family"] == run.data.params["model.family"]
         assert run.data.metrics["best/fid"] == pytest.approx(min(fids.values()))
         assert run.data.metrics["artifacts/seconds"] >= 0
         assert run.data.tags["dataset.fingerprint"] and run.data.tags["fid.embedding"] == "random-conv"

@@ -3,8 +3,10 @@
   crashed   the same config, but its worker dies once right after iteration 3, one past its
             checkpoint at 2: Tune restores it, and it must continue in the same MLflow run
             with the same losses at every step as `straight`;
-  diverges  an absurd learning rate: NaN within two steps; it must end errored in Tune and
-            FAILED in MLflow with its reason, while the others finish.
+  diverges  an absurd learning rate: NaN within two steps; it must end at once, not retried
+            (max_failures is 1), FAILED in MLflow with its one-line reason, while the others finish;
+  collapses learning rates of 10 with training.stop_on_collapse: its discriminator's loss
+            reaches 0 and the trial is stopped there, its run tagged with its health.
 """
 import dataclasses
 import os
@@ -27,6 +29,9 @@ def variant_trainable(config, context, marker):
     variant = config.pop("variant")
     if variant == "diverges":
         config["training"] = {**config["training"], "lr_d": 1e30}
+    if variant == "collapses":
+        config["training"] = {**config["training"], "lr_d": 10.0, "lr_g": 10.0, "stop_on_collapse": True,
+                              "iterations": 8, "steps_per_iteration": 5}
     if variant != "crashed":
         return train_module.train_gan(config, context)
 
@@ -68,7 +73,7 @@ def sweep(ray_local, tmp_path_factory):
     space = {"model": dataclasses.asdict(ModelConfig(latent_dim=8, width=4)),
              "training": dataclasses.asdict(training),
              "evaluation": dataclasses.asdict(EvaluationConfig(samples=16)),
-             "variant": tune.grid_search(["straight", "crashed", "diverges"])}
+             "variant": tune.grid_search(["straight", "crashed", "diverges", "collapses"])}
     marker = root / "died"
     tuner = tune.Tuner(
         tune.with_parameters(variant_trainable, context=context, marker=str(marker)),
@@ -92,18 +97,36 @@ def _run_of(runs, result):
 
 def test_one_mlflow_run_per_trial_whatever_the_retries(sweep):
     _, runs, _ = sweep
-    assert len(runs) == 3 and len({r.data.tags["tune.trial_id"] for r in runs}) == 3
+    assert len(runs) == 4 and len({r.data.tags["tune.trial_id"] for r in runs}) == 4
 
 
-def test_a_diverging_trial_errors_with_its_reason_and_the_others_finish(sweep):
-    results, runs, _ = sweep
-    assert "losses are not finite" in str(results["diverges"].error)
+def test_a_diverging_trial_ends_once_with_its_reason_and_the_others_finish(sweep):
+    results, runs, client = sweep
+    diverged = results["diverges"]
+    # not a Tune error, so not retried under max_failures: one attempt, a last result saying so
+    assert diverged.error is None and diverged.metrics["diverged"] == 1 and diverged.metrics["fid"] == float("inf")
+    assert not (Path(diverged.path) / "error.txt").exists()
     for variant in ("straight", "crashed"):
         assert results[variant].error is None and results[variant].metrics["training_iteration"] == 4
-    # it never reported, so Tune's result has no trial id: find its run by its learning rate
-    (failed,) = [r for r in runs if r.data.params["training.lr_d"] == str(1e30)]
-    assert failed.info.status == "FAILED"
-    assert failed.data.tags["failure"].startswith("TrainingDiverged: losses are not finite")
+    failed = _run_of(runs, diverged)
+    assert failed.info.status == "FAILED" and "failure.recovered" not in failed.data.tags
+    (reason,) = failed.data.tags["failure"].splitlines()
+    assert reason.startswith("TrainingDiverged: losses are not finite") and "\x1b" not in reason
+    traceback = Path(client.download_artifacts(failed.info.run_id, "failure.txt", str(Path(diverged.path))))
+    assert "Traceback" in traceback.read_text() and "run_iteration" in traceback.read_text()
+
+
+def test_a_collapsed_trial_is_tagged_and_stopped(sweep):
+    results, runs, client = sweep
+    collapsed = results["collapses"]
+    run = _run_of(runs, collapsed)
+    assert run.info.status == "FINISHED" and run.data.tags["health"] == "d_collapsed", run.data.tags
+    assert run.data.tags["stopped"].startswith("health d_collapsed at step ")
+    assert collapsed.metrics["health/d_collapsed"] == 1 and collapsed.metrics["loss/D"] < 1e-3
+    assert collapsed.metrics["training_iteration"] < 8  # stopped before its iterations were done
+    for healthy in ("straight", "crashed"):
+        assert _run_of(runs, results[healthy]).data.tags["health"] == "ok"
+        assert results[healthy].metrics["health/d_collapsed"] == 0
 
 
 def test_a_restored_trial_continues_exactly_in_the_same_mlflow_run(sweep):

@@ -9,6 +9,7 @@ Whenever they change:
 Once:
     dataset/manifest.json        the dataset's manifest: mel parameters and scaling, so a run explains its images
     loss_curves.png              at the trial's last evaluation or failure; for a trial the scheduler stopped, by the driver
+    failure.txt                  a failed trial's traceback (by the trial, or by the driver from Ray's error)
 
 The cost of each evaluation's artifacts is the metric `artifacts/seconds`; `best/fid` is the
 lowest fid so far. The drawing functions are shared with `platform.generate` and
@@ -28,13 +29,14 @@ from matplotlib.figure import Figure
 
 from data.dataset import read_manifest
 from data.spec import DatasetSpec, MelParams, SegmentParams
+from trainables.checkpoint import CHECKPOINT_FILE, Checkpoint
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FILE = "state.pt"
 CHECKPOINTS = {"last": "checkpoints/last", "best": "checkpoints/best"}
 MANIFEST_ARTIFACT = "dataset/manifest.json"
 LOSS_CURVES = "loss_curves.png"
+FAILURE_ARTIFACT = "failure.txt"  # a failed trial's traceback; its `failure` tag holds the one-line reason
 LOSS_KEYS = ("loss/D", "loss/G", "wasserstein", "loss/gp")
 CMAP = "magma"
 
@@ -154,12 +156,6 @@ def write_wav(path: str | os.PathLike, image: np.ndarray, info: dict, n_iter: in
     soundfile.write(path, mel.to_audio(image, spec, n_iter=n_iter), spec.mel.sample_rate, subtype="PCM_16")
 
 
-def checkpoint_state(trainer, run_id: str, config: dict, dataset: dict) -> dict:
-    """Tune's checkpoint (trainables/train.py) plus the dataset's mel spec: enough to
-    resume the trial, or to generate and listen without the dataset."""
-    return {"trainer": trainer.state_dict(), "mlflow_run_id": run_id, "config": config, "dataset": dataset}
-
-
 # ---------- the trial's artifacts ----------
 
 class TrialArtifacts:
@@ -174,6 +170,7 @@ class TrialArtifacts:
         self.z = fixed_z[:max(self.eval.grid_images, self.eval.audio_clips)]
         self.saved = {"last": None, "samples": None, "curves": None}  # the step each was last logged at
         self.best_fid = math.inf
+        self.trial_id = run.tags().get("tune.trial_id")
         if resumed:  # a restored trial: its best so far is in its history
             fids = [value for _, value in run.metric_history(["fid"]).get("fid", [])]
             self.best_fid = min(fids, default=math.inf)
@@ -231,7 +228,9 @@ class TrialArtifacts:
             return
         with tempfile.TemporaryDirectory(prefix="gan-artifact-") as tmp:
             path = Path(tmp) / CHECKPOINT_FILE
-            torch.save(checkpoint_state(trainer, self.run.run_id, config, self.dataset), path)
+            # Tune's checkpoint plus the dataset's mel spec: enough to generate and listen without the dataset
+            Checkpoint(trainer.state_dict(), config, self.run.run_id, trial_id=self.trial_id,
+                       dataset=self.dataset).save(path)
             for name in which:  # the same artifact path again overwrites it
                 self.run.log_artifact(path, CHECKPOINTS[name])
         if "last" in which:

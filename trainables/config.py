@@ -66,6 +66,7 @@ class TrainingConfig:
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on a GPU that has it
     memory_format: Literal["auto", "channels_last", "contiguous"] = "auto"  # auto: channels_last (measured faster on CPU)
     deterministic: bool = False  # torch.use_deterministic_algorithms: bitwise repeatable, slower on GPU
+    stop_on_collapse: bool = False  # end the trial at an iteration whose health is not ok (trainables/health.py)
 
     def __post_init__(self):
         if self.batch_size < 2:

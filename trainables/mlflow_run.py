@@ -48,12 +48,10 @@ class TrialRun:
                                          tags={"mlflow.parentRunId": target.parent_run_id, **(tags or {})})
             run_id = run.info.run_id
         else:
-            # a restored trial: the run goes on; a failure recorded by the attempt that died is history
+            # a restored trial: the run goes on (a failure the attempt that died recorded
+            # becomes failure.recovered once this one finishes: see end)
             self.client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
             run = self.client.get_run(run_id)
-            if "failure" in run.data.tags:
-                self.client.set_tag(run_id, "failure.recovered", run.data.tags["failure"])
-                self.client.delete_tag(run_id, "failure")
         self.run_id = run_id
         self.run_name = run.info.run_name or run_name
         # A trial that restarts from its last checkpoint repeats the steps after it; their
@@ -93,4 +91,9 @@ class TrialRun:
         self.client.log_figure(self.run_id, figure, artifact_file)
 
     def end(self, status: str) -> None:
+        if status == "FINISHED":  # a failure an earlier attempt recorded, now recovered from
+            failure = self.tags().get("failure")
+            if failure is not None:
+                self.client.set_tag(self.run_id, "failure.recovered", failure)
+                self.client.delete_tag(self.run_id, "failure")
         self.client.set_terminated(self.run_id, status=status)

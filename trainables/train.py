@@ -6,13 +6,16 @@ can stop on `fid` at any rung), the trial's MLflow run, and checkpoints every
 `checkpoint_every` iterations that hold the whole trainer state and the MLflow run id, so
 a restored trial continues step for step in the same MLflow run.
 
-A trial whose losses turn NaN or infinite raises `TrainingDiverged`: Tune records the
-trial as errored with that message, its MLflow run ends FAILED with a `failure` tag, and
-the sweep goes on with the other trials.
+A trial whose losses turn NaN or infinite (`TrainingDiverged`) ends at once, not retried:
+its last result has `diverged: 1` and an infinite fid, its MLflow run ends FAILED with the
+reason as its `failure` tag (the traceback in `failure.txt`), and the sweep goes on.
+Every iteration is also assessed for a degenerate state (trainables/health.py).
 """
 import logging
+import math
 import os
 import tempfile
+import traceback
 from dataclasses import dataclass
 
 import ray
@@ -21,13 +24,14 @@ from ray import tune
 
 from data.dataset import load_mels
 from data.remote import local_path
-from trainables.artifacts import TrialArtifacts
+from trainables import health
+from trainables.artifacts import FAILURE_ARTIFACT, TrialArtifacts
+from trainables.checkpoint import CHECKPOINT_FILE, Checkpoint
 from trainables.config import TrialConfig, flatten
 from trainables.evaluation import Evaluator
 from trainables.mlflow_run import TrackingTarget, TrialRun, find_trial_run
-from trainables.trainer import GANTrainer
+from trainables.trainer import GANTrainer, TrainingDiverged
 
-CHECKPOINT_FILE = "state.pt"
 log = logging.getLogger(__name__)
 
 
@@ -55,29 +59,15 @@ def load_images(dataset_path: str, max_segments: int | None, device: torch.devic
 PROGRESS_COLUMNS = ("fid", "loss/D", "loss/G", "throughput/img_s")
 
 
-def _restore(trainer: GANTrainer) -> dict | None:
-    """Load Tune's checkpoint into the trainer, if this trial has one; what else it saved."""
+def _restore(trainer: GANTrainer) -> tuple[Checkpoint | None, dict]:
+    """Load Tune's checkpoint into the trainer, if this trial has one: (it, the learning
+    rates it had, which this trial's config has replaced)."""
     checkpoint = tune.get_checkpoint()
     if not checkpoint:
-        return None
+        return None, {}
     with checkpoint.as_directory() as path:
-        # on the CPU: random generator states must stay CPU tensors; weights and optimiser
-        # moments are copied onto the trainer's device by load_state_dict
-        state = torch.load(os.path.join(path, CHECKPOINT_FILE), map_location="cpu", weights_only=False)
-    trainer.load_state_dict(state["trainer"])
-    return state
-
-
-def _apply_learning_rates(trainer: GANTrainer) -> dict:
-    """Use this trial's learning rates: under PBT the checkpoint comes from another trial,
-    whose optimisers carry its rates. Returns the rates the checkpoint had."""
-    before = {}
-    for name, optimizer, lr in (("lr_g", trainer.opt_g, trainer.cfg.training.lr_g),
-                                ("lr_d", trainer.opt_d, trainer.cfg.training.lr_d)):
-        before[name] = optimizer.param_groups[0]["lr"]
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-    return before
+        state = Checkpoint.load(os.path.join(path, CHECKPOINT_FILE))
+    return state, trainer.load_state_dict(state.trainer)
 
 
 def _record_exploit(run: TrialRun, trainer: GANTrainer, donor: str, before: dict) -> None:
@@ -97,9 +87,8 @@ def _report(trainer: GANTrainer, metrics: dict, run: TrialRun, config: dict) -> 
         tune.report(metrics)
         return
     with tempfile.TemporaryDirectory(prefix="gan-ckpt-") as saved:
-        torch.save({"trainer": trainer.state_dict(), "mlflow_run_id": run.run_id, "config": config,
-                    "trial_id": tune.get_context().get_trial_id()},
-                   os.path.join(saved, CHECKPOINT_FILE))
+        Checkpoint(trainer.state_dict(), config, run.run_id,
+                   trial_id=tune.get_context().get_trial_id()).save(os.path.join(saved, CHECKPOINT_FILE))
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(saved))
 
 
@@ -131,34 +120,63 @@ def train_gan(config: dict, context: TrialContext) -> None:
     trainer = GANTrainer(cfg, images, device)
     evaluate = Evaluator(cfg.evaluation, dataset_path, images, cfg.model.latent_dim, device)
     # after the evaluator, which may draw random numbers: the checkpoint's generators win
-    restored = _restore(trainer)
-    before = _apply_learning_rates(trainer) if restored else {}
+    restored, before = _restore(trainer)
 
     run, reopened = _open_run(context, config, len(images), evaluate.tags)
     own_id = tune.get_context().get_trial_id()
-    if restored and restored.get("trial_id", own_id) != own_id:
-        _record_exploit(run, trainer, restored["trial_id"], before)
+    if restored and restored.trial_id not in (None, own_id):
+        _record_exploit(run, trainer, restored.trial_id, before)
     # sample grids, audio, last/best checkpoints, loss curves (trainables/artifacts.py)
     artifacts = TrialArtifacts(run, cfg, dataset_path, evaluate.fixed_z, resumed=reopened)
 
-    status = "FAILED"
+    status, health_tag = "FAILED", None
     try:
         while not trainer.finished:
             metrics = trainer.run_iteration()
             metrics.update(evaluate(trainer.G))
             metrics.update({"lr/G": trainer.cfg.training.lr_g, "lr/D": trainer.cfg.training.lr_d})
+            states = health.assess(metrics, trainer.loss_ranges, trainer.wasserstein)
+            metrics.update(health.metrics(states))
             metrics.update(artifacts.after_evaluation(trainer, metrics, config))
             metrics = {**{k: metrics[k] for k in PROGRESS_COLUMNS}, **metrics}
             run.log_metrics(metrics, step=trainer.step)
+            if health.verdict(states) != health_tag:
+                health_tag = health.verdict(states)
+                run.set_tags({"health": health_tag})
+            stop = health_tag != "ok" and cfg.training.stop_on_collapse
+            if stop:
+                run.set_tags({"stopped": f"health {health_tag} at step {trainer.step} (training.stop_on_collapse)"})
             _report(trainer, metrics, run, config)
+            if stop:  # the function's end ends the trial, as a finished one
+                break
         status = "FINISHED"
     except SystemExit:
         # Tune stops a trial (ASHA, the end of the sweep) by raising SystemExit in report
         status = "FINISHED"
         raise
+    except TrainingDiverged as error:
+        # Deterministic: a retry from the last checkpoint diverges again, so it is not an
+        # error for Tune to retry under tune.max_failures (meant for lost workers). The
+        # trial ends here with a last result that says so, and its run ends FAILED.
+        _record_failure(run, error)
+        tune.report({"fid": math.inf, "diverged": 1.0, "step": trainer.step})
     except Exception as error:
-        run.set_tags({"failure": f"{type(error).__name__}: {error}"})
+        _record_failure(run, error)
         raise
     finally:
         artifacts.finish(trainer, status)
         run.end(status)
+
+
+def _record_failure(run: TrialRun, error: Exception) -> None:
+    """The `failure` tag: one line, the reason; the traceback as the artifact failure.txt."""
+    reason = f"{type(error).__name__}: {error}".strip().splitlines()[0]
+    run.set_tags({"failure": reason[:5000]})
+    try:
+        with tempfile.TemporaryDirectory(prefix="gan-failure-") as tmp:
+            path = os.path.join(tmp, FAILURE_ARTIFACT)
+            with open(path, "w") as out:
+                out.write("".join(traceback.format_exception(error)))
+            run.log_artifact(path)
+    except Exception:  # the reason is tagged already; the trial's own error matters more
+        log.warning("the traceback of run %s could not be logged", run.run_id, exc_info=True)

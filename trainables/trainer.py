@@ -63,9 +63,13 @@ class BatchSampler:
 
 
 def _rng_state() -> dict:
+    """Every generator's state as tensors and tuples of ints, which `torch.load(weights_only=True)`
+    reads (trainables/checkpoint.py): numpy's key array would need a pickled ndarray."""
+    name, keys, position, has_gauss, cached = np.random.get_state()
     return {"torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "python": random.getstate(), "numpy": np.random.get_state()}
+            "python": random.getstate(),
+            "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(position), int(has_gauss), float(cached))}
 
 
 def _set_rng_state(state: dict) -> None:
@@ -73,7 +77,8 @@ def _set_rng_state(state: dict) -> None:
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, position, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, cached))
 
 
 def _optimizer(params, lr: float, cfg) -> torch.optim.Optimizer:
@@ -114,6 +119,7 @@ class GANTrainer:
         self.sampler = BatchSampler(len(images), train.batch_size, train.seed, device)
         # latents and gradient-penalty mixing weights: their own stream, saved in checkpoints
         self.noise = torch.Generator(device=device).manual_seed(train.seed + 1)
+        self.loss_ranges = {}  # the last iteration's max - min of each loss over its steps
         self.step = 0       # generator steps done
         self.iteration = 0  # Tune iterations done
         # steps after which the trial is over: `iterations`, or `epochs` passes if that comes first
@@ -184,9 +190,16 @@ class GANTrainer:
         self.D.train()
         started = time.perf_counter()
         sums = torch.zeros(4, device=self.device)
+        low = torch.full((2,), math.inf, device=self.device)  # per-step extremes of loss/D, loss/G
+        high = torch.full((2,), -math.inf, device=self.device)
         for _ in range(steps):
-            sums += self.train_step()
-        loss_d, loss_g, estimate, penalty = (v / steps for v in sums.tolist())  # the one device read
+            step = self.train_step()
+            sums += step
+            low, high = torch.minimum(low, step[:2]), torch.maximum(high, step[:2])
+        read = torch.cat([sums / steps, high - low]).tolist()  # the one device read
+        loss_d, loss_g, estimate, penalty = read[:4]
+        # how far each loss moved within the iteration: 0 when training is stuck (trainables/health.py)
+        self.loss_ranges = {"loss/D": read[4], "loss/G": read[5]} if steps > 1 else {}
         seconds = time.perf_counter() - started
         self.iteration += 1
         if not (math.isfinite(loss_d) and math.isfinite(loss_g)):
@@ -206,16 +219,22 @@ class GANTrainer:
                 "sampler": self.sampler.state_dict(), "noise": self.noise.get_state(),
                 "rng": _rng_state(), "step": self.step, "iteration": self.iteration}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict) -> dict:
+        """Continue from `state`, with this trainer's learning rates: under PBT the state
+        comes from another trial, whose optimisers carry its rates. Returns the rates the
+        state had, {"lr_g": ..., "lr_d": ...}, read before they are replaced."""
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
-        # a scheduler that mutates hyperparameters (PBT) restores into a new config: its rates win
-        for opt, lr in ((self.opt_g, self.cfg.training.lr_g), (self.opt_d, self.cfg.training.lr_d)):
+        before = {}
+        rates = self.cfg.training
+        for name, opt, lr in (("lr_g", self.opt_g, rates.lr_g), ("lr_d", self.opt_d, rates.lr_d)):
+            before[name] = opt.param_groups[0]["lr"]
             for group in opt.param_groups:
                 group["lr"] = lr
         self.sampler.load_state_dict(state["sampler"])
         self.noise.set_state(state["noise"])
         _set_rng_state(state["rng"])
         self.step, self.iteration = state["step"], state["iteration"]
+        return before

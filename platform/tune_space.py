@@ -1,0 +1,76 @@
+"""A validated SweepSpec (platform/spaces.py) in Ray Tune's terms: the param space (the
+searched keys as Tune domains, a sweep's experiments as a grid), PBT's mutations, the
+searcher and the scheduler. Ray is imported here only, when a sweep starts.
+"""
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from platform.spaces import Domain, SweepSpec, pbt_searched
+from trainables.config import SECTIONS as TRIAL_SECTIONS
+
+
+def domain(d: Domain):
+    from ray import tune
+    if d.kind == "constant":
+        return d.values[0]
+    if d.kind == "grid":
+        return tune.grid_search(list(d.values))
+    if d.kind == "choice":
+        return tune.choice(list(d.values))
+    return getattr(tune, d.kind)(*d.values)
+
+
+def param_space(spec: SweepSpec) -> dict:
+    """Tune's param space: every trial hyperparameter, searched ones as Tune domains."""
+    space = {section: dataclasses.asdict(getattr(spec, section)) for section in TRIAL_SECTIONS}
+    for path, d in spec.search.items():
+        section, key = path.split(".")
+        space[section][key] = domain(d)
+    if spec.experiments:
+        from ray import tune
+        space["experiment"] = tune.grid_search(list(spec.experiments))
+        for section, key in spec.experiment_keys():
+            chosen = {name: getattr(getattr(e, section), key) for name, e in spec.experiments.items()}
+            space[section][key] = tune.sample_from(_ByExperiment(chosen))
+    return space
+
+
+@dataclass(frozen=True)
+class _ByExperiment:
+    """A Tune sample_from: the value this trial's experiment sets (a class, so it pickles)."""
+    values: dict
+
+    def __call__(self, config: dict) -> Any:
+        return self.values[config["experiment"]]
+
+
+def pbt_mutations(spec: SweepSpec) -> dict:
+    """PBT's hyperparam_mutations: the searched learning rates, resampled from their domains."""
+    mutations = {}
+    for path in pbt_searched(spec):
+        section, key = path.split(".")
+        mutations.setdefault(section, {})[key] = domain(spec.search[path])
+    return mutations
+
+
+def searcher(spec: SweepSpec):
+    from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
+    if spec.tune.searcher == "random":
+        return BasicVariantGenerator(max_concurrent=spec.tune.max_concurrent, random_state=spec.tune.seed)
+    from ray.tune.search.optuna import OptunaSearch
+    return ConcurrencyLimiter(OptunaSearch(seed=spec.tune.seed), max_concurrent=spec.tune.max_concurrent)
+
+
+def scheduler(spec: SweepSpec):
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
+    s = spec.tune.scheduler
+    if s.name == "fifo":
+        return FIFOScheduler()
+    if s.name == "pbt":
+        # time in Tune iterations, so perturbations land on checkpoints, not wall-clock moments
+        return PopulationBasedTraining(time_attr="training_iteration", perturbation_interval=s.perturbation_interval,
+                                       hyperparam_mutations=pbt_mutations(spec), quantile_fraction=s.quantile_fraction,
+                                       resample_probability=s.resample_probability, synch=s.synch)
+    return ASHAScheduler(max_t=spec.max_iterations(), grace_period=s.grace_period,
+                         reduction_factor=s.reduction_factor)

@@ -1,0 +1,74 @@
+"""The one checkpoint format: what `state.pt` holds, how it is written and read.
+
+Tune's checkpoints (trainables/train.py) and the run's `checkpoints/last|best` artifacts
+(trainables/artifacts.py) are the same file, read back by a restored trial and by
+`platform.generate`. It is read with `torch.load(weights_only=True)` only: tensors and
+plain Python values, never a pickled object whose loading could run code, because a
+checkpoint comes from a shared storage or an MLflow server anyone on its network may
+write to. The trainer's state (trainables/trainer.py) keeps its random-generator states
+as tensors and tuples for that reason.
+"""
+import dataclasses
+import os
+import pickle
+import re
+import zipfile
+from dataclasses import dataclass
+
+import torch
+
+CHECKPOINT_FILE = "state.pt"
+# Bumped whenever a field is added, removed or changes meaning: an older file then gets
+# one sentence instead of a KeyError deep in a restore.
+FORMAT_VERSION = 1
+_KIND = "techno-gan-checkpoint"
+
+
+class CheckpointError(ValueError):
+    """A file that is not a checkpoint this version wrote: one sentence naming it."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    trainer: dict             # GANTrainer.state_dict(): networks, optimisers, sampler, generators, step
+    config: dict              # the trial's Tune config, from which TrialConfig rebuilds the networks
+    mlflow_run_id: str        # the trial's run: a restored trial goes on logging there
+    trial_id: str | None = None  # the Tune trial that wrote it: under PBT another trial may restore it
+    dataset: dict | None = None  # artifacts.dataset_info: turns images back into dB and sound
+    version: int = FORMAT_VERSION
+
+    @property
+    def step(self) -> int:
+        return self.trainer["step"]
+
+    def save(self, path: str | os.PathLike) -> None:
+        torch.save({"kind": _KIND, **dataclasses.asdict(self)}, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Checkpoint":
+        """Read a checkpoint on the CPU (random-generator states must stay CPU tensors;
+        load_state_dict copies weights onto the trainer's device). Raises CheckpointError."""
+        try:
+            raw = torch.load(path, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise CheckpointError(f"{path}: no such checkpoint file.") from None
+        except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, TypeError,
+                AttributeError, ImportError, IndexError, KeyError) as error:
+            # weights_only refuses any global it does not know: a tampered or foreign file
+            named = re.search(r"GLOBAL (\S+)", str(error))
+            why = (f"it refers to {named[1]}, which is neither a tensor nor a plain value" if named
+                   else f"it is damaged: {type(error).__name__}")
+            raise CheckpointError(f"{path} is not a checkpoint this platform wrote, or it was altered ({why}); "
+                                  "it was not loaded.") from None
+        if not isinstance(raw, dict) or raw.get("kind") != _KIND:
+            raise CheckpointError(f"{path} is not a checkpoint this platform wrote (no {_KIND!r} marker).")
+        if raw.get("version") != FORMAT_VERSION:
+            raise CheckpointError(f"{path} is a checkpoint of format version {raw.get('version')!r}, but this "
+                                  f"version reads format {FORMAT_VERSION}: train it again, or use the version "
+                                  "that wrote it.")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        missing = {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING} - set(raw)
+        if missing or not isinstance(raw.get("trainer"), dict):
+            raise CheckpointError(f"{path}: a format-{FORMAT_VERSION} checkpoint without "
+                                  f"{', '.join(sorted(missing)) or 'a trainer state'}: it is damaged.")
+        return cls(**{key: value for key, value in raw.items() if key in fields})
