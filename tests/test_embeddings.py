@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from trainables import embeddings, fid_probes, inception
+from trainables.metrics import embeddings, inception, probes as fid_probes
 from trainables.evaluation import EvaluationConfig
 
 

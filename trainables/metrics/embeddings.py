@@ -6,11 +6,11 @@
 - `mel-stats` (offline cross-check): hand-crafted per-band statistics of the mel image:
   level and spread over time, and the size of frame-to-frame changes.
 - `inception`: the standard FID Inception-v3 from a TorchScript file on disk
-  (`trainables/inception.py`); its values are comparable with published FIDs.
+  (`trainables/metrics/inception.py`); its values are comparable with published FIDs.
 
 The offline embeddings' features have arbitrary scales, so they are `standardised`: the
 metrics are computed on features divided by the real data's per-feature spread (see
-`trainables/fid.py`), which weighs every feature alike and makes values read well. Their
+`trainables/metrics/fid.py`), which weighs every feature alike and makes values read well. Their
 values rank models trained on the same dataset; they are not comparable with Inception FIDs.
 """
 import hashlib
@@ -105,7 +105,7 @@ class MelStatsEmbedding(Embedding):
 
 
 def _inception(weights: str | None = None) -> Embedding:
-    from trainables.inception import InceptionEmbedding  # loads a large file: only when asked for
+    from trainables.metrics.inception import InceptionEmbedding  # loads a large file: only when asked for
     return InceptionEmbedding(weights)
 
 
