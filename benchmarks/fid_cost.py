@@ -22,7 +22,7 @@ import platform  # noqa: E402,F401  (the repo's shim, before torch)
 import torch  # noqa: E402
 
 from platform import spaces  # noqa: E402
-from trainables import embeddings, fid_probes  # noqa: E402
+from trainables.metrics import embeddings, probes as fid_probes  # noqa: E402
 from trainables.config import TrialConfig  # noqa: E402
 from trainables.evaluation import Evaluator  # noqa: E402
 from trainables.trainer import GANTrainer  # noqa: E402

@@ -21,9 +21,9 @@ import platform  # noqa: E402,F401  (the repo's shim, before torch)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from trainables import embeddings, fid, fid_probes  # noqa: E402
-from trainables.coverage import density_coverage  # noqa: E402
-from trainables.kid import kernel_inception_distance  # noqa: E402
+from trainables.metrics import embeddings, fid, probes as fid_probes  # noqa: E402
+from trainables.metrics.coverage import density_coverage  # noqa: E402
+from trainables.metrics.kid import kernel_inception_distance  # noqa: E402
 
 
 def table(embedding, real: torch.Tensor, other: torch.Tensor) -> None:

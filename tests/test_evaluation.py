@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from platform.typed import SpecError, build
-from trainables import fid, fid_probes
+from trainables.metrics import fid, probes as fid_probes
 from trainables.evaluation import EvaluationConfig, Evaluator, prepare_reference
 
 

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from trainables import embeddings, fid
-from trainables.coverage import density_coverage
-from trainables.kid import kernel_inception_distance
+from trainables.metrics import embeddings, fid
+from trainables.metrics.coverage import density_coverage
+from trainables.metrics.kid import kernel_inception_distance
 
 
 def test_identical_statistics_give_zero():

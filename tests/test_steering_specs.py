@@ -13,16 +13,16 @@ def _variants(spec):
     return [config for _, config in generate_variants(tune_space.param_space(spec))]
 
 
-def test_paper_yaml_runs_the_studys_five_experiments():
+def test_paper_yaml_runs_the_studys_six_experiments():
     spec = spaces.load(ROOT / "search_spaces" / "paper.yaml")
     configs = {c["experiment"]: c for c in _variants(spec)}
-    assert len(configs) == 5
+    assert len(configs) == 6
     seen = {(c["model"]["family"], c["training"]["epochs"], c["training"]["data_fraction"]) for c in configs.values()}
-    assert seen == {("dcgan1", 7, 1.0), ("dcgan2", 2, 1.0), ("dcgan2", 6, 0.23),
+    assert seen == {("dcgan1", 7, 1.0), ("dcgan2", 2, 1.0), ("dcgan2", 6, 0.23), ("dcgan2", 7, 0.115),
                     ("wgan_gp", 5, 0.23), ("wgan_clip", 5, 0.23)}
     assert configs["wgan_clip_60k_5ep"]["training"]["optimizer"] == "rmsprop"
     assert configs["wgan_gp_60k_5ep"]["model"]["critic_norm"] == "layer"
-    # shared settings stay shared: one evaluation, so the five FIDs compare
+    # shared settings stay shared: one evaluation, so the six FIDs compare
     assert len({repr(c["evaluation"]) for c in configs.values()}) == 1
 
 

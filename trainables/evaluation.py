@@ -15,9 +15,9 @@ from typing import Literal
 import torch
 
 from data.dataset import MANIFEST, SEGMENTS, read_manifest
-from trainables import embeddings, fid
-from trainables.coverage import density_coverage, real_radii
-from trainables.kid import kernel_inception_distance
+from trainables.metrics import embeddings, fid
+from trainables.metrics.coverage import density_coverage, real_radii
+from trainables.metrics.kid import kernel_inception_distance
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class EvaluationConfig:
     samples: int = 512  # generated and real images per evaluation
-    # the feature space the metrics are measured in (trainables/embeddings.py)
+    # the feature space the metrics are measured in (trainables/metrics/embeddings.py)
     embedding: Literal["random-conv", "mel-stats", "inception"] = "random-conv"
     seed: int = 0       # fixes the latent batch, the real subset and KID's subsets
     inception_weights: str = ""  # a TorchScript file; empty: look in the usual places

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
-from trainables.embeddings import Embedding
+from trainables.metrics.embedding import Embedding
 
 NVLABS_FILE = "inception-2015-12-05.pt"
 FID_HELPER_FILE = "default_1.pt"

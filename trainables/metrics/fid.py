@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from scipy import linalg
 
-from trainables.embeddings import Embedding
+from trainables.metrics.embedding import Embedding
 
 # Feature rows kept for KID and density/coverage. KID's subsets hold 1,000 rows at most;
 # 5,000 Inception rows are 40 MB.

@@ -67,7 +67,7 @@ def cases(other: torch.Tensor, noise=(0.05, 0.1, 0.2, 0.4), blur_sigmas=(0.5, 1.
 
 def sensitivity(embedding, real: torch.Tensor, other: torch.Tensor, **levels) -> dict[str, float]:
     """FID against `real` of each of `cases(other, **levels)`."""
-    from trainables import fid
+    from trainables.metrics import fid
     real_stats = fid.feature_stats(fid.in_batches(real), embedding)
     return {name: fid.fid(real_stats, fid.feature_stats(fid.in_batches(images), embedding), embedding.standardised)
             for name, images in cases(other, **levels).items()}

@@ -1,0 +1,296 @@
+"""Do the embeddings rank real GANs trained on real music like Inception FID and FAD do?
+
+    .venv/bin/python benchmarks/metric_agreement.py FOLDER [--work DIR] [--checkpoints 4]
+        [--steps 50] [--samples 128] [--families dcgan1 dcgan2 wgan_clip wgan_gp]
+
+1. Builds a dataset from FOLDER with the project's Ray Data pipeline (data.pipeline.build).
+2. Trains each family at two learning rates with GANTrainer inside real Ray Tune trials,
+   FIFO, evaluating the default in-loop metric (trainables.evaluation.Evaluator) at every
+   checkpoint and keeping the generator (weights and the samples of a fixed latent batch)
+   at each checkpoint along each run.
+3. Runs the same trials again under ASHA on the default metric (Tune's
+   AsyncHyperBandScheduler) and counts the generator steps each scheduler spent.
+4. Scores every checkpoint's samples with every embedding against one real reference, and
+   a disjoint real half against it (the real-vs-real baseline), and prints: Spearman rho of
+   each embedding against Inception FID and against FAD over all checkpoints, the mean rho
+   within trajectories, the final models' ordering by each metric, which trial successive
+   halving keeps under each metric, and FIFO against ASHA (best reference FID, trial-steps).
+
+ASHA's trials are the FIFO trials cut short: the same config and seed give the same
+weights (the script checks that the in-loop values match), so ASHA's reference scores are
+read from the FIFO trial's checkpoint at the iteration ASHA stopped it.
+`--score-only` re-scores a finished work folder (for instance after adding an embedding).
+"""
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import platform  # noqa: E402,F401  (the repo's shim, before torch)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT = "random-conv"
+REFERENCE, AUDIO = "inception", "fad-musicnn"
+# each family's study settings (search_spaces/<family>.yaml), two learning rates each;
+# the WGANs take 2 critic steps instead of 5 to fit the budget
+FAMILY_SETTINGS = {
+    "dcgan1": ({}, {}, (2e-4, 1e-3)),
+    "dcgan2": ({"dropout_g": 0.5, "dropout_d": 0.3}, {}, (2e-4, 1e-3)),
+    "wgan_clip": ({"critic_norm": "batch"}, {"optimizer": "rmsprop", "critic_steps": 2, "clip_value": 0.01},
+                  (5e-5, 3e-4)),
+    "wgan_gp": ({"critic_norm": "layer"}, {"critic_steps": 2, "gp_lambda": 10.0}, (1e-4, 5e-4)),
+}
+
+
+def build_dataset(folder: str, work: Path) -> tuple[str, int]:
+    from data import pipeline
+    from data.spec import DatasetSpec, SegmentParams
+    spec = DatasetSpec(folders=[str(Path(folder).resolve())], segment=SegmentParams(seconds=5.0, hop_seconds=2.5))
+    built = pipeline.build(spec, work / "storage")
+    return str(built.path), built.segments
+
+
+def trial_configs(families, width: int, steps: int, checkpoints: int, samples: int, batch: int) -> list[dict]:
+    configs = []
+    for family in families:
+        model, training, rates = FAMILY_SETTINGS[family]
+        for lr in rates:
+            configs.append({
+                "name": f"{family}-lr{lr:g}",
+                "model": {"family": family, "width": width, **model},
+                "training": {"batch_size": batch, "lr_g": lr, "lr_d": lr, "iterations": checkpoints, "steps_per_iteration": steps,
+                             "checkpoint_every": 1, "seed": 0, **training},
+                "evaluation": {"samples": samples, "embedding": DEFAULT, "grid_images": 0, "audio_clips": 0},
+            })
+    return configs
+
+
+def gan_trial(config: dict, dataset: str, out: str) -> None:
+    """One Tune trial: GANTrainer, the default metric each iteration, a checkpoint each iteration."""
+    from ray import tune
+
+    from trainables.config import TrialConfig
+    from trainables.evaluation import Evaluator
+    from trainables.train import load_images
+    from trainables.trainer import GANTrainer
+    torch.set_num_threads(1)
+    config = config["trial"]
+    name = config["name"]
+    cfg = TrialConfig.from_tune({k: config[k] for k in ("model", "training", "evaluation")})
+    device = torch.device("cpu")
+    images = load_images(dataset, None, device)
+    trainer = GANTrainer(cfg, images, device)
+    evaluate = Evaluator(cfg.evaluation, dataset, images, cfg.model.latent_dim, device)
+    folder = Path(out) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    while not trainer.finished:
+        metrics = trainer.run_iteration()
+        metrics.update(evaluate(trainer.G))
+        with torch.no_grad():
+            trainer.G.eval()
+            fakes = torch.cat([trainer.G(z) for z in evaluate.fixed_z.split(256)])
+            trainer.G.train()
+        np.save(folder / f"samples_{trainer.iteration}.npy", fakes[:, 0].numpy().astype(np.float16))
+        torch.save(trainer.G.state_dict(), folder / f"generator_{trainer.iteration}.pt")
+        tune.report({"fid": metrics["fid"], "coverage": metrics.get("coverage", float("nan")),
+                     "g_steps": trainer.step, "name": name})
+
+
+def run_tune(scheduler_name: str, configs: list[dict], dataset: str, work: Path, checkpoints: int) -> dict:
+    """{trial name: [in-loop fid per iteration it reached]}, and the generator steps spent."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    out = work / f"trials-{scheduler_name}"
+    scheduler = (ASHAScheduler(time_attr="training_iteration", max_t=checkpoints, grace_period=1,
+                               reduction_factor=2)
+                 if scheduler_name == "asha" else FIFOScheduler())
+    tuner = tune.Tuner(
+        tune.with_resources(tune.with_parameters(gan_trial, dataset=dataset, out=str(out)), {"cpu": 1}),
+        param_space={"trial": tune.grid_search(configs)},
+        tune_config=tune.TuneConfig(metric="fid", mode="min", scheduler=scheduler, max_concurrent_trials=2),
+        run_config=tune.RunConfig(storage_path=str(work / "ray"), name=f"agreement-{scheduler_name}",
+                                  verbose=0))
+    results = tuner.fit()
+    if results.errors:
+        raise SystemExit(f"error: {len(results.errors)} {scheduler_name} trials failed, the first: {results.errors[0]}")
+    curves, steps = {}, 0
+    for result in results:
+        history = result.metrics_dataframe
+        name = result.config["trial"]["name"]
+        curves[name] = [float(v) for v in history["fid"]]
+        steps += int(history["g_steps"].iloc[-1])
+    return {"curves": curves, "steps": steps}
+
+
+def real_halves(dataset: str, samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two disjoint seeded halves of the real data, `samples` each."""
+    from data.dataset import load_mels
+    mels = load_mels(dataset, max_segments=2 * samples, seed=1).astype(np.float32)
+    order = np.random.default_rng(1).permutation(len(mels))
+    return mels[order[:samples]], mels[order[samples:2 * samples]]
+
+
+class Scorer:
+    """Every embedding's distance of a set of mel images to the real reference; values are
+    kept in `cache` (a JSON file), so a re-score computes only new embeddings."""
+
+    def __init__(self, names: list[str], reference: np.ndarray, cache: Path):
+        from trainables.metrics import embeddings, fid
+        self.fid, self.names, self.cache_file = fid, names, cache
+        self.cache = json.loads(cache.read_text()) if cache.exists() else {}
+        self.embeddings, self.real, self.reference = {}, {}, reference
+
+    def _embedding(self, name: str):
+        if name not in self.embeddings:
+            from trainables.metrics import embeddings
+            self.embeddings[name] = embeddings.build(name)
+            self.real[name] = self._stats(self.embeddings[name], self.reference)
+        return self.embeddings[name]
+
+    def _stats(self, embedding, mels: np.ndarray):
+        images = torch.from_numpy(np.ascontiguousarray(mels, dtype=np.float32)).unsqueeze(1)
+        return self.fid.feature_stats(self.fid.in_batches(images, 32), embedding)
+
+    def __call__(self, key: str, mels) -> dict[str, float]:
+        """`mels`: the images, or a function that loads them (called only on a cache miss)."""
+        scores = {}
+        for name in self.names:
+            if f"{key}/{name}" not in self.cache:
+                mels = mels() if callable(mels) else mels
+                embedding = self._embedding(name)
+                self.cache[f"{key}/{name}"] = self.fid.fid(self.real[name], self._stats(embedding, mels),
+                                                           embedding.standardised)
+                self.cache_file.write_text(json.dumps(self.cache))
+            scores[name] = self.cache[f"{key}/{name}"]
+        return scores
+
+
+def spearman(a, b) -> float:
+    from scipy.stats import spearmanr
+    return float(spearmanr(a, b).statistic)
+
+
+def halving_survivor(scores: dict[str, list[float]]) -> str:
+    """Synchronous successive halving (ASHA's rule, rungs 1, 2, 4, ..., reduction 2) on the scores."""
+    alive, rung = list(scores), 1
+    while len(alive) > 1:
+        at = min(rung, min(len(scores[n]) for n in alive)) - 1
+        alive = sorted(alive, key=lambda n: scores[n][at])[:max(1, len(alive) // 2)]
+        rung *= 2
+    return alive[0]
+
+
+def report(table: dict, names: list[str], baseline: dict, fifo: dict, asha: dict) -> None:
+    trials = sorted(table)
+    points = [(t, i) for t in trials for i in range(len(table[t]))]
+    refs = [m for m in (REFERENCE, AUDIO) if m in names]
+    print(f"\ncheckpoints scored: {len(points)} ({len(trials)} trials)")
+    print("real-vs-real baseline: " + ", ".join(f"{n} {baseline[n]:.4g}" for n in names))
+    print("\nSpearman rho over all checkpoints")
+    print(f"{'embedding':14s}" + "".join(f"{'vs ' + r:>18s}" for r in refs)
+          + "".join(f"{'within ' + r:>20s}" for r in refs))
+    for name in names:
+        row = f"{name:14s}"
+        for r in refs:
+            row += f"{spearman([table[t][i][name] for t, i in points], [table[t][i][r] for t, i in points]):18.3f}"
+        for r in refs:
+            within = [spearman([s[name] for s in table[t]], [s[r] for s in table[t]]) for t in trials
+                      if len(table[t]) > 2]
+            within = [w for w in within if np.isfinite(w)]
+            row += f"{np.mean(within) if within else float('nan'):20.3f}"
+        print(row)
+    print("\nfinal models, best first, by each metric (value = x real-vs-real)")
+    for name in names:
+        order = sorted(trials, key=lambda t: table[t][-1][name])
+        print(f"  {name:12s} " + "  ".join(f"{t} {table[t][-1][name] / max(baseline[name], 1e-12):.1f}x"
+                                          for t in order))
+    print("\ntrial successive halving (rungs 1, 2, 4; reduction 2) keeps, under each metric")
+    for name in names:
+        print(f"  {name:12s} {halving_survivor({t: [s[name] for s in table[t]] for t in trials})}")
+    if REFERENCE in names:
+        def reached(curves):  # each trial's reference FID at the last checkpoint the scheduler let it reach
+            return {t: table[t][len(curves[t]) - 1][REFERENCE] for t in curves}
+        fifo_ref, asha_ref = reached(fifo["curves"]), reached(asha["curves"])
+        fifo_pick = min(fifo["curves"], key=lambda t: fifo["curves"][t][-1])
+        asha_pick = min((t for t in asha["curves"] if len(asha["curves"][t]) == len(fifo["curves"][t])),
+                        key=lambda t: asha["curves"][t][-1], default=min(asha["curves"], key=lambda t: asha["curves"][t][-1]))
+        print(f"\nFIFO vs ASHA on {DEFAULT}")
+        print(f"  best reference FID reached: FIFO {min(fifo_ref.values()):.2f}, ASHA {min(asha_ref.values()):.2f} "
+              f"(ratio {min(asha_ref.values()) / min(fifo_ref.values()):.3f})")
+        print(f"  reference FID of the trial each picks by {DEFAULT}: FIFO {fifo_pick} {fifo_ref[fifo_pick]:.2f}, "
+              f"ASHA {asha_pick} {asha_ref[asha_pick]:.2f} (ratio {asha_ref[asha_pick] / fifo_ref[fifo_pick]:.3f})")
+        print(f"  total trial-steps: FIFO {fifo['steps']}, ASHA {asha['steps']} "
+              f"(ratio {asha['steps'] / fifo['steps']:.3f})")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", help="a folder of real music (benchmarks/real_corpus.py makes one)")
+    parser.add_argument("--work", type=Path, default=None, help="where the dataset, trials and scores go")
+    parser.add_argument("--families", nargs="+", default=list(FAMILY_SETTINGS), choices=list(FAMILY_SETTINGS))
+    parser.add_argument("--rates", type=int, default=2, help="learning rates per family (1 or 2)")
+    parser.add_argument("--width", type=int, default=32)
+    parser.add_argument("--checkpoints", type=int, default=4, help="Tune iterations, one checkpoint each")
+    parser.add_argument("--steps", type=int, default=50, help="generator steps per iteration")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--samples", type=int, default=128, help="generated and real images per score")
+    parser.add_argument("--embeddings", nargs="+", default=None, help="default: every registered one")
+    parser.add_argument("--score-only", action="store_true", help="score a finished --work folder again")
+    args = parser.parse_args(argv)
+    if not Path(args.folder).is_dir():
+        print(f"error: {args.folder} is not a folder of music", file=sys.stderr)
+        return 2
+    work = args.work or Path(args.folder).resolve().parent / "metric_agreement"
+    work.mkdir(parents=True, exist_ok=True)
+    import ray
+    from trainables.metrics import embeddings
+    started = time.perf_counter()
+    state_file = work / "runs.json"
+    if args.score_only and state_file.exists():
+        state = json.loads(state_file.read_text())
+    else:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        dataset, segments = build_dataset(args.folder, work)
+        print(f"dataset: {segments} segments at {dataset} ({time.perf_counter() - started:.0f} s)", flush=True)
+        configs = trial_configs(args.families, args.width, args.steps, args.checkpoints, args.samples, args.batch_size)
+        configs = [c for i, c in enumerate(configs) if i % 2 < args.rates]
+        fifo = run_tune("fifo", configs, dataset, work, args.checkpoints)
+        print(f"FIFO done: {fifo['steps']} generator steps ({time.perf_counter() - started:.0f} s)", flush=True)
+        asha = run_tune("asha", configs, dataset, work, args.checkpoints)
+        print(f"ASHA done: {asha['steps']} generator steps ({time.perf_counter() - started:.0f} s)", flush=True)
+        state = {"dataset": dataset, "fifo": fifo, "asha": asha, "samples": args.samples}
+        state_file.write_text(json.dumps(state))
+        ray.shutdown()
+    fifo, asha, dataset = state["fifo"], state["asha"], state["dataset"]
+    # the same config and seed train the same weights under either scheduler
+    drift = max(abs(a - f) / max(abs(f), 1e-12) for t in asha["curves"]
+                for a, f in zip(asha["curves"][t], fifo["curves"][t]))
+    print(f"ASHA vs FIFO in-loop {DEFAULT} at equal iterations: largest relative difference {drift:.2e}")
+
+    names = args.embeddings or [n for n in embeddings.BUILDERS]
+    reference, other = real_halves(dataset, state["samples"])
+    torch.set_num_threads(2)
+    scorer = Scorer(names, reference, work / "score_cache.json")
+    baseline = scorer("real-vs-real", other)
+    print(f"reference ready ({time.perf_counter() - started:.0f} s)", flush=True)
+    table = {}
+    for trial in sorted(fifo["curves"]):
+        folder = work / "trials-fifo" / trial
+        table[trial] = [scorer(f"{trial}/{i}", lambda i=i: np.load(folder / f"samples_{i}.npy").astype(np.float32))
+                        for i in range(1, len(fifo["curves"][trial]) + 1)]
+        print(f"scored {trial} ({time.perf_counter() - started:.0f} s)", flush=True)
+    (work / "scores.json").write_text(json.dumps({"table": table, "baseline": baseline}))
+    report(table, names, baseline, fifo, asha)
+    print(f"\ntotal {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

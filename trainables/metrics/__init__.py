@@ -1,0 +1,1 @@
+"""Metrics of generated mel spectrograms: FID, KID, density/coverage, and the embeddings they are measured in."""

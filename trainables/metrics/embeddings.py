@@ -1,0 +1,41 @@
+"""Embeddings that FID and KID are measured in, registered by name (one file each).
+
+- `random-conv` (default, offline): a fixed, randomly initialised convolutional network
+  whose weights come from a seeded numpy generator, so the same features come out on
+  every machine and torch version with no download.
+- `mel-stats` (offline cross-check): hand-crafted per-band statistics of the mel image:
+  level and spread over time, and the size of frame-to-frame changes.
+- `inception`: the standard FID Inception-v3 from a TorchScript file on disk
+  (`trainables/metrics/inception.py`); its values are comparable with published FIDs.
+
+The offline embeddings' features have arbitrary scales, so they are `standardised`: the
+metrics are computed on features divided by the real data's per-feature spread (see
+`trainables/metrics/fid.py`), which weighs every feature alike and makes values read well. Their
+values rank models trained on the same dataset; they are not comparable with Inception FIDs.
+"""
+
+from collections.abc import Callable
+
+from trainables.metrics.embedding import Embedding
+from trainables.metrics.mel_stats import MelStatsEmbedding
+from trainables.metrics.random_conv import RandomConvEmbedding
+
+__all__ = ["BUILDERS", "Embedding", "build"]
+
+
+def _inception(weights: str | None = None) -> Embedding:
+    from trainables.metrics.inception import InceptionEmbedding  # loads a large file: only when asked for
+    return InceptionEmbedding(weights)
+
+
+# name -> builder(inception_weights); the registry imports the embeddings, never the reverse
+BUILDERS: dict[str, Callable[[str | None], Embedding]] = {
+    RandomConvEmbedding.name: lambda weights=None: RandomConvEmbedding(),
+    MelStatsEmbedding.name: lambda weights=None: MelStatsEmbedding(),
+    "inception": _inception,
+}
+
+
+def build(name: str, inception_weights: str | None = None) -> Embedding:
+    assert name in BUILDERS, f"unknown embedding {name!r}"
+    return BUILDERS[name](inception_weights)
