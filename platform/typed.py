@@ -37,6 +37,9 @@ def convert(value: Any, tp, where: str) -> Any:
         options = typing.get_args(tp)
         if value is None and type(None) in options:
             return None
+        if len(options) == 2 and type(None) in options and value is not None:
+            # X | None given a value: X's own error names the inner key (dataset.synthetic.tracks)
+            return convert(value, next(o for o in options if o is not type(None)), where)
         for option in options:
             if option is type(None):
                 continue
