@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 from data import download
-from data.spec import DatasetSpec, audio_files, url_problem
+from data.spec import AUDIO_EXTENSIONS, DatasetSpec, audio_files, unnamed_files, url_problem
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +38,17 @@ def _folder(folder: str) -> tuple[list[dict], list[dict]]:
         what = "is not a directory" if root.exists() else "does not exist"
         return [], [failure(folder, "resolve", f"the folder {what}")]
     files = audio_files(root)
+    ignored = [failure(str(path), "ignored", f"not read: its name has no extension, and only "
+                                             f"{', '.join(AUDIO_EXTENSIONS)} files are (rename it to include it)")
+               for path in unnamed_files(root)]
     if not files:
-        return [], [failure(folder, "resolve", "the folder holds no mp3, m4a, aac, wav, flac or ogg files")]
+        return [], [failure(folder, "resolve", "the folder holds no mp3, m4a, aac, wav, flac or ogg files")] + ignored
     tracks = []
     for path in files:
         path = path.resolve()
         track_id = "file-" + hashlib.sha1(str(path).encode()).hexdigest()[:16]
         tracks.append(_track(track_id, "file", str(path), path.stem))
-    return tracks, []
+    return tracks, ignored
 
 
 def _url_lines(name: str, allow_file_urls: bool) -> tuple[list[str], list[dict]]:

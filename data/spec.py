@@ -15,6 +15,7 @@ from pathlib import Path
 # Bump when the pipeline's output changes for the same spec, so old builds are not reused.
 PIPELINE_VERSION = 2
 
+ALLOW_FILE_URLS = "PLATFORM_ALLOW_FILE_URLS"  # set to 1 by tests that fetch file:// URLs
 AUDIO_EXTENSIONS = (".mp3", ".m4a", ".aac", ".mp4", ".wav", ".flac", ".ogg", ".oga", ".opus", ".webm")
 
 
@@ -26,10 +27,12 @@ class SyntheticSource:
     seed: int = 0
 
     def __post_init__(self):
-        if self.tracks < 1:
-            raise ValueError("tracks must be at least 1")
-        if self.seconds <= 0:
-            raise ValueError("seconds must be positive")
+        if not 1 <= self.tracks <= 100_000:
+            raise ValueError("tracks must lie between 1 and 100000")
+        if not 0 < self.seconds <= 3600:
+            raise ValueError("seconds must lie in (0, 3600]")
+        if not 0 <= self.seed < 2**32:  # numpy's generators take no negative seed
+            raise ValueError("seed must lie between 0 and 2**32 - 1")
 
 
 @dataclass(frozen=True)
@@ -41,10 +44,10 @@ class SegmentParams:
     silence_dbfs: float = -60.0        # segments with a lower RMS level (dBFS) are dropped
 
     def __post_init__(self):
-        if self.seconds <= 0:
-            raise ValueError("seconds must be positive")
-        if self.hop_seconds is not None and self.hop_seconds <= 0:
-            raise ValueError("hop_seconds must be positive")
+        if not 0 < self.seconds <= 600:
+            raise ValueError("seconds must lie in (0, 600]")
+        if self.hop_seconds is not None and not 0 < self.hop_seconds <= 600:
+            raise ValueError("hop_seconds must lie in (0, 600]")
         if self.skip_start_seconds < 0 or self.skip_end_seconds < 0:
             raise ValueError("skip_start_seconds and skip_end_seconds must not be negative")
         if self.silence_dbfs > 0:
@@ -70,10 +73,12 @@ class MelParams:
     top_db: float = 80.0
 
     def __post_init__(self):
-        if self.sample_rate < 8000:
-            raise ValueError("sample_rate must be at least 8000")
-        if self.n_mels < 8 or self.frames < 8:
-            raise ValueError("n_mels and frames must be at least 8")
+        if not 8000 <= self.sample_rate <= 192_000:
+            raise ValueError("sample_rate must lie between 8000 and 192000")
+        if not 8 <= self.n_mels <= 1024 or not 8 <= self.frames <= 1024:
+            raise ValueError("n_mels and frames must lie between 8 and 1024")
+        if not 16 <= self.n_fft <= 65536:
+            raise ValueError("n_fft must lie between 16 and 65536")
         if not 0 <= self.fmin < self.sample_rate / 2:
             raise ValueError("fmin must lie between 0 and half the sample rate")
         if self.top_db <= 0:
@@ -86,14 +91,18 @@ class DownloadParams:
     concurrency: int = 4            # downloads at once
     socket_timeout: float = 10.0    # seconds; short, so that no network fails fast
     retries: int = 2
-    allow_file_urls: bool = False   # accept file:// URLs (offline tests); users give http(s)
     proxy: str = ""                 # e.g. http://proxy:3128; empty: a direct connection
+    # file:// URLs, for offline tests only: never a spec key (a search-space file could copy
+    # /etc/passwd into the downloads cache), only $PLATFORM_ALLOW_FILE_URLS=1 where the
+    # spec is made; carried to the workers that download inside this object
+    allow_file_urls: bool = field(default=False, init=False)
 
     def __post_init__(self):
-        if self.concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
-        if self.socket_timeout <= 0 or self.retries < 0:
-            raise ValueError("socket_timeout must be positive and retries not negative")
+        object.__setattr__(self, "allow_file_urls", os.environ.get(ALLOW_FILE_URLS) == "1")
+        if not 1 <= self.concurrency <= 256:
+            raise ValueError("concurrency must lie between 1 and 256")
+        if not 0 < self.socket_timeout <= 3600 or not 0 <= self.retries <= 100:
+            raise ValueError("socket_timeout must lie in (0, 3600] and retries in [0, 100]")
 
 
 def url_problem(url: str, allow_file_urls: bool) -> str | None:
@@ -144,6 +153,15 @@ def audio_files(folder: str | os.PathLike) -> list[Path]:
     if not root.is_dir():
         return []
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+
+
+def unnamed_files(folder: str | os.PathLike) -> list[Path]:
+    """Files under `folder` whose name has no extension at all: possibly audio, never read
+    (the build lists them as ignored instead of skipping them without a word)."""
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.rglob("*") if not p.suffix and not p.name.startswith(".") and p.is_file())
 
 
 def _source_contents(spec: DatasetSpec) -> dict:

@@ -103,8 +103,8 @@ class TuneSpec:
 
     def __post_init__(self):
         for name in ("num_samples", "max_concurrent", "checkpoints_to_keep"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
+            if not 1 <= getattr(self, name) <= 100_000:
+                raise ValueError(f"{name} must lie between 1 and 100000")
         if self.time_budget_s is not None and self.time_budget_s <= 0:
             raise ValueError("time_budget_s must be positive")
         if self.max_failures < 0:
@@ -318,6 +318,9 @@ def _parse_experiments(raw: Any, spec: SweepSpec) -> dict[str, Experiment]:
         changes = {} if changes is None else changes
         if not isinstance(changes, dict) or set(changes) - {"model", "training"}:
             raise SpecError(f"{where}: expected a mapping with model and/or training, got {changes!r}.")
+        for section, value in changes.items():
+            if value is not None and not isinstance(value, dict):
+                raise SpecError(f"{where}.{section}: expected a mapping of {section} keys, got {value!r}.")
         parsed[str(name)] = Experiment(**{
             section: build(type(getattr(spec, section)),
                            {**dataclasses.asdict(getattr(spec, section)), **(changes.get(section) or {})},
@@ -349,6 +352,12 @@ def _check_combinations(spec: SweepSpec, file: str) -> None:
         if f"{section}.{key}" in spec.search:
             raise SpecError(f"{file}: search.{section}.{key}: an experiment sets this key, so it cannot also "
                             "be searched; drop it from one of them.")
+    scheduler = spec.tune.scheduler
+    if scheduler.name == "asha" and scheduler.grace_period > spec.max_iterations():
+        # Ray's own check comes only once the sweep runs: "grace_period must be <= max_t!"
+        raise SpecError(f"{file}: tune.scheduler.grace_period: {scheduler.grace_period} is more than the "
+                        f"{spec.max_iterations()} iterations a trial runs at most (training.iterations), so ASHA "
+                        "could never stop a trial; lower it or raise the iterations.")
     if spec.tune.scheduler.name == "pbt":
         if spec.tune.searcher != "random":
             raise SpecError(f"{file}: tune.scheduler: pbt needs tune.searcher: random (PBT changes the "

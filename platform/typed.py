@@ -4,6 +4,7 @@ Every mistake becomes a SpecError naming the file and the key path, in one sente
 an unknown key, a value of the wrong type, or a value a dataclass's own checks reject.
 """
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, Literal
@@ -37,6 +38,9 @@ def convert(value: Any, tp, where: str) -> Any:
         options = typing.get_args(tp)
         if value is None and type(None) in options:
             return None
+        if len(options) == 2 and type(None) in options and value is not None:
+            # X | None given a value: X's own error names the inner key (dataset.synthetic.tracks)
+            return convert(value, next(o for o in options if o is not type(None)), where)
         for option in options:
             if option is type(None):
                 continue
@@ -62,6 +66,9 @@ def convert(value: Any, tp, where: str) -> Any:
         _, item = typing.get_args(tp)
         return {str(k): convert(v, item, f"{where}.{k}") for k, v in value.items()}
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not (abs(value) < 1e308 if isinstance(value, int) else math.isfinite(value)):
+            # .nan passes every range check (nan <= 0 is False); 10**400 is no float at all
+            _fail(where, f"expected a finite number, got {value!r}")
         return float(value)
     if tp is int and isinstance(value, int) and not isinstance(value, bool):
         return value

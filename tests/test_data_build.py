@@ -14,7 +14,7 @@ import soundfile
 
 from data import pipeline, synthetic
 from data.dataset import load_mels, read_failures, read_manifest
-from data.spec import DatasetSpec, DownloadParams, SegmentParams, SyntheticSource
+from data.spec import ALLOW_FILE_URLS, DatasetSpec, DownloadParams, SegmentParams, SyntheticSource
 from platform import listen, prepare
 from tests.helpers import ROOT, write_spec
 
@@ -33,10 +33,12 @@ def _music_folder(path):
     synthetic.write_track(path / "short.flac", seed=9, seconds=3.0)
     silent = path / "silence.wav"
     soundfile.write(silent, np.zeros(12 * 8000, dtype=np.float32), 8000)
+    synthetic.write_track(path / "unnamed.wav", seed=8, seconds=11.0)
+    (path / "unnamed.wav").rename(path / "unnamed")  # valid audio, but no extension says so
     return path
 
 
-def test_build_mixed_sources_skips_every_bad_input(ray_local, tmp_path, capsys):
+def test_build_mixed_sources_skips_every_bad_input(ray_local, tmp_path, capsys, monkeypatch):
     music = _music_folder(tmp_path / "music")
     remote = tmp_path / "remote"
     remote.mkdir()
@@ -44,12 +46,13 @@ def test_build_mixed_sources_skips_every_bad_input(ray_local, tmp_path, capsys):
     urls = tmp_path / "urls.txt"
     urls.write_text(f"# downloads, through yt-dlp\n{(remote / 'video.m4a').as_uri()}\n"
                     f"{(remote / 'private.m4a').as_uri()}\n{CLOSED_PORT}/stream.mp3\n")
+    monkeypatch.setenv(ALLOW_FILE_URLS, "1")  # read where the spec is made: its DownloadParams carries it
     spec = DatasetSpec(
         folders=[str(music), str(tmp_path / "no-such-folder")], url_files=[str(urls)],
         urls=["https://www.youtube.com/playlist?list=PLnetworkdown"],
         synthetic=SyntheticSource(tracks=1, seconds=5.0, seed=3),
         segment=SegmentParams(silence_dbfs=-55.0),
-        download=DownloadParams(allow_file_urls=True, socket_timeout=2, retries=0, proxy=CLOSED_PORT))
+        download=DownloadParams(socket_timeout=2, retries=0, proxy=CLOSED_PORT))
     built = pipeline.build(spec, tmp_path / "root")
 
     assert built.segments == 6 * 2 + 2 + 1 and built.tracks == 8 and not built.reused
@@ -67,19 +70,22 @@ def test_build_mixed_sources_skips_every_bad_input(ray_local, tmp_path, capsys):
     assert failures["https://www.youtube.com/playlist?list=PLnetworkdown"] == (
         "resolve", "could not reach www.youtube.com (no network, or the host is down)")
     assert failures[f"{CLOSED_PORT}/stream.mp3"] == ("fetch", "could not reach 127.0.0.1 (no network, or the host is down)")
-    assert len(failures) == 8
+    assert failures[str(music / "unnamed")][0] == "ignored"
+    assert failures[str(music / "unnamed")][1].startswith("not read: its name has no extension")
+    assert len(failures) == 9
 
     table = pq.read_table(built.path / "segments")
     assert set(table.column("source").to_pylist()) >= {"synthetic", (remote / "video.m4a").as_uri(),
                                                        str(music / "nested" / "track1.m4a")}
-    assert read_manifest(built.path)["counts"] == {"tracks": 8, "segments": 15, "failures": 8}
+    assert read_manifest(built.path)["counts"] == {"tracks": 8, "segments": 15, "failures": 9}
     images = load_mels(built.path)
     assert images.shape == (15, 64, 64) and np.isfinite(images).all()
 
     prepare.report(built, show=20)
     out = capsys.readouterr().out
     assert f"Dataset {built.fingerprint} (built): 15 segments from 8 tracks" in out
-    assert "Skipped 8 input(s):" in out and "the folder does not exist" in out
+    assert "Skipped 9 input(s):" in out and "the folder does not exist" in out
+    assert f"{music / 'unnamed'}  [ignored] not read" in out
     assert "The URL sources could not be reached (2 input(s): no network?)" in out
 
     # downloads are cached by video id: a rebuild from scratch does not fetch again
@@ -94,7 +100,7 @@ def test_build_mixed_sources_skips_every_bad_input(ray_local, tmp_path, capsys):
     synthetic.write_track(remote / "private.m4a", seed=21, seconds=10.0)
     retried = pipeline.build(spec, tmp_path / "root", retry_failed=True)
     assert retried.processed_tracks == 6 and retried.resumed_tracks == 8  # 4 bad files, 2 downloads
-    assert retried.segments == 17 and retried.failures == 7 and retried.path == again.path
+    assert retried.segments == 17 and retried.failures == 8 and retried.path == again.path  # 7 + the unnamed file
     assert (again.path / "manifest.json").exists()
     assert sorted(p.name for p in (tmp_path / "root" / "datasets").iterdir()) == [spec.fingerprint]
 

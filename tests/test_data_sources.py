@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from data import dataset, mel, segment, sources, synthetic, tracks
-from data.spec import DatasetSpec, DownloadParams, SegmentParams, SyntheticSource
+from data.spec import ALLOW_FILE_URLS, DatasetSpec, DownloadParams, SegmentParams, SyntheticSource
 from platform import spaces
 from platform.typed import SpecError
 from tests.helpers import write_spec
@@ -65,13 +65,16 @@ def test_track_shorter_than_a_segment_is_a_failure_with_its_length(tmp_path):
     assert not list(tmp_path.glob("*.parquet"))
 
 
-def test_spec_rejects_urls_that_are_not_http(tmp_path):
+def test_spec_rejects_urls_that_are_not_http(tmp_path, monkeypatch):
     file = write_spec(tmp_path / "s.yaml", name="x", dataset={"urls": ["ftp://example.com/a.mp3"]})
     with pytest.raises(SpecError, match=r"s\.yaml: dataset: urls\[0\]: 'ftp://example.com/a.mp3' is not an http or https URL"):
         spaces.load(file)
     with pytest.raises(ValueError, match="not an http or https URL"):
         DatasetSpec(urls=["file:///tmp/a.mp3"])
-    assert DatasetSpec(urls=["file:///tmp/a.mp3"], download=DownloadParams(allow_file_urls=True)).urls
+    with pytest.raises(SpecError, match=r"dataset.download.allow_file_urls: unknown key"):  # not a spec key
+        spaces.load(write_spec(tmp_path / "f.yaml", name="x", dataset={"download": {"allow_file_urls": True}}))
+    monkeypatch.setenv(ALLOW_FILE_URLS, "1")  # only the tests' switch allows them
+    assert DatasetSpec(urls=["file:///tmp/a.mp3"]).urls
 
 
 def test_synthetic_is_the_default_only_without_other_sources(tmp_path):

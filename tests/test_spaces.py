@@ -62,7 +62,7 @@ BAD = [
     ({"name": "x", "search": {"training.beta1": {"uniform": [0.5, 1.5]}}}, "search.training.beta1: 1.5 is out of range"),
     ({"name": "x", "search": {"model.widht": {"choice": [8]}}}, "search.model.widht: model has no key 'widht'"),
     ({"name": "x", "search": {"training.seed": {"grid": [1, 2]}}}, "search.training.seed: grid needs tune.searcher: random"),
-    ({"name": "x", "tune": {"num_samples": 0}}, "tune: num_samples must be at least 1"),
+    ({"name": "x", "tune": {"num_samples": 0}}, "tune: num_samples must lie between 1 and 100000"),
     ({"name": "x", "dataset": {"mel": {"n_mels": "64"}}}, "dataset.mel.n_mels: expected an integer"),
     ({"tune": {}}, "top level: missing required key 'name'"),
     ({"name": "x", "model": {"image_size": 128}},

@@ -4,9 +4,8 @@
             checkpoint at 2: Tune restores it, and it must continue in the same MLflow run
             with the same losses at every step as `straight`;
   diverges  an absurd learning rate: NaN within two steps; it must end at once, not retried
-            (max_failures is 1), FAILED in MLflow with its one-line reason, while the others finish;
-  collapses learning rates of 10 with training.stop_on_collapse: its discriminator's loss
-            reaches 0 and the trial is stopped there, its run tagged with its health.
+            (max_failures is 1), FAILED in MLflow with its one-line reason, while the others finish.
+(tests/faults/test_degenerate_trials.py runs the same through the command, with a collapse.)
 """
 import dataclasses
 import os
@@ -29,9 +28,6 @@ def variant_trainable(config, context, marker):
     variant = config.pop("variant")
     if variant == "diverges":
         config["training"] = {**config["training"], "lr_d": 1e30}
-    if variant == "collapses":
-        config["training"] = {**config["training"], "lr_d": 10.0, "lr_g": 10.0, "stop_on_collapse": True,
-                              "iterations": 8, "steps_per_iteration": 5}
     if variant != "crashed":
         return train_module.train_gan(config, context)
 
@@ -73,7 +69,7 @@ def sweep(ray_local, tmp_path_factory):
     space = {"model": dataclasses.asdict(ModelConfig(latent_dim=8, width=4)),
              "training": dataclasses.asdict(training),
              "evaluation": dataclasses.asdict(EvaluationConfig(samples=16)),
-             "variant": tune.grid_search(["straight", "crashed", "diverges", "collapses"])}
+             "variant": tune.grid_search(["straight", "crashed", "diverges"])}
     marker = root / "died"
     tuner = tune.Tuner(
         tune.with_parameters(variant_trainable, context=context, marker=str(marker)),
@@ -97,7 +93,7 @@ def _run_of(runs, result):
 
 def test_one_mlflow_run_per_trial_whatever_the_retries(sweep):
     _, runs, _ = sweep
-    assert len(runs) == 4 and len({r.data.tags["tune.trial_id"] for r in runs}) == 4
+    assert len(runs) == 3 and len({r.data.tags["tune.trial_id"] for r in runs}) == 3
 
 
 def test_a_diverging_trial_ends_once_with_its_reason_and_the_others_finish(sweep):
@@ -116,14 +112,8 @@ def test_a_diverging_trial_ends_once_with_its_reason_and_the_others_finish(sweep
     assert "Traceback" in traceback.read_text() and "run_iteration" in traceback.read_text()
 
 
-def test_a_collapsed_trial_is_tagged_and_stopped(sweep):
-    results, runs, client = sweep
-    collapsed = results["collapses"]
-    run = _run_of(runs, collapsed)
-    assert run.info.status == "FINISHED" and run.data.tags["health"] == "d_collapsed", run.data.tags
-    assert run.data.tags["stopped"].startswith("health d_collapsed at step ")
-    assert collapsed.metrics["health/d_collapsed"] == 1 and collapsed.metrics["loss/D"] < 1e-3
-    assert collapsed.metrics["training_iteration"] < 8  # stopped before its iterations were done
+def test_healthy_trials_are_tagged_ok(sweep):
+    results, runs, _ = sweep
     for healthy in ("straight", "crashed"):
         assert _run_of(runs, results[healthy]).data.tags["health"] == "ok"
         assert results[healthy].metrics["health/d_collapsed"] == 0

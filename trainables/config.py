@@ -32,8 +32,8 @@ class ModelConfig:
     critic_norm: Literal["batch", "layer", "none"] = "batch"
 
     def __post_init__(self):
-        if self.latent_dim < 1 or self.width < 1:
-            raise ValueError("latent_dim and width must be at least 1")
+        if not 1 <= self.latent_dim <= 4096 or not 1 <= self.width <= 4096:
+            raise ValueError("latent_dim and width must lie between 1 and 4096")
         if self.image_size not in IMAGE_SIZES:
             raise ValueError(f"image_size must be one of {IMAGE_SIZES}, got {self.image_size}")
         for name in ("dropout_g", "dropout_d"):
@@ -69,8 +69,8 @@ class TrainingConfig:
     stop_on_collapse: bool = False  # end the trial at an iteration whose health is not ok (trainables/health.py)
 
     def __post_init__(self):
-        if self.batch_size < 2:
-            raise ValueError("batch_size must be at least 2")
+        if not 2 <= self.batch_size <= 65536:
+            raise ValueError("batch_size must lie between 2 and 65536")
         for name in ("lr_g", "lr_d", "clip_value"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
@@ -79,15 +79,18 @@ class TrainingConfig:
         for name in ("beta1", "beta2"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{name} must lie in [0, 1)")
-        for name in ("iterations", "steps_per_iteration", "checkpoint_every", "critic_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
-        if self.epochs is not None and self.epochs <= 0:
-            raise ValueError("epochs must be positive")
+        for name, most in (("iterations", 10**6), ("steps_per_iteration", 10**6), ("checkpoint_every", 10**6),
+                           ("critic_steps", 100)):
+            if not 1 <= getattr(self, name) <= most:
+                raise ValueError(f"{name} must lie between 1 and {most}")
+        if self.epochs is not None and not 0 < self.epochs <= 10**6:
+            raise ValueError("epochs must lie in (0, 1000000]")
+        if not 0 <= self.seed < 2**32:
+            raise ValueError("seed must lie between 0 and 2**32 - 1")
         if not 0 < self.data_fraction <= 1:
             raise ValueError("data_fraction must lie in (0, 1]")
-        if self.max_segments is not None and self.max_segments < self.batch_size:
-            raise ValueError("max_segments must be at least batch_size")
+        if self.max_segments is not None and not self.batch_size <= self.max_segments <= 10**9:
+            raise ValueError("max_segments must lie between batch_size and 10**9")
 
 
 # The sections of a trial's config, each a dataclass of its own.

@@ -42,8 +42,10 @@ class EvaluationConfig:
     checkpoint_artifacts: bool = True  # the last and the best (lowest fid) checkpoint as run artifacts
 
     def __post_init__(self):
-        if self.samples < 16:
-            raise ValueError("samples must be at least 16")
+        if not 16 <= self.samples <= 10**6:
+            raise ValueError("samples must lie between 16 and 1000000")
+        if not 0 <= self.seed < 2**32 or self.kid_subsets > 10**4:
+            raise ValueError("seed must lie between 0 and 2**32 - 1, kid_subsets at most 10000")
         if not 0 <= self.grid_images <= self.samples or not 0 <= self.audio_clips <= self.samples:
             raise ValueError("grid_images and audio_clips must lie between 0 and samples")
         if self.griffin_lim_iters < 1 or self.artifacts_every < 1:

@@ -30,6 +30,18 @@ def find_trial_run(target: TrackingTarget, trial_id: str) -> str | None:
     return found[0].info.run_id if found else None
 
 
+def finished_trial_run(target: TrackingTarget, trial_id: str, steps: int) -> dict | None:
+    """The last metrics of this trial's run if it ended FINISHED with all its `steps`
+    logged, else None: a sweep whose driver died in the second after the trial ended still
+    has it RUNNING in Tune's state, and its resume must neither reopen the run nor train again."""
+    run_id = find_trial_run(target, trial_id)
+    if run_id is None:
+        return None
+    run = MlflowClient(tracking_uri=target.tracking_uri).get_run(run_id)
+    done = run.info.status == RunStatus.to_string(RunStatus.FINISHED) and run.data.metrics.get("step", -1) >= steps
+    return dict(run.data.metrics) if done else None
+
+
 def metric_history(client: MlflowClient, run_id: str, keys) -> dict[str, list[tuple[int, float]]]:
     history = {}
     for key in keys:

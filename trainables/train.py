@@ -29,7 +29,7 @@ from trainables.artifacts import FAILURE_ARTIFACT, TrialArtifacts
 from trainables.checkpoint import CHECKPOINT_FILE, Checkpoint
 from trainables.config import TrialConfig, flatten
 from trainables.evaluation import Evaluator
-from trainables.mlflow_run import TrackingTarget, TrialRun, find_trial_run
+from trainables.mlflow_run import TrackingTarget, TrialRun, find_trial_run, finished_trial_run
 from trainables.trainer import GANTrainer, TrainingDiverged
 
 log = logging.getLogger(__name__)
@@ -121,9 +121,15 @@ def train_gan(config: dict, context: TrialContext) -> None:
     evaluate = Evaluator(cfg.evaluation, dataset_path, images, cfg.model.latent_dim, device)
     # after the evaluator, which may draw random numbers: the checkpoint's generators win
     restored, before = _restore(trainer)
+    own_id = tune.get_context().get_trial_id()
+    if restored is None or restored.trial_id in (None, own_id):  # not PBT's copy of another trial
+        done = finished_trial_run(context.tracking, own_id, trainer.total_steps)
+        if done is not None:  # a resumed sweep's trial that had finished: Tune gets its last result again
+            log.info("trial %s finished before the sweep stopped; its run is left as it is", own_id)
+            tune.report(done)
+            return
 
     run, reopened = _open_run(context, config, len(images), evaluate.tags)
-    own_id = tune.get_context().get_trial_id()
     if restored and restored.trial_id not in (None, own_id):
         _record_exploit(run, trainer, restored.trial_id, before)
     # sample grids, audio, last/best checkpoints, loss curves (trainables/artifacts.py)
