@@ -112,7 +112,7 @@ def check_tracking(tracking_uri: str, nodes: list[Node]) -> None:
         if reason:
             raise ClusterError(f"the MLflow server {tracking_uri} is not reachable from node {node.address} "
                                f"({reason}); it must listen on an address the workers can reach, not 127.0.0.1 "
-                               "only (cluster.yaml starts it on 0.0.0.0 inside the cluster).")
+                               "only (cluster.yaml starts it on the head's private address).")
 
 
 def check_shared(path: str, what: str, nodes: list[Node]) -> None:

@@ -93,7 +93,13 @@ def latest_parent_run(client: MlflowClient, experiment_name: str):
 
 
 def ui_command(uri: str) -> str:
-    return f".venv/bin/mlflow ui --backend-store-uri {uri}"
+    """The command that opens the UI on a local store; a server (http) is its own UI."""
+    if uri.startswith(("http://", "https://")):
+        return f"open {uri} in a browser"
+    # an absolute artifact folder next to the store: by default the UI's server would use
+    # ./mlartifacts of wherever it was started
+    folder = Path(uri[len("sqlite:///"):]).parent if uri.startswith("sqlite:///") else Path(uri)
+    return f".venv/bin/mlflow ui --backend-store-uri {uri} --artifacts-destination {folder.resolve() / 'mlartifacts'}"
 
 
 def start_sweep(tracking_uri: str, experiment: str, run_name: str, tags: dict,
