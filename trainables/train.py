@@ -21,6 +21,7 @@ from ray import tune
 
 from data.dataset import load_mels
 from data.remote import local_path
+from trainables import storage_fault
 from trainables.artifacts import TrialArtifacts
 from trainables.config import TrialConfig, flatten
 from trainables.evaluation import Evaluator
@@ -96,7 +97,8 @@ def _report(trainer: GANTrainer, metrics: dict, run: TrialRun, config: dict) -> 
     if trainer.iteration % every and not trainer.finished:
         tune.report(metrics)
         return
-    with tempfile.TemporaryDirectory(prefix="gan-ckpt-") as saved:
+    with storage_fault.raised_as_unwritable(f"saving the checkpoint of step {trainer.step} to storage.tune"), \
+            tempfile.TemporaryDirectory(prefix="gan-ckpt-") as saved:
         torch.save({"trainer": trainer.state_dict(), "mlflow_run_id": run.run_id, "config": config,
                     "trial_id": tune.get_context().get_trial_id()},
                    os.path.join(saved, CHECKPOINT_FILE))
@@ -141,7 +143,7 @@ def train_gan(config: dict, context: TrialContext) -> None:
     # sample grids, audio, last/best checkpoints, loss curves (trainables/artifacts.py)
     artifacts = TrialArtifacts(run, cfg, dataset_path, evaluate.fixed_z, resumed=reopened)
 
-    status = "FAILED"
+    status, fault = "FAILED", None
     try:
         while not trainer.finished:
             metrics = trainer.run_iteration()
@@ -156,9 +158,14 @@ def train_gan(config: dict, context: TrialContext) -> None:
         # Tune stops a trial (ASHA, the end of the sweep) by raising SystemExit in report
         status = "FINISHED"
         raise
+    except storage_fault.StorageUnwritable as error:  # not raised: Tune would retry it (trainables/storage_fault.py)
+        run.set_tags({"failure": str(error)})
+        fault = error
     except Exception as error:
         run.set_tags({"failure": f"{type(error).__name__}: {error}"})
         raise
     finally:
         artifacts.finish(trainer, status)
         run.end(status)
+    if fault:  # after the run ended: this report stops the trial and the sweep
+        storage_fault.report(fault, metrics)
