@@ -138,6 +138,7 @@ def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str
     if datasets_uri:  # before Ray: a misspelt bucket or missing credentials fail in seconds
         cluster.check_store_writable(datasets_uri)
     nodes = cluster.connect(address)
+    stopping.catch_sigterm()  # after ray.init, whose own SIGTERM handler aborts the process
     _check_resources_fit(spec, address)
     # with storage.datasets, trials copy the dataset from there: the root is the driver's own
     shared = {} if datasets_uri else {"storage.root": storage_root}
@@ -211,8 +212,6 @@ def main(argv: list[str] | None = None) -> int:
     from data.remote import StoreError
     from platform.cluster import ClusterError
     from platform.resume import ResumeError
-    from platform.stopping import catch_sigterm
-    catch_sigterm()
     try:
         return run(spec, os.path.abspath(args.space), args.address, args.resume)
     except (ClusterError, ResumeError, StoreError) as error:

@@ -87,3 +87,37 @@ def test_a_disk_that_fills_during_the_sweep_fails_one_trial_once_and_ends_the_pa
     assert "is full" in failed[0].data.tags["failure"] and "\n" not in failed[0].data.tags["failure"]
     assert all(t.info.status != "RUNNING" for t in trials)
     assert len(trials) < 3  # the sweep stopped: the third trial never started
+
+
+@pytest.mark.slow
+def test_a_driver_stopped_by_sigterm_ends_its_parent_run(tmp_path):
+    import os
+    import signal
+    import time
+    db = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    spec = write_spec(tmp_path / "space.yaml", **tiny_sweep(
+        "sigterm", storage={"root": str(tmp_path / "runs")}, mlflow={"tracking_uri": db},
+        training={"batch_size": 4, "iterations": 50, "steps_per_iteration": 2}))
+    driver = subprocess.Popen([sys.executable, "-m", "platform.sweep", str(spec)], cwd=tmp_path,
+                              env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        client, deadline = MlflowClient(tracking_uri=db), time.monotonic() + 300
+        while True:  # a trial is training: stop the driver as a service manager would
+            experiment = (tmp_path / "mlflow.db").exists() and client.get_experiment_by_name("sigterm")
+            runs = client.search_runs([experiment.experiment_id]) if experiment else []
+            if any("fid" in r.data.metrics for r in runs):
+                break
+            assert driver.poll() is None and time.monotonic() < deadline, driver.stderr.read()[-3000:]
+            time.sleep(0.5)
+        driver.send_signal(signal.SIGTERM)
+        _, stderr = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert driver.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    parent = client.search_runs([experiment.experiment_id], filter_string="tags.sweep = 'parent'")[0]
+    assert parent.info.status == "FAILED" and parent.data.tags["failure"] == "stopped by SIGTERM"
+    assert errors == [f"error: the sweep stopped: stopped by SIGTERM; parent run {parent.info.run_id} ended FAILED; "
+                      "free what stopped it and continue with --resume."], stderr[-3000:]
