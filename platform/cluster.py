@@ -109,11 +109,28 @@ def check_tracking(tracking_uri: str, nodes: list[Node]) -> None:
     if reason:
         raise ClusterError(f"the MLflow server {tracking_uri} is not reachable from the driver ({reason}); "
                            "start it or fix mlflow.tracking_uri.")
+    check_login(tracking_uri)
     for node, reason in _on_each(nodes, node_probe.http_reachable, health).items():
         if reason:
             raise ClusterError(f"the MLflow server {tracking_uri} is not reachable from node {node.address} "
                                f"({reason}); it must listen on an address the workers can reach, not 127.0.0.1 "
                                "only (cluster.yaml starts it on the head's private address).")
+
+
+def check_login(tracking_uri: str) -> None:
+    """A server behind basic auth (cluster.yaml's) refuses a driver without its credentials:
+    say which variables, rather than a traceback from the parent run's creation."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+    try:
+        MlflowClient(tracking_uri=tracking_uri).search_experiments(max_results=1)
+    except MlflowException as error:
+        if "401" not in str(error) and "403" not in str(error) and error.error_code not in (
+                "UNAUTHENTICATED", "PERMISSION_DENIED"):
+            raise
+        raise ClusterError(f"the MLflow server {tracking_uri} refused this driver's credentials; set "
+                           "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (on cluster.yaml's head: "
+                           "`source ~/.platform-cluster.env`, which reads /srv/shared/mlflow/auth/client.env).") from None
 
 
 def check_shared(path: str, what: str, nodes: list[Node]) -> None:

@@ -36,6 +36,9 @@ def test_basic_auth_server_refuses_strangers_and_logs_for_the_cluster(tmp_path, 
         assert _status(search) == 401
         wrong = base64.b64encode(b"platform:guess").decode()
         assert _status(search, {"Authorization": f"Basic {wrong}"}) == 401
+        from platform import cluster
+        with pytest.raises(cluster.ClusterError, match="refused this driver's credentials; set MLFLOW_TRACKING_USERNAME"):
+            cluster.check_login(server.url)  # the preflight, before the parent run is created
 
         # what a trial does, with the variables every `ray start` exports from client.env
         for key, value in client_env.items():
@@ -43,6 +46,7 @@ def test_basic_auth_server_refuses_strangers_and_logs_for_the_cluster(tmp_path, 
         from mlflow import MlflowClient
 
         from trainables.mlflow_run import TrackingTarget, TrialRun
+        cluster.check_login(server.url)
         client = MlflowClient(tracking_uri=server.url)
         experiment = client.create_experiment("exposure")
         parent = client.create_run(experiment).info.run_id
