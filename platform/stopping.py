@@ -13,14 +13,20 @@ import threading
 
 from trainables import storage_fault
 
-RESUME = "free what stopped it and continue with --resume"
+RESUME = "continue it with --resume"
+# Tune records the trials a storage fault stopped as terminated, so --resume would not rerun them
+AGAIN = "free space there and run the sweep again"
 
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, as an exception that unwinds the driver like Ctrl+C."""
 
 
+_SIGTERM_SEEN = threading.Event()  # what unwinds may be re-raised as a plain KeyboardInterrupt on the way
+
+
 def _terminate(signum, frame):
+    _SIGTERM_SEEN.set()
     raise Terminated()
 
 
@@ -29,27 +35,27 @@ def catch_sigterm() -> None:
         signal.signal(signal.SIGTERM, _terminate)
 
 
-def _say(reason: str, ended: list[str]) -> None:
+def _say(reason: str, ended: list[str], then: str) -> None:
     runs = f"; parent run {', '.join(ended)} ended FAILED" if ended else ""
-    print(f"error: the sweep stopped: {reason}{runs}; {RESUME}.", file=sys.stderr)
+    print(f"error: the sweep stopped: {reason}{runs}; {then}.", file=sys.stderr)
 
 
-def stopped_short(target, reason: str) -> int:
+def stopped_short(target, reason: str, then: str) -> int:
     """A sweep whose trials did not all finish (a storage fault, Ctrl+C): its parent run ends
     FAILED, even when some trial scored."""
     from platform import tracking
     tracking.fail_sweep(target, reason)
-    _say(reason, [target.parent_run_id])
+    _say(reason, [target.parent_run_id], then)
     return 1
 
 
-def unfinished(results) -> str | None:
-    """Why Tune returned before every trial ended, or None."""
+def unfinished(results) -> tuple[str, str] | None:
+    """Why Tune returned before every trial ended, and what to do; None if they all did."""
     fault = storage_fault.reported(results)
     if fault:
-        return fault
+        return fault, AGAIN
     left = len(results) - results.num_terminated - results.num_errors
-    return f"interrupted with {left} trial(s) unfinished" if left > 0 else None
+    return (f"interrupted with {left} trial(s) unfinished", RESUME) if left > 0 else None
 
 
 def died(error: BaseException) -> int | None:
@@ -58,7 +64,7 @@ def died(error: BaseException) -> int | None:
     full = storage_fault.unwritable(error)
     if full is not None:
         reason, code = storage_fault.describe(full), 1
-    elif isinstance(error, Terminated):
+    elif isinstance(error, Terminated) or (isinstance(error, KeyboardInterrupt) and _SIGTERM_SEEN.is_set()):
         reason, code = "stopped by SIGTERM", 128 + signal.SIGTERM
     elif isinstance(error, KeyboardInterrupt):
         reason, code = "interrupted (Ctrl+C)", 128 + signal.SIGINT
@@ -67,5 +73,5 @@ def died(error: BaseException) -> int | None:
         reason, code = f"{type(error).__name__}: {first}".rstrip(": "), None
     ended = tracking.fail_open_sweeps(reason)
     if code is not None:
-        _say(reason, ended)
+        _say(reason, ended, AGAIN if full is not None or not ended else RESUME)
     return code

@@ -176,7 +176,7 @@ def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str
     tracking.finish_sweep(target, errors, best)
     short = stopping.unfinished(results)
     if short:
-        return stopping.stopped_short(target, short)
+        return stopping.stopped_short(target, *short)
 
     print()
     print(f"Trials: {len(results)} ({len(errors)} failed). Tune results: {results.experiment_path}")

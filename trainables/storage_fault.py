@@ -70,6 +70,10 @@ class StopOnStorageFault(tune.Stopper):
     def stop_all(self) -> bool:
         return self.reason is not None
 
+    def __getstate__(self) -> dict:
+        # saved with the experiment (tuner.pkl): a resumed sweep, after space was freed, runs
+        return {"reason": None}
+
 
 def reported(results) -> str | None:
     """The first storage fault a sweep's trials reported, as 'trial ID: reason'."""
