@@ -68,7 +68,9 @@ class BufferedClient:
             os.environ.setdefault(key, value)
         self.tracking_uri = tracking_uri
         self._client = MlflowClient(tracking_uri=tracking_uri)
-        self.folder = Path(folder or tempfile.mkdtemp(prefix="mlflow-buffer-")) / "mlflow-buffer"
+        # made only when something must wait; outside a trial, a fresh temporary name
+        self.folder = (Path(folder) if folder else Path(tempfile.gettempdir()) / f"trial-{uuid.uuid4().hex}") \
+            / "mlflow-buffer"
         self.journal = self.folder / "journal.jsonl"
         self.pending: list[dict] = []
         if self.journal.is_file():  # an earlier attempt of this trial, on this node, left some
