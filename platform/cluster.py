@@ -11,6 +11,7 @@ to it), an MLflow server some node cannot reach, a storage path that is not shar
 object store (storage.datasets) some node cannot read.
 Each failure is a ClusterError with one sentence naming what to fix.
 """
+import contextlib
 import importlib.util
 import os
 import socket
@@ -108,11 +109,28 @@ def check_tracking(tracking_uri: str, nodes: list[Node]) -> None:
     if reason:
         raise ClusterError(f"the MLflow server {tracking_uri} is not reachable from the driver ({reason}); "
                            "start it or fix mlflow.tracking_uri.")
+    check_login(tracking_uri)
     for node, reason in _on_each(nodes, node_probe.http_reachable, health).items():
         if reason:
             raise ClusterError(f"the MLflow server {tracking_uri} is not reachable from node {node.address} "
                                f"({reason}); it must listen on an address the workers can reach, not 127.0.0.1 "
-                               "only (cluster.yaml starts it on 0.0.0.0 inside the cluster).")
+                               "only (cluster.yaml starts it on the head's private address).")
+
+
+def check_login(tracking_uri: str) -> None:
+    """A server behind basic auth (cluster.yaml's) refuses a driver without its credentials:
+    say which variables, rather than a traceback from the parent run's creation."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+    try:
+        MlflowClient(tracking_uri=tracking_uri).search_experiments(max_results=1)
+    except MlflowException as error:
+        if "401" not in str(error) and "403" not in str(error) and error.error_code not in (
+                "UNAUTHENTICATED", "PERMISSION_DENIED"):
+            raise
+        raise ClusterError(f"the MLflow server {tracking_uri} refused this driver's credentials; set "
+                           "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (on cluster.yaml's head: "
+                           "`source ~/.platform-cluster.env`, which reads /srv/shared/mlflow/auth/client.env).") from None
 
 
 def check_shared(path: str, what: str, nodes: list[Node]) -> None:
@@ -154,6 +172,48 @@ def check_store_writable(uri: str, what: str = "storage.datasets") -> None:
     starts, so a misspelt bucket or missing credentials stop the sweep in seconds."""
     from data import remote
     remote.remove(uri, _write_marker(uri, what, "write"))
+
+
+def _local_problem(path: Path) -> str | None:
+    """Why a file cannot be made in `path` (made if missing), or None: a byte is written, so
+    a full disk fails here too, not at a trial's first checkpoint."""
+    marker = path / f".write-check-{uuid.uuid4().hex}"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with marker.open("wb") as out:
+            out.write(b"x")
+            out.flush()
+            os.fsync(out.fileno())
+    except OSError as error:
+        return error.strerror or str(error)
+    finally:
+        with contextlib.suppress(OSError):  # on a read-only disk, unlinking the absent marker fails too
+            marker.unlink(missing_ok=True)
+    return None
+
+
+def local_store_folders(tracking_uri: str) -> dict[str, Path]:
+    """The folders a local MLflow store writes: its own, and ./mlruns, where the artifacts of
+    experiments it creates go (a server's are its own business)."""
+    if tracking_uri.startswith("sqlite:///"):
+        return {"mlflow.tracking_uri": Path(tracking_uri[len("sqlite:///"):]).parent,
+                "MLflow's artifact folder": Path("mlruns").resolve()}
+    if "://" not in tracking_uri or tracking_uri.startswith("file://"):
+        return {"mlflow.tracking_uri": Path(tracking_uri.removeprefix("file://"))}
+    return {}
+
+
+def check_writable(paths: dict[str, str | os.PathLike]) -> None:
+    """Every local folder a command writes, before Ray starts: a read-only or full disk is one
+    sentence naming the setting, not a traceback from deep inside Ray (URIs are skipped)."""
+    from data import remote
+    for what, path in paths.items():
+        if path is None or remote.is_uri(str(path)):
+            continue
+        problem = _local_problem(Path(path))
+        if problem:
+            raise ClusterError(f"{what} {path} cannot be written ({problem}); free space there, fix its "
+                               "permissions or mount, or point the setting at another folder.")
 
 
 def check_store_readable(uri: str, what: str, nodes: list[Node]) -> None:

@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     from platform import cluster
     root = Path(args.root or spec.storage.resolved_root()).resolve()
     try:
+        cluster.check_writable({"--root" if args.root else "storage.root": root})  # before Ray starts
         if spec.storage.datasets:  # before a build that could not be published
             cluster.check_store_writable(spec.storage.datasets)
         fetch_published(spec, root)

@@ -66,6 +66,8 @@ def _trainable(spec: spaces.SweepSpec, context):
 
 def _new_tuner(spec: spaces.SweepSpec, context, name: str):
     from ray import tune
+
+    from trainables.storage_fault import StopOnStorageFault
     return tune.Tuner(
         _trainable(spec, context),
         param_space=tune_space.param_space(spec),
@@ -76,6 +78,7 @@ def _new_tuner(spec: spaces.SweepSpec, context, name: str):
                                     reuse_actors=spec.tune.scheduler.name != "pbt",
                                     trial_dirname_creator=lambda trial: f"{trial.trainable_name}_{trial.trial_id}"),
         run_config=tune.RunConfig(name=name, storage_path=spec.storage.resolved_tune(),
+                                  stop=StopOnStorageFault(),  # a full disk stops the sweep, no retries
                                   failure_config=tune.FailureConfig(max_failures=spec.tune.max_failures),
                                   checkpoint_config=tune.CheckpointConfig(
                                       num_to_keep=spec.tune.checkpoints_to_keep)),
@@ -123,16 +126,21 @@ def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str
     """A new sweep, or (`resume`: a Tune experiment path or "latest") a stopped one continued."""
     # Checkpointing every iteration makes Tune warn about snapshot frequency; harmless here.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    from platform import cluster, resume as resuming, tracking
+    from platform import cluster, resume as resuming, stopping, tracking
     from trainables.train import TrialContext
 
     storage_root = spec.storage.resolved_root()
     tracking_uri = tracking.resolve_uri(spec.mlflow.resolved_uri())
+    from data.remote import cache_dir  # before Ray: a read-only or full disk is one sentence
+    cluster.check_writable({"storage.root": storage_root, "storage.tune": spec.storage.resolved_tune(),
+                            **({"the dataset cache ($PLATFORM_CACHE)": cache_dir()} if spec.storage.datasets else {}),
+                            **cluster.local_store_folders(tracking_uri)})
     previous = resuming.find(spec, resume) if resume else None  # before Ray: a wrong path fails fast
     datasets_uri = spec.storage.datasets
     if datasets_uri:  # before Ray: a misspelt bucket or missing credentials fail in seconds
         cluster.check_store_writable(datasets_uri)
     nodes = cluster.connect(address)
+    stopping.catch_sigterm()  # after ray.init, whose own SIGTERM handler aborts the process
     _check_resources_fit(spec, address)
     # with storage.datasets, trials copy the dataset from there: the root is the driver's own
     shared = {} if datasets_uri else {"storage.root": storage_root}
@@ -171,6 +179,9 @@ def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str
     diverged = sum(1 for r in results if not r.error and r.metrics.get("diverged"))
     best = _best_trial(results, target)
     tracking.finish_sweep(target, errors, best)
+    short = stopping.unfinished(results)
+    if short:
+        return stopping.stopped_short(target, *short)
 
     print()
     print(f"Trials: {len(results)} ({len(errors) + diverged} failed"
@@ -215,6 +226,12 @@ def main(argv: list[str] | None = None) -> int:
     except BuildError as error:  # nothing to train on; what was built so far is kept
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except BaseException as error:  # the parent run ends whatever the driver dies of (SIGKILL: --resume)
+        from platform import stopping
+        code = stopping.died(error)
+        if code is None:
+            raise
+        return code
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ Each trial logs its own nested child run from its worker (trainables/mlflow_run.
 this module creates what they nest under and tidies up after Tune returns.
 """
 import csv
+import logging
 import math
 import re
 import tempfile
@@ -94,7 +95,13 @@ def latest_parent_run(client: MlflowClient, experiment_name: str):
 
 
 def ui_command(uri: str) -> str:
-    return f".venv/bin/mlflow ui --backend-store-uri {uri}"
+    """The command that opens the UI on a local store; a server (http) is its own UI."""
+    if uri.startswith(("http://", "https://")):
+        return f"open {uri} in a browser"
+    # an absolute artifact folder next to the store: by default the UI's server would use
+    # ./mlartifacts of wherever it was started
+    folder = Path(uri[len("sqlite:///"):]).parent if uri.startswith("sqlite:///") else Path(uri)
+    return f".venv/bin/mlflow ui --backend-store-uri {uri} --artifacts-destination {folder.resolve() / 'mlartifacts'}"
 
 
 def start_sweep(tracking_uri: str, experiment: str, run_name: str, tags: dict,
@@ -106,7 +113,9 @@ def start_sweep(tracking_uri: str, experiment: str, run_name: str, tags: dict,
     for key, value in sorted(params.items()):
         client.log_param(run.info.run_id, key, value)
     client.log_artifact(run.info.run_id, spec_file)
-    return TrackingTarget(tracking_uri, experiment_id, run.info.run_id)
+    target = TrackingTarget(tracking_uri, experiment_id, run.info.run_id)
+    _OPEN_SWEEPS.append(target)
+    return target
 
 
 def reopen_sweep(target: TrackingTarget) -> TrackingTarget:
@@ -115,7 +124,35 @@ def reopen_sweep(target: TrackingTarget) -> TrackingTarget:
     client.get_run(target.parent_run_id)  # fails clearly if the store lost it
     client.update_run(target.parent_run_id, status=RunStatus.to_string(RunStatus.RUNNING))
     client.set_tag(target.parent_run_id, "sweep.resumed", time.strftime("%Y-%m-%d %H:%M:%S"))
+    _OPEN_SWEEPS.append(target)
     return target
+
+
+# The parent runs this driver opened: whatever it dies of, they end (fail_open_sweeps).
+_OPEN_SWEEPS: list[TrackingTarget] = []
+
+
+def fail_sweep(target: TrackingTarget, reason: str) -> None:
+    """End a parent run FAILED with the reason (one line) as its `failure` tag."""
+    client = MlflowClient(tracking_uri=target.tracking_uri)
+    client.set_tag(target.parent_run_id, "failure", reason[:5000])
+    client.set_terminated(target.parent_run_id, "FAILED")
+
+
+def fail_open_sweeps(reason: str) -> list[str]:
+    """End FAILED every parent run this driver opened that is still RUNNING; their ids.
+    Best effort: the store may be what failed."""
+    ended = []
+    for target in _OPEN_SWEEPS:
+        try:
+            status = MlflowClient(tracking_uri=target.tracking_uri).get_run(target.parent_run_id).info.status
+            if status == RunStatus.to_string(RunStatus.RUNNING):
+                fail_sweep(target, reason)
+                ended.append(target.parent_run_id)
+        except Exception as error:  # noqa: BLE001 - the driver is dying already; say why, go on
+            logging.getLogger(__name__).warning("could not end the parent run %s (%s)", target.parent_run_id,
+                                                str(error).splitlines()[0] if str(error) else type(error).__name__)
+    return ended
 
 
 def child_runs(target: TrackingTarget) -> list:

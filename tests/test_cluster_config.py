@@ -48,7 +48,8 @@ def test_cluster_yaml_passes_rays_offline_checks(offline):
     # installed as the README does, with the cluster extra
     assert any("python3.11 -m platform.bootstrap --extras cluster" in c for c in config["setup_commands"])
     head_setup = " ".join(config["head_setup_commands"])
-    for part in ("mlflow server --host 0.0.0.0 --port 5000", "--backend-store-uri sqlite:////srv/shared/",
+    for part in ("mlflow server --app-name basic-auth --host $HEAD_IP --port 5000",
+                 "--backend-store-uri sqlite:////srv/shared/",
                  "--artifacts-destination /srv/shared/", "export RAY_ADDRESS=", "MLFLOW_TRACKING_URI=http://",
                  "PLATFORM_STORAGE_ROOT=/srv/shared/runs", "/etc/exports.d"):
         assert part in head_setup, part
@@ -56,9 +57,39 @@ def test_cluster_yaml_passes_rays_offline_checks(offline):
                for c in config["worker_setup_commands"])
     # the dashboard only on the head's loopback; nothing secret in the file
     assert "--dashboard-host=127.0.0.1" in " ".join(config["head_start_ray_commands"])
+    _assert_nothing_open_to_the_network(config)
     text = CLUSTER_YAML.read_text().lower()
     for secret in ("aws_access_key", "aws_secret", "akia", "ssh_private_key:", "password"):
         assert secret not in text, secret
+
+
+def _assert_nothing_open_to_the_network(config: dict) -> None:
+    """No server on every address without a password, NFS only to the cluster's own block."""
+    import re
+    commands = [c for key in ("setup_commands", "head_setup_commands", "worker_setup_commands",
+                              "head_start_ray_commands", "worker_start_ray_commands") for c in config[key]]
+    servers = [c for c in commands if "mlflow server" in c]
+    assert servers, "cluster.yaml starts no MLflow server"
+    for command in servers:
+        assert "--app-name basic-auth" in command and "EnvironmentFile=/srv/shared/mlflow/auth/server.env" in command
+        host = re.search(r"--host (\S+)", command)
+        assert host and host.group(1) == "$HEAD_IP" and "HEAD_IP=$(hostname -I" in command, command
+    assert not [c for c in commands if "0.0.0.0" in c or "--host ::" in c]
+    # the credentials are made on the head by the project's module, before the server starts
+    made = [i for i, c in enumerate(config["head_setup_commands"]) if "platform.mlflow_auth /srv/shared/mlflow/auth" in c]
+    started = [i for i, c in enumerate(config["head_setup_commands"]) if "mlflow server" in c]
+    assert made and made[0] < started[0]
+    # every ray start (whose workers run trials) and the driver's environment log in
+    for key in ("head_start_ray_commands", "worker_start_ray_commands"):
+        start = next(c for c in config[key] if "ray start" in c)
+        assert start.index(". /srv/shared/mlflow/auth/client.env") < start.index("ray start"), key
+    assert any("auth/client.env" in c and ".platform-cluster.env" in c for c in config["head_setup_commands"])
+    exports = [c for c in config["head_setup_commands"] if "exports" in c]
+    assert len(exports) == 1 and '"/srv/shared $VPC_CIDR(rw,' in exports[0]
+    assert "vpc-ipv4-cidr-block" in exports[0] and "ipaddress.ip_network" in exports[0]
+    for broad in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "0.0.0.0/0", "/srv/shared *", "/srv/shared *("):
+        assert broad not in exports[0], broad
+    assert "no_root_squash" not in exports[0] and "insecure" not in exports[0]
 
 
 @pytest.mark.parametrize("path, value, expected", [

@@ -182,7 +182,8 @@ def mlflow_server(sweep):
     port, log = _free_port(), cwd / "mlflow-server.log"
     with log.open("w") as out:
         server = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri",
-                                   f"sqlite:///{cwd / 'mlflow.db'}", "--host", "127.0.0.1", "--port", str(port),
+                                   f"sqlite:///{cwd / 'mlflow.db'}", "--artifacts-destination", str(cwd / "mlartifacts"),
+                                   "--host", "127.0.0.1", "--port", str(port),
                                    "--workers", "1"], cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
                                   start_new_session=True)
     url = f"http://127.0.0.1:{port}"

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus
 
+from trainables.mlflow_buffer import BufferedClient
+
 
 @dataclass(frozen=True)
 class TrackingTarget:
@@ -20,10 +22,22 @@ class TrackingTarget:
     parent_run_id: str
 
 
+def _trial_dir() -> str | None:
+    """The Tune trial's directory on this node (where an outage's journal goes), if in a trial."""
+    import warnings
+    try:
+        from ray import tune
+        with warnings.catch_warnings():  # outside a trial Ray warns and returns None
+            warnings.simplefilter("ignore")
+            return tune.get_context().get_trial_dir()
+    except Exception:  # noqa: BLE001 - outside a Tune trial: a temporary folder instead
+        return None
+
+
 def find_trial_run(target: TrackingTarget, trial_id: str) -> str | None:
     """The run an earlier attempt of this Tune trial created, if any: a trial retried before
     its first checkpoint has no run id to restore, but must not open a second run."""
-    client = MlflowClient(tracking_uri=target.tracking_uri)
+    client = BufferedClient(target.tracking_uri, _trial_dir())  # waits out an outage, saying so
     found = client.search_runs([target.experiment_id], max_results=1,
                                filter_string=f"tags.mlflow.parentRunId = '{target.parent_run_id}' "
                                              f"and tags.`tune.trial_id` = '{trial_id}'")
@@ -54,7 +68,8 @@ def metric_history(client: MlflowClient, run_id: str, keys) -> dict[str, list[tu
 class TrialRun:
     def __init__(self, target: TrackingTarget, run_name: str, run_id: str | None = None,
                  tags: dict | None = None):
-        self.client = MlflowClient(tracking_uri=target.tracking_uri)
+        # keeps training through a tracking-server outage (trainables/mlflow_buffer.py)
+        self.client = BufferedClient(target.tracking_uri, _trial_dir())
         if run_id is None:
             run = self.client.create_run(target.experiment_id, run_name=run_name,
                                          tags={"mlflow.parentRunId": target.parent_run_id, **(tags or {})})
@@ -69,6 +84,7 @@ class TrialRun:
         # A trial that restarts from its last checkpoint repeats the steps after it; their
         # metrics are in the run already (the same values: resume is exact), so skip them.
         self.logged_until = max((m.step for m in self.client.get_metric_history(run_id, "fid")), default=-1)
+        self.logged_until = max([self.logged_until, *self.client.buffered_steps(run_id, "fid")])  # kept, not lost
 
     def log_params(self, params: dict) -> None:
         items = [Param(key, str(value)) for key, value in sorted(params.items())]
@@ -109,3 +125,4 @@ class TrialRun:
                 self.client.set_tag(self.run_id, "failure.recovered", failure)
                 self.client.delete_tag(self.run_id, "failure")
         self.client.set_terminated(self.run_id, status=status)
+        self.client.drain(f"ending run {self.run_id}")  # what an outage kept goes in before the trial ends

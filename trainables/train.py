@@ -24,7 +24,7 @@ from ray import tune
 
 from data.dataset import load_mels
 from data.remote import local_path
-from trainables import health
+from trainables import health, storage_fault
 from trainables.artifacts import FAILURE_ARTIFACT, TrialArtifacts
 from trainables.checkpoint import CHECKPOINT_FILE, Checkpoint
 from trainables.config import TrialConfig, flatten
@@ -86,7 +86,8 @@ def _report(trainer: GANTrainer, metrics: dict, run: TrialRun, config: dict) -> 
     if trainer.iteration % every and not trainer.finished:
         tune.report(metrics)
         return
-    with tempfile.TemporaryDirectory(prefix="gan-ckpt-") as saved:
+    with storage_fault.raised_as_unwritable(f"saving the checkpoint of step {trainer.step} to storage.tune"), \
+            tempfile.TemporaryDirectory(prefix="gan-ckpt-") as saved:
         Checkpoint(trainer.state_dict(), config, run.run_id,
                    trial_id=tune.get_context().get_trial_id()).save(os.path.join(saved, CHECKPOINT_FILE))
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(saved))
@@ -135,7 +136,7 @@ def train_gan(config: dict, context: TrialContext) -> None:
     # sample grids, audio, last/best checkpoints, loss curves (trainables/artifacts.py)
     artifacts = TrialArtifacts(run, cfg, dataset_path, evaluate.fixed_z, resumed=reopened)
 
-    status, health_tag = "FAILED", None
+    status, health_tag, fault = "FAILED", None, None
     try:
         while not trainer.finished:
             metrics = trainer.run_iteration()
@@ -166,12 +167,17 @@ def train_gan(config: dict, context: TrialContext) -> None:
         # trial ends here with a last result that says so, and its run ends FAILED.
         _record_failure(run, error)
         tune.report({"fid": math.inf, "diverged": 1.0, "step": trainer.step})
+    except storage_fault.StorageUnwritable as error:  # not raised: Tune would retry it (trainables/storage_fault.py)
+        run.set_tags({"failure": str(error)})
+        fault = error
     except Exception as error:
         _record_failure(run, error)
         raise
     finally:
         artifacts.finish(trainer, status)
         run.end(status)
+    if fault:  # after the run ended: this report stops the trial and the sweep
+        storage_fault.report(fault, metrics)
 
 
 def _record_failure(run: TrialRun, error: Exception) -> None:

@@ -1,0 +1,259 @@
+"""A trial's MLflow client that keeps training through a tracking-server outage.
+
+MLflow's own client retries a failed request for about four minutes (7 retries with
+backoff) and then raises, which failed the trial; meanwhile the trial stalled without a
+word. Here a trial's client asks MLflow for a short retry window instead
+(MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_TIMEOUT, unless set), and a write the
+server does not take is kept, in order, in a journal in the trial's directory
+(`mlflow-buffer/journal.jsonl`, artifacts copied beside it), which the next write flushes
+first once the server answers again. The trial's log (and so the driver's console, where
+Ray prints workers' logs) says when the server went away, while it stays away, and when what
+was kept has been logged. Reads (a restored trial's history, the loss curves at the end)
+flush and wait for the server, saying so, up to PLATFORM_MLFLOW_WAIT_S (default an hour).
+
+Bounded: at most MAX_ENTRIES writes and MAX_ARTIFACT_BYTES of artifact copies wait; past
+that, artifacts (sample grids, audio, checkpoint copies) are dropped with a warning, and a
+metric write fails the trial, naming the journal, rather than losing metrics silently.
+"""
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+
+log = logging.getLogger(__name__)
+
+# Short, so a trial notices an outage in seconds, not minutes (MLflow: 7 retries, 120 s timeout).
+CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+              "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
+RETRY_EVERY_S = 10.0   # while the server is away, writes go straight to the journal between tries
+REMIND_EVERY_S = 60.0
+MAX_ENTRIES = 100_000
+MAX_ARTIFACT_BYTES = 256 * 1024 ** 2
+
+
+class TrackingUnavailable(RuntimeError):
+    """The tracking server stayed away longer than the trial can keep what it would log."""
+
+
+def is_unreachable(error: BaseException) -> bool:
+    """A connection that failed or timed out (the server is down or unreachable), not a request
+    the server refused."""
+    import requests
+    from mlflow.exceptions import MlflowException
+    for _ in range(10):
+        if error is None:
+            return False
+        if isinstance(error, (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError)):
+            return True
+        if isinstance(error, MlflowException) and any(
+                text in str(error) for text in ("Max retries exceeded", "Connection refused", "timed out",
+                                                "Failed to establish a new connection", "Connection aborted")):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+class BufferedClient:
+    """MlflowClient's methods a trial uses; writes are journalled while the server is away."""
+
+    def __init__(self, tracking_uri: str, folder: str | os.PathLike | None):
+        for key, value in CLIENT_ENV.items():
+            os.environ.setdefault(key, value)
+        self.tracking_uri = tracking_uri
+        self._client = MlflowClient(tracking_uri=tracking_uri)
+        # made only when something must wait; outside a trial, a fresh temporary name
+        self.folder = (Path(folder) if folder else Path(tempfile.gettempdir()) / f"trial-{uuid.uuid4().hex}") \
+            / "mlflow-buffer"
+        self.journal = self.folder / "journal.jsonl"
+        self.pending: list[dict] = []
+        if self.journal.is_file():  # an earlier attempt of this trial, on this node, left some
+            self.pending = [json.loads(line) for line in self.journal.read_text().splitlines() if line.strip()]
+            log.warning("%d MLflow write(s) an earlier attempt could not make are waiting in %s",
+                        len(self.pending), self.journal)
+        self.down_since: float | None = None
+        self._next_try = 0.0
+        self._reminded = 0.0
+
+    # ---- reads: flush what waits, then ask; wait for the server while it is away ----
+    def _wait_for(self, what: str, call):
+        limit = float(os.environ.get("PLATFORM_MLFLOW_WAIT_S", "3600"))
+        started = time.monotonic()
+        while True:
+            try:
+                if self._flush(force=True):
+                    result = call()
+                    self._back()
+                    return result
+            except Exception as error:
+                if not is_unreachable(error):
+                    raise
+                self._went_away(error)
+            if time.monotonic() - started > limit:
+                raise TrackingUnavailable(
+                    f"the MLflow tracking server {self.tracking_uri} has not answered for {limit:.0f} s "
+                    f"(PLATFORM_MLFLOW_WAIT_S) while {what}; {len(self.pending)} write(s) wait in {self.journal}")
+            self._remind(f"waiting for it before {what}")
+            time.sleep(min(RETRY_EVERY_S, 2.0 + (time.monotonic() - started) / 10))
+
+    def get_run(self, run_id):
+        return self._wait_for("reading the run", lambda: self._client.get_run(run_id))
+
+    def get_metric_history(self, run_id, key):
+        return self._wait_for("reading metric history", lambda: self._client.get_metric_history(run_id, key))
+
+    def search_runs(self, *args, **kwargs):
+        return self._wait_for("searching runs", lambda: self._client.search_runs(*args, **kwargs))
+
+    def create_run(self, *args, **kwargs):
+        return self._wait_for("creating the trial's run", lambda: self._client.create_run(*args, **kwargs))
+
+    # ---- writes ----
+    def log_batch(self, run_id, metrics=(), params=(), tags=()):
+        self._write({"kind": "batch", "run_id": run_id,
+                     "metrics": [[m.key, m.value, m.timestamp, m.step] for m in metrics],
+                     "params": [[p.key, p.value] for p in params], "tags": [[t.key, t.value] for t in tags]})
+
+    def set_tag(self, run_id, key, value):
+        self._write({"kind": "tag", "run_id": run_id, "key": key, "value": str(value)})
+
+    def delete_tag(self, run_id, key):
+        self._write({"kind": "delete_tag", "run_id": run_id, "key": key})
+
+    def update_run(self, run_id, status=None, name=None):
+        self._write({"kind": "update", "run_id": run_id, "status": status, "name": name})
+
+    def set_terminated(self, run_id, status=None, end_time=None):
+        self._write({"kind": "terminated", "run_id": run_id, "status": status,
+                     "end_time": end_time or int(time.time() * 1000)})
+
+    def log_artifact(self, run_id, local_path, artifact_path=None):
+        self._write({"kind": "artifact", "run_id": run_id, "path": str(local_path), "artifact_path": artifact_path})
+
+    def log_dict(self, run_id, dictionary, artifact_file):
+        with tempfile.TemporaryDirectory(prefix="mlflow-dict-") as tmp:
+            path = Path(tmp) / Path(artifact_file).name
+            path.write_text(json.dumps(dictionary, indent=2))
+            self.log_artifact(run_id, path, str(Path(artifact_file).parent) if "/" in artifact_file else None)
+
+    def log_figure(self, run_id, figure, artifact_file):
+        with tempfile.TemporaryDirectory(prefix="mlflow-figure-") as tmp:
+            path = Path(tmp) / Path(artifact_file).name
+            figure.savefig(path)
+            self.log_artifact(run_id, path, str(Path(artifact_file).parent) if "/" in artifact_file else None)
+
+    def _apply(self, entry: dict) -> None:
+        kind, run_id = entry["kind"], entry["run_id"]
+        if kind == "batch":
+            self._client.log_batch(run_id, metrics=[Metric(*m) for m in entry["metrics"]],
+                                   params=[Param(*p) for p in entry["params"]], tags=[RunTag(*t) for t in entry["tags"]])
+        elif kind == "tag":
+            self._client.set_tag(run_id, entry["key"], entry["value"])
+        elif kind == "delete_tag":
+            self._client.delete_tag(run_id, entry["key"])
+        elif kind == "update":
+            self._client.update_run(run_id, status=entry["status"], name=entry["name"])
+        elif kind == "terminated":
+            self._client.set_terminated(run_id, status=entry["status"], end_time=entry["end_time"])
+        elif kind == "artifact":
+            self._client.log_artifact(run_id, entry["path"], entry["artifact_path"])
+        else:
+            raise ValueError(f"unknown journal entry {kind!r} in {self.journal}")
+
+    def _write(self, entry: dict) -> None:
+        if self._flush():
+            try:
+                self._apply(entry)
+                self._back()
+                return
+            except Exception as error:
+                if not is_unreachable(error):
+                    raise
+                self._went_away(error)
+        self._keep(entry)
+        self._remind("kept for later")
+
+    def _flush(self, force: bool = False) -> bool:
+        """Log what waits, in order; True when nothing waits any more. Between tries while the
+        server is away, False at once (no request): training does not wait on it."""
+        if self.down_since is not None and not force and time.monotonic() < self._next_try:
+            return False
+        flushed = 0
+        while self.pending:
+            try:
+                self._apply(self.pending[0])
+            except Exception as error:
+                if is_unreachable(error):
+                    self._went_away(error)
+                    return False
+                # the server answered and refused it: trying again would fail again
+                log.warning("MLflow refused a kept %s write for run %s, dropped: %s", self.pending[0]["kind"],
+                            self.pending[0]["run_id"], (str(error).splitlines() or [""])[0][:300])
+            done = self.pending.pop(0)
+            if done["kind"] == "artifact" and Path(done["path"]).is_relative_to(self.folder):
+                shutil.rmtree(Path(done["path"]).parent, ignore_errors=True)
+            self._save()
+            flushed += 1
+        self._back(flushed)
+        return True
+
+    def _back(self, flushed: int = 0) -> None:
+        if self.down_since is not None:
+            log.warning("the MLflow tracking server %s answers again after %.0f s; %d kept write(s) logged",
+                        self.tracking_uri, time.monotonic() - self.down_since, flushed)
+            self.down_since = None
+
+    def _went_away(self, error: BaseException) -> None:
+        self._next_try = time.monotonic() + RETRY_EVERY_S
+        if self.down_since is None:
+            self.down_since = self._reminded = time.monotonic()
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+            log.warning("the MLflow tracking server %s is unreachable (%s); training goes on and what cannot be "
+                        "logged is kept in %s until it answers", self.tracking_uri, reason, self.journal)
+
+    def _remind(self, doing: str) -> None:
+        if self.down_since is not None and time.monotonic() - self._reminded > REMIND_EVERY_S:
+            self._reminded = time.monotonic()
+            log.warning("the MLflow tracking server %s is still unreachable after %.0f s (%s; %d write(s) wait)",
+                        self.tracking_uri, time.monotonic() - self.down_since, doing, len(self.pending))
+
+    def _keep(self, entry: dict) -> None:
+        if entry["kind"] == "artifact":
+            size = Path(entry["path"]).stat().st_size
+            kept = sum(Path(e["path"]).stat().st_size for e in self.pending if e["kind"] == "artifact")
+            if kept + size > MAX_ARTIFACT_BYTES or len(self.pending) >= MAX_ENTRIES:
+                log.warning("artifact %s of run %s dropped: %d MB of artifacts already wait for the tracking server",
+                            entry["path"], entry["run_id"], kept // 1024 ** 2)
+                return
+            copy = self.folder / uuid.uuid4().hex / Path(entry["path"]).name
+            copy.parent.mkdir(parents=True)
+            shutil.copy2(entry["path"], copy)
+            entry = {**entry, "path": str(copy)}
+        elif len(self.pending) >= MAX_ENTRIES:
+            raise TrackingUnavailable(f"the MLflow tracking server {self.tracking_uri} has been unreachable for "
+                                      f"{time.monotonic() - (self.down_since or 0):.0f} s and {MAX_ENTRIES} writes "
+                                      f"wait in {self.journal}; log them once it is back")
+        self.pending.append(entry)
+        self._save()
+
+    def _save(self) -> None:
+        """The journal, replaced whole (small: one line per write that waits)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.journal.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps(e) + "\n" for e in self.pending))
+        os.replace(tmp, self.journal)
+
+    def drain(self, what: str) -> None:
+        """Wait until everything kept is logged (a trial's end: nothing may stay behind)."""
+        self._wait_for(what, lambda: None)
+
+    def buffered_steps(self, run_id: str, key: str) -> list[int]:
+        """Steps of `key` that wait in the journal for `run_id`."""
+        return [m[3] for e in self.pending if e["kind"] == "batch" and e["run_id"] == run_id
+                for m in e["metrics"] if m[0] == key]
