@@ -15,6 +15,10 @@ from mlflow.entities import RunStatus
 from trainables.mlflow_run import TrackingTarget
 
 RESULTS_CSV = "results.csv"
+# MLflow 3's UI opens an experiment on the view its kind names, GenAI's when it has none:
+# these experiments are model training ("Model training" in the UI's switch)
+EXPERIMENT_KIND = "mlflow.experimentKind"
+TRAINING_VIEW = {EXPERIMENT_KIND: "custom_model_development"}
 
 
 def resolve_uri(uri: str) -> str:
@@ -96,11 +100,20 @@ def ui_command(uri: str) -> str:
     return f".venv/bin/mlflow ui --backend-store-uri {uri}"
 
 
+def ui_url(experiment_id: str, base: str = "http://127.0.0.1:5000") -> str:
+    """The experiment's runs in `mlflow ui`'s training view. MLflow 3.17's UI picks its view
+    from this parameter (else from the browser's last choice, GenAI at first), not from the
+    experiment's kind tag, which older 3.x UIs read."""
+    return f"{base}/#/experiments/{experiment_id}?workflowType=machine_learning"
+
+
 def start_sweep(tracking_uri: str, experiment: str, run_name: str, tags: dict,
                 params: dict, spec_file: str) -> TrackingTarget:
     client = MlflowClient(tracking_uri=tracking_uri)
     found = client.get_experiment_by_name(experiment)
-    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+    experiment_id = found.experiment_id if found else client.create_experiment(experiment, tags=TRAINING_VIEW)
+    if found and EXPERIMENT_KIND not in found.tags:  # made by an older version of this platform
+        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND, TRAINING_VIEW[EXPERIMENT_KIND])
     run = client.create_run(experiment_id, run_name=run_name, tags={"sweep": "parent", **tags})
     for key, value in sorted(params.items()):
         client.log_param(run.info.run_id, key, value)
