@@ -1,5 +1,5 @@
 """What a sweep prints. By default: Ray Data's progress bar (on a terminal), Tune's
-progress table with fid, losses and img/s every 30 s, one line per finished, stopped or
+progress table with fid, losses and img/s every minute, one line per finished, stopped or
 failed trial, and the result with the commands to look at it. `-v` gives Ray's and Tune's
 own output, every trial's config and result boxes included.
 
@@ -18,7 +18,7 @@ QUIET_RAY = {
 }
 METRICS = {"training_iteration": "iter", "fid": "fid", "loss/D": "loss/D", "loss/G": "loss/G",
            "throughput/img_s": "img/s"}
-REPORT_EVERY_S = 30
+REPORT_EVERY_S = 60
 
 _verbose = True
 
@@ -53,7 +53,10 @@ def _trial_lines():
         def on_trial_complete(self, iteration, trials, trial, **info):
             result = trial.last_result or {}
             fid = result.get("best/fid", result.get("fid"))
-            print(f"trial {trial.trial_id} ended after {result.get('training_iteration', 0)} iteration(s)"
+            done = result.get("training_iteration", 0)
+            planned = (trial.config.get("training") or {}).get("iterations")  # None: set by epochs
+            how = "stopped early" if planned and done < planned else "finished"  # by the scheduler or budget
+            print(f"trial {trial.trial_id} {how} after {done}" + (f"/{planned}" if planned else "") + " iteration(s)"
                   + (f": best fid {fid:.4g}" if isinstance(fid, (int, float)) else ""), flush=True)
 
         def on_trial_error(self, iteration, trials, trial, **info):
