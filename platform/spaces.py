@@ -332,17 +332,6 @@ def load(path: str | Path, overrides: list[str] | None = None) -> SweepSpec:
     return spec
 
 
-def load_for_command(path: str | Path, overrides: list[str] | None = None) -> SweepSpec | None:
-    """For the commands: the spec, or None once the mistake is printed as one line on
-    stderr (the command then exits 2, before Ray starts)."""
-    import sys
-    try:
-        return load(path, overrides)
-    except SpecError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return None
-
-
 def _parse_experiments(raw: Any, spec: SweepSpec) -> dict[str, Experiment]:
     if raw is None:
         return {}
