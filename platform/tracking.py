@@ -100,10 +100,13 @@ def ui_command(uri: str) -> str:
     return f".venv/bin/mlflow ui --backend-store-uri {uri}"
 
 
-def ui_url(experiment_id: str, base: str = "http://127.0.0.1:5000") -> str:
-    """The experiment's runs in `mlflow ui`'s training view. MLflow 3.17's UI picks its view
-    from this parameter (else from the browser's last choice, GenAI at first), not from the
-    experiment's kind tag, which older 3.x UIs read."""
+def ui_url(experiment_id: str, tracking_uri: str | None = None) -> str:
+    """The experiment's runs in the training view of the MLflow server `tracking_uri`, or of
+    `mlflow ui` on this machine. MLflow 3.17's UI picks its view from this parameter (else
+    from the browser's last choice, GenAI at first), not from the experiment's kind tag,
+    which older 3.x UIs read."""
+    server = tracking_uri if tracking_uri and tracking_uri.startswith(("http://", "https://")) else None
+    base = server.rstrip("/") if server else "http://127.0.0.1:5000"
     return f"{base}/#/experiments/{experiment_id}?workflowType=machine_learning"
 
 

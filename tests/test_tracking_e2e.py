@@ -253,7 +253,7 @@ def test_mlflow_ui_shows_trials_and_a_sample_image(sweep, mlflow_server, tmp_pat
     # the page the sweep's last lines name: the experiment's runs table (the "Model
     # training" view, not GenAI's overview), where the sweep's parent run is listed
     from platform import tracking
-    runs_page = tracking.ui_url(experiment, url)
+    runs_page = tracking.ui_url(experiment, url)  # the server's address, as a sweep on a cluster prints it
     shot = SCREENSHOTS / "mlflow_runs.png"
     dom = _chromium(runs_page, "--dump-dom", f"--screenshot={shot}", profile=tmp_path / "p1").stdout
     assert parent.info.run_name in dom and "matching runs" in dom, dom[-2000:]
