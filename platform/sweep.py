@@ -129,8 +129,8 @@ def _print_summary(spec: spaces.SweepSpec, results, errors: dict, best: dict | N
     for line in console.summary(trials=len(results), failed=len(errors), experiment_path=results.experiment_path,
                                 best=best, baseline=_baseline_fid(target), searched=list(spec.search),
                                 experiment=spec.experiment, parent_run_id=target.parent_run_id,
-                                ui=tracking.ui_command(tracking_uri), url=tracking.ui_url(target.experiment_id, tracking_uri),
-                                generate=generate):
+                                ui=tracking.ui_command(tracking_uri),
+                                url=tracking.ui_url(target.experiment_id, tracking_uri), generate=generate):
         print(line)
 
 

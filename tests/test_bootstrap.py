@@ -73,7 +73,8 @@ def test_an_unreachable_cpu_index_falls_back_to_the_plain_requirement(monkeypatc
 
 def test_the_lock_pins_every_package_but_torchs_build(tmp_path, monkeypatch):
     text = bootstrap.lock_text([{"name": "Ray", "version": "2.60.0"}, {"name": "torch", "version": "2.13.0+cpu"},
-                                {"name": "nvidia_cublas_cu12", "version": "12.8"}, {"name": "mlflow", "version": "3.17.2"}])
+                                {"name": "nvidia_cublas_cu12", "version": "12.8"},
+                                {"name": "mlflow", "version": "3.17.2"}])
     pins = [line for line in text.splitlines() if not line.startswith("#")]
     assert pins == ["mlflow==3.17.2", "ray==2.60.0", "torch==2.13.0"]
     lock = tmp_path / "requirements.lock"
