@@ -7,12 +7,11 @@ rebuilt from it alone. Writes sample_000.png / .wav ... and grid.png into --out.
 """
 import argparse
 import logging
-import os
 import sys
 import tempfile
 from pathlib import Path
 
-from platform import tracking
+from platform import command, tracking
 
 
 def load_checkpoint(client, run, which: str):
@@ -42,27 +41,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-n", type=int, default=8, help="mels to generate (default: 8)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the latent vectors (default: 0)")
     parser.add_argument("--out", default="generated", help="output folder (default: generated)")
-    parser.add_argument("--tracking-uri", default=None,
-                        help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
+    command.add_tracking_option(parser)
     parser.add_argument("--griffin-lim-iters", type=int, default=64, help="Griffin-Lim iterations (default: 64)")
     args = parser.parse_args(argv)
     if (args.run_id is None) == (args.experiment is None):
         parser.error("give a RUN_ID or --experiment NAME (one of them)")
     if args.n < 1 or args.griffin_lim_iters < 1:
         parser.error("-n and --griffin-lim-iters must be at least 1")
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    command.setup_logging(logging.WARNING)
 
     from trainables.checkpoint import CheckpointError
-    uri = tracking.resolve_uri(args.tracking_uri) if args.tracking_uri else tracking.default_uri()
     try:
-        client = tracking.open_store(uri)
+        _, client = command.tracking_client(args.tracking_uri)
         run = (tracking.get_run(client, args.run_id) if args.run_id
                else tracking.best_trial_run(client, args.experiment))
         state = load_checkpoint(client, run, args.checkpoint)
     except (tracking.RunLookupError, CheckpointError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return command.error(error)
 
     import torch
     from trainables import models

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from platform import command
 from platform.typed import SpecError, build
 
 
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="wavs", help="folder for the WAV files (default: wavs)")
     parser.add_argument("--n-iter", type=int, default=64, help="Griffin-Lim iterations (default: 64)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    command.setup_logging(logging.INFO)
 
     import soundfile
     from data import mel
@@ -73,11 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             raise SpecError(f"{source}: expected a dataset directory or a .npy file, and found neither.")
     except FileNotFoundError as error:
-        print(f"error: {error.filename}: no such file (is that a built dataset?).", file=sys.stderr)
-        return 2
+        return command.error(f"{error.filename}: no such file (is that a built dataset?).")
     except SpecError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return command.error(error)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

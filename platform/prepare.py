@@ -1,4 +1,4 @@
-"""Build a dataset alone: python -m platform.prepare SPACE.yaml [--root DIR]
+"""Build a dataset alone: python -m platform.prepare SPACE.yaml [--root DIR] [--set KEY=VALUE]
 
 Reads the `dataset` section of a search-space file, builds the dataset with Ray Data (or
 finishes a stopped build, or finds the finished one), and prints where it is, its counts
@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from platform import spaces
+from platform import command, console, spaces
 
 
 def _store_error(uri: str, doing: str, error: Exception):
@@ -83,6 +83,27 @@ def report(built, show: int) -> None:
               "the dataset was built from the other sources. Once online, add them with --retry-failed.")
 
 
+def dataset_ready(spec, root: str | os.PathLike, *, show: int = 20, retry_failed: bool = False,
+                  here_only: bool = False, reference=None, before_build=None):
+    """The dataset, ready for trials: downloaded if storage.datasets has it and `root` lacks
+    it, else built (or its build finished, or the finished one found), reported, its FID
+    reference statistics for `reference` (an EvaluationConfig) computed, and published
+    where storage.datasets says. `before_build()` runs only when there is something to
+    build. Returns (the built dataset, where trials read it: a path or the URI)."""
+    from data import pipeline
+    from data.dataset import MANIFEST, dataset_dir
+    fetch_published(spec, root)
+    if before_build and (retry_failed or not (dataset_dir(root, spec.dataset) / MANIFEST).exists()):
+        before_build()
+    built = pipeline.build(spec.dataset, root, retry_failed=retry_failed, here_only=here_only)
+    report(built, show)
+    if reference is not None:
+        from trainables.evaluation import prepare_reference
+        prepare_reference(reference, str(built.path))
+    # after the reference statistics, which go with it
+    return built, publish(spec, built)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m platform.prepare", description=__doc__.split("\n\n")[0])
     parser.add_argument("space", help="search-space YAML file whose `dataset` section to build")
@@ -92,34 +113,31 @@ def main(argv: list[str] | None = None) -> int:
                              "its finished tracks are kept")
     parser.add_argument("--show-failures", type=int, default=20, metavar="N",
                         help="print at most N skipped inputs (all are in failures.parquet)")
+    command.add_set_option(parser)
+    parser.add_argument("-v", "--verbose", action="store_true", help="show Ray's own output in full")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    spec = spaces.load_for_command(args.space)
-    if spec is None:
-        return 2
+    try:
+        spec = spaces.load(args.space, args.overrides)
+    except spaces.SpecError as error:
+        return command.error(error)
+    console.setup(args.verbose)  # before Ray is imported
+    command.setup_logging(logging.INFO if args.verbose else logging.WARNING)
 
     from data import pipeline, remote
-    from data.dataset import MANIFEST, dataset_dir
     from platform import cluster
     root = Path(args.root or spec.storage.resolved_root()).resolve()
-    try:
+
+    def start_ray():  # a finished dataset needs none
+        print(f"Dataset {spec.dataset.fingerprint}: building under {root}")
+        cluster.connect("local")  # a new local Ray, never a cluster left running
+
+    def prepare() -> int:
         cluster.check_writable({"--root" if args.root else "storage.root": root})  # before Ray starts
         if spec.storage.datasets:  # before a build that could not be published
             cluster.check_store_writable(spec.storage.datasets)
-        fetch_published(spec, root)
-        if args.retry_failed or not (dataset_dir(root, spec.dataset) / MANIFEST).exists():  # else no Ray needed
-            print(f"Dataset {spec.dataset.fingerprint}: building under {root}")
-            cluster.connect("local")  # a new local Ray, never a cluster left running
-        built = pipeline.build(spec.dataset, root, retry_failed=args.retry_failed)
-        report(built, args.show_failures)
-        publish(spec, built)
-    except pipeline.BuildError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except (cluster.ClusterError, remote.StoreError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+        dataset_ready(spec, root, show=args.show_failures, retry_failed=args.retry_failed, before_build=start_ray)
+        return 0
+    return command.guarded(prepare, usage=(cluster.ClusterError, remote.StoreError), failed=(pipeline.BuildError,))
 
 
 if __name__ == "__main__":

@@ -9,12 +9,11 @@ written into --out and logged to the sweep's parent run under report/.
 import argparse
 import logging
 import math
-import os
 import sys
 import tempfile
 from pathlib import Path
 
-from platform import tracking
+from platform import command, tracking
 
 FIGURES = ("fid_per_trial.png", "loss_curves.png", "samples.png")
 
@@ -110,16 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("experiment", help="the MLflow experiment (a search space's name)")
     parser.add_argument("--parent", help="the sweep's parent run id (default: the experiment's latest sweep)")
     parser.add_argument("--out", default="report", help="output folder (default: report)")
-    parser.add_argument("--tracking-uri", default=None,
-                        help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
+    command.add_tracking_option(parser)
     parser.add_argument("--no-log", action="store_true", help="do not log the figures to the parent run")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-
-    uri = tracking.resolve_uri(args.tracking_uri) if args.tracking_uri else tracking.default_uri()
+    command.setup_logging(logging.WARNING)
     try:
-        client = tracking.open_store(uri)
+        _, client = command.tracking_client(args.tracking_uri)
         experiment = tracking.get_experiment(client, args.experiment)
         if args.parent:
             parent = tracking.get_run(client, args.parent)
@@ -131,8 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         if not runs:
             raise tracking.RunLookupError(f"sweep run {parent.info.run_id} ({parent.info.run_name}) has no trial runs.")
     except tracking.RunLookupError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return command.error(error)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -269,9 +269,10 @@ def _parse_search(raw: Any, spec: SweepSpec, file: str) -> dict[str, Domain]:
     return domains
 
 
-def load(path: str | Path) -> SweepSpec:
-    """Read and validate a search-space file; any mistake raises SpecError."""
-    file = str(path)
+def load(path: str | Path, overrides: list[str] | None = None) -> SweepSpec:
+    """Read and validate a search-space file, with `--set` overrides (platform.overrides)
+    applied to its mapping first; any mistake raises SpecError."""
+    file = str(path) + (f" with --set {' '.join(overrides)}" if overrides else "")
     try:
         raw = yaml.load(Path(path).read_text(), Loader=_Loader)
     except FileNotFoundError:
@@ -282,6 +283,9 @@ def load(path: str | Path) -> SweepSpec:
         raise SpecError(f"{file}: not valid YAML{where} ({getattr(error, 'problem', error)}).") from None
     if not isinstance(raw, dict):
         raise SpecError(f"{file}: expected a mapping of sections at the top level, got {type(raw).__name__}.")
+    if overrides:
+        from platform import overrides as overriding
+        raw = overriding.apply(raw, overriding.parse(overrides, _Loader))
     search = raw.pop("search", None)
     experiments = raw.pop("experiments", None)
     try:
@@ -294,17 +298,6 @@ def load(path: str | Path) -> SweepSpec:
     _check_image_size(spec, file)
     _check_combinations(spec, file)
     return spec
-
-
-def load_for_command(path: str | Path) -> SweepSpec | None:
-    """For the commands: the spec, or None once the mistake is printed as one line on
-    stderr (the command then exits 2, before Ray starts)."""
-    import sys
-    try:
-        return load(path)
-    except SpecError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return None
 
 
 def _parse_experiments(raw: Any, spec: SweepSpec) -> dict[str, Experiment]:

@@ -1,27 +1,29 @@
-"""Run a sweep: python -m platform.sweep SPACE.yaml [--dry-run] [--resume [PATH]] [--address ADDR]
+"""Run a sweep: python -m platform.sweep SPACE.yaml [--set KEY=VALUE] [--dry-run] [--resume [PATH]] [-v]
 
 Validates the search-space file (exit 2 on a mistake, before Ray starts), builds the
 dataset it names if it is not built yet, runs the trials with Ray Tune (Optuna search,
 ASHA early stopping on FID), logs everything to MLflow, and prints the best trial and
-the command that opens the MLflow UI on the runs.
+the commands that open the MLflow UI on the runs and generate from the winner.
 """
 import argparse
 import dataclasses
-import json
 import logging
 import math
 import os
 import sys
+import tempfile
 import time
 
 import yaml
 
-from platform import spaces, tune_space
+from platform import command, console, spaces, tune_space
 
 log = logging.getLogger("platform.sweep")
 
 
-def _print_dry_run(spec: spaces.SweepSpec) -> None:
+def _print_dry_run(spec: spaces.SweepSpec, overrides: list[str]) -> None:
+    if overrides:
+        print(f"# with --set {' '.join(overrides)}")
     resolved = dataclasses.asdict(dataclasses.replace(spec, search={}))
     resolved["search"] = {path: str(domain) for path, domain in spec.search.items()}
     print("# resolved spec")
@@ -81,26 +83,21 @@ def _new_tuner(spec: spaces.SweepSpec, context, name: str):
                                   stop=StopOnStorageFault(),  # a full disk stops the sweep, no retries
                                   failure_config=tune.FailureConfig(max_failures=spec.tune.max_failures),
                                   checkpoint_config=tune.CheckpointConfig(
-                                      num_to_keep=spec.tune.checkpoints_to_keep)),
+                                      num_to_keep=spec.tune.checkpoints_to_keep),
+                                  **console.tune_output(list(spec.search))),
     )
 
 
 def _dataset_for_trials(spec: spaces.SweepSpec, storage_root: str):
-    """Build (or reuse, or fetch) the dataset, its FID reference statistics, and publish it
-    where storage.datasets says: (the built dataset, what trials read, MLflow tags)."""
-    from data import pipeline
+    """The dataset ready (platform.prepare.dataset_ready), with its FID reference statistics
+    unless the search varies the evaluation: (the built dataset, what trials read, MLflow tags)."""
     from platform import prepare
-    from trainables.evaluation import prepare_reference
-    prepare.fetch_published(spec, storage_root)
+    # once, here: missing Inception weights fail now, and no trial computes real statistics
+    reference = None if any(path.startswith("evaluation.") for path in spec.search) else spec.evaluation
     # with storage.datasets the root is the driver's own disk (not checked as shared), so
     # the build runs on the driver's node and trials copy the published dataset
-    dataset = pipeline.build(spec.dataset, storage_root, here_only=bool(spec.storage.datasets))
-    prepare.report(dataset, show=20)
-    if not any(path.startswith("evaluation.") for path in spec.search):
-        # once, here: missing Inception weights fail now, and no trial computes real statistics
-        prepare_reference(spec.evaluation, str(dataset.path))
-    # after the reference statistics, which go with it; a path, or the URI trials copy from
-    source = prepare.publish(spec, dataset)
+    dataset, source = prepare.dataset_ready(spec, storage_root, here_only=bool(spec.storage.datasets),
+                                            reference=reference)
     tags = {"dataset.fingerprint": dataset.fingerprint, "dataset.path": str(dataset.path)}
     if spec.storage.datasets:
         from data.remote import display
@@ -122,8 +119,31 @@ def _best_trial(results, target) -> dict | None:
             "run_id": runs.get(trial_id), "config": best.config}
 
 
-def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str | None = None) -> int:
-    """A new sweep, or (`resume`: a Tune experiment path or "latest") a stopped one continued."""
+def _baseline_fid(target) -> float | None:
+    """The fid of real data against itself, where the sweep's parent run logged one."""
+    from mlflow import MlflowClient
+    return MlflowClient(tracking_uri=target.tracking_uri).get_run(target.parent_run_id).data.metrics.get("baseline/fid")
+
+
+def _print_summary(spec: spaces.SweepSpec, results, errors: dict, diverged: int, best: dict | None, target,
+                   tracking_uri: str) -> None:
+    from platform import tracking
+    generate = None
+    if best and best.get("run_id"):
+        store = "" if tracking_uri == tracking.default_uri() else f" --tracking-uri {tracking_uri}"
+        generate = f".venv/bin/python -m platform.generate {best['run_id']}{store} --out generated"
+    for line in console.summary(trials=len(results), failed=len(errors), diverged=diverged, experiment_path=results.experiment_path,
+                                best=best, baseline=_baseline_fid(target), searched=list(spec.search),
+                                experiment=spec.experiment, parent_run_id=target.parent_run_id,
+                                ui=tracking.ui_command(tracking_uri),
+                                url=tracking.ui_url(target.experiment_id, tracking_uri), generate=generate):
+        print(line)
+
+
+def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str | None = None,
+        overrides: dict | None = None) -> int:
+    """A new sweep, or (`resume`: a Tune experiment path or "latest") a stopped one continued;
+    `overrides`: the `--set` parameters, recorded on the parent run."""
     # Checkpointing every iteration makes Tune warn about snapshot frequency; harmless here.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     from platform import cluster, resume as resuming, stopping, tracking
@@ -166,7 +186,8 @@ def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str
             tracking_uri, spec.experiment, run_name=f"sweep-{stamp}",
             tags=dataset_tags,
             params={"tune.searcher": spec.tune.searcher, "tune.scheduler": spec.tune.scheduler.name,
-                    "tune.num_samples": spec.tune.num_samples, "dataset.segments": dataset.segments},
+                    "tune.num_samples": spec.tune.num_samples, "dataset.segments": dataset.segments,
+                    **(overrides or {})},
             spec_file=spec_file)
         context = TrialContext(dataset_source, dataset.fingerprint, target, threads=threads)
         name = f"{spec.name}-{stamp}"
@@ -183,14 +204,7 @@ def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str
     if short:
         return stopping.stopped_short(target, *short)
 
-    print()
-    print(f"Trials: {len(results)} ({len(errors) + diverged} failed"
-          f"{f', {diverged} of them diverged' if diverged else ''}). Tune results: {results.experiment_path}")
-    if best:
-        print(f"Best trial {best['trial_id']}: fid {best['fid']:.4g} (MLflow run {best['run_id']})")
-        print("Hyperparameters:", json.dumps(best["config"], sort_keys=True))
-    print(f"MLflow experiment '{spec.experiment}', parent run {target.parent_run_id}. Open the UI with:")
-    print(f"  {tracking.ui_command(tracking_uri)}")
+    _print_summary(spec, results, errors, diverged, best, target, tracking_uri)
     return 0 if best else 1
 
 
@@ -206,32 +220,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
                         help="Ray cluster to run on: 'auto' (the cluster this node belongs to), HOST:PORT "
                              "or ray://HOST:10001; default $RAY_ADDRESS, else a new local Ray")
+    command.add_set_option(parser)
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show Ray's and Tune's own output in full (every trial's config and results)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    spec = spaces.load_for_command(args.space)
-    if spec is None:
-        return 2
+    try:
+        spec = spaces.load(args.space, args.overrides)
+    except spaces.SpecError as error:
+        return command.error(error)
     if args.dry_run:
-        _print_dry_run(spec)
+        _print_dry_run(spec, args.overrides)
         return 0
+    console.setup(args.verbose)  # before Ray is imported
+    command.setup_logging(logging.INFO if args.verbose else logging.WARNING)
     from data.pipeline import BuildError
     from data.remote import StoreError
+    from platform import overrides
     from platform.cluster import ClusterError
     from platform.resume import ResumeError
-    try:
-        return run(spec, os.path.abspath(args.space), args.address, args.resume)
-    except (ClusterError, ResumeError, StoreError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except BuildError as error:  # nothing to train on; what was built so far is kept
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except BaseException as error:  # the parent run ends whatever the driver dies of (SIGKILL: --resume)
-        from platform import stopping
-        code = stopping.died(error)
-        if code is None:
-            raise
-        return code
+    with tempfile.TemporaryDirectory(prefix="sweep-spec-") as tmp:
+        # the file as run: the spec artifact shows the --set values in place
+        spec_file = overrides.effective_file(args.space, args.overrides, spaces._Loader, tmp)
+        params = overrides.as_params(overrides.parse(args.overrides, spaces._Loader))
+        try:
+            return command.guarded(lambda: run(spec, spec_file, args.address, args.resume, params),
+                                   usage=(ClusterError, ResumeError, StoreError),
+                                   failed=(BuildError,))  # nothing to train on; what was built so far is kept
+        except BaseException as error:  # the parent run ends whatever the driver dies of (SIGKILL: --resume)
+            from platform import stopping
+            code = stopping.died(error)
+            if code is None:
+                raise
+            return code
 
 
 if __name__ == "__main__":

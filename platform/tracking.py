@@ -17,6 +17,10 @@ from mlflow.entities import RunStatus
 from trainables.mlflow_run import TrackingTarget
 
 RESULTS_CSV = "results.csv"
+# MLflow 3's UI opens an experiment on the view its kind names, GenAI's when it has none:
+# these experiments are model training ("Model training" in the UI's switch)
+EXPERIMENT_KIND = "mlflow.experimentKind"
+TRAINING_VIEW = {EXPERIMENT_KIND: "custom_model_development"}
 
 
 def resolve_uri(uri: str) -> str:
@@ -104,11 +108,23 @@ def ui_command(uri: str) -> str:
     return f".venv/bin/mlflow ui --backend-store-uri {uri} --artifacts-destination {folder.resolve() / 'mlartifacts'}"
 
 
+def ui_url(experiment_id: str, tracking_uri: str | None = None) -> str:
+    """The experiment's runs in the training view of the MLflow server `tracking_uri`, or of
+    `mlflow ui` on this machine. MLflow 3.17's UI picks its view from this parameter (else
+    from the browser's last choice, GenAI at first), not from the experiment's kind tag,
+    which older 3.x UIs read."""
+    server = tracking_uri if tracking_uri and tracking_uri.startswith(("http://", "https://")) else None
+    base = server.rstrip("/") if server else "http://127.0.0.1:5000"
+    return f"{base}/#/experiments/{experiment_id}?workflowType=machine_learning"
+
+
 def start_sweep(tracking_uri: str, experiment: str, run_name: str, tags: dict,
                 params: dict, spec_file: str) -> TrackingTarget:
     client = MlflowClient(tracking_uri=tracking_uri)
     found = client.get_experiment_by_name(experiment)
-    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+    experiment_id = found.experiment_id if found else client.create_experiment(experiment, tags=TRAINING_VIEW)
+    if found and EXPERIMENT_KIND not in found.tags:  # made by an older version of this platform
+        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND, TRAINING_VIEW[EXPERIMENT_KIND])
     run = client.create_run(experiment_id, run_name=run_name, tags={"sweep": "parent", **tags})
     for key, value in sorted(params.items()):
         client.log_param(run.info.run_id, key, value)

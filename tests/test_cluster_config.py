@@ -173,7 +173,7 @@ def test_bootstrap_extras_install_once_and_keep_the_fast_path(tmp_path, monkeypa
     installs = []
     monkeypatch.setattr(bootstrap, "VENV", venv)
     monkeypatch.setattr(bootstrap, "_pip", lambda *args: installs.append(args))
-    monkeypatch.setattr(bootstrap, "_torch_requirement", lambda: None)
+    monkeypatch.setattr(bootstrap, "_install_torch", lambda: None)
     if hasattr(bootstrap, "_chromium"):
         monkeypatch.setattr(bootstrap, "_chromium", lambda: None)
 

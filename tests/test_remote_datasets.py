@@ -162,7 +162,8 @@ def test_sweep_refuses_an_unwritable_store_before_ray(tmp_path, s3):
     bad = s3("x").replace("s3://datasets/", "s3://no-such-bucket/")
     spec = write_spec(tmp_path / "bad.yaml", name="bad", dataset=TINY_DATASET, storage={"datasets": bad})
     started = time.perf_counter()
-    result = run_module("platform.sweep", str(spec), cwd=tmp_path, env=S3_ENV, timeout=120)
+    # -v: Ray's own lines, "Started a local Ray instance" among them, are shown
+    result = run_module("platform.sweep", str(spec), "-v", cwd=tmp_path, env=S3_ENV, timeout=120)
     assert result.returncode == 2, result.stderr[-2000:]
     error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(error) == 1 and "storage.datasets s3://no-such-bucket/x?" in error[0], result.stderr[-2000:]

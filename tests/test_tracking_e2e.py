@@ -38,13 +38,18 @@ SWEEP = dict(
 )
 
 
+SET_SEED = 5  # given with --set: the file does not name training.seed
+OUTPUT_LINES = 60  # the sweep's default output; Tune's own boxes alone take ~150 lines for these two trials
+
+
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     """The store of one finished tiny sweep: (directory, client, parent run, trial runs)."""
     cwd = tmp_path_factory.mktemp("tracking")
     spec = write_spec(cwd / "tiny.yaml", **SWEEP)
-    result = run_module("platform.sweep", str(spec), cwd=cwd, timeout=600)
+    result = run_module("platform.sweep", str(spec), "--set", f"training.seed={SET_SEED}", cwd=cwd, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (cwd / "sweep-output.txt").write_text(result.stdout + result.stderr)
     client = MlflowClient(tracking_uri=f"sqlite:///{cwd / 'mlflow.db'}")
     experiment = client.get_experiment_by_name(SWEEP["name"])
     runs = client.search_runs([experiment.experiment_id])
@@ -114,6 +119,31 @@ def test_parent_run_holds_results_table(sweep):
     assert best == sorted(best) and all(float(r["final_fid"]) >= b for r, b in zip(rows, best))
     assert parent.data.tags["best.run_id"] == rows[0]["run_id"]
     assert {"tiny.yaml", "results.csv"} <= set(_artifacts(client, parent.info.run_id))
+
+
+@pytest.mark.slow
+def test_the_sweep_prints_a_short_run_and_records_its_set_values(sweep):
+    from platform import tracking
+    cwd, client, parent, children = sweep
+    lines = (cwd / "sweep-output.txt").read_text().splitlines()
+    assert len(lines) <= OUTPUT_LINES, "\n".join(lines)
+    text = "\n".join(lines)
+    best = min(children, key=lambda r: r.data.metrics["best/fid"])
+    assert f"fid {best.data.metrics['best/fid']:.4g}" in text and f"(MLflow run {best.info.run_id})" in text
+    assert tracking.ui_command(f"sqlite:///{cwd / 'mlflow.db'}") in text
+    assert tracking.ui_url(parent.info.experiment_id) in text
+    assert f"python -m platform.generate {best.info.run_id} --out generated" in text
+    ended = [line for line in lines if line.startswith("trial ") and " after " in line]
+    assert len(ended) == len(children) and all(" finished after 3/3 " in line or " stopped early after " in line
+                                               for line in ended), ended
+    assert "started with configuration" not in text and "(train_gan pid=" not in text  # -v's output
+    # --set reached every trial, and the parent run records it
+    assert all(run.data.params["training.seed"] == str(SET_SEED) for run in children)
+    assert parent.data.params["set/training.seed"] == str(SET_SEED)
+    spec = _local(client, parent, "tiny.yaml").read_text()
+    assert f"--set training.seed={SET_SEED}" in spec and f"seed: {SET_SEED}" in spec
+    experiment = client.get_experiment(parent.info.experiment_id)
+    assert experiment.tags[tracking.EXPERIMENT_KIND] == "custom_model_development"
 
 
 @pytest.mark.slow
@@ -212,8 +242,8 @@ def _chromium(url: str, *args: str, profile: Path) -> subprocess.CompletedProces
 
 @pytest.mark.slow
 @pytest.mark.browser
-@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on PATH (python3 -m platform.bootstrap installs "
-                                              "Debian's as root with apt-get)")
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on PATH (python3 -m platform.bootstrap --extras "
+                                              "browser installs Debian's as root with apt-get)")
 def test_mlflow_ui_shows_trials_and_a_sample_image(sweep, mlflow_server, tmp_path):
     import matplotlib.image
     _, client, parent, children = sweep
@@ -221,11 +251,13 @@ def test_mlflow_ui_shows_trials_and_a_sample_image(sweep, mlflow_server, tmp_pat
     experiment = parent.info.experiment_id
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
-    # the experiment's runs table (the "Model training" view): the sweep's parent run is listed
-    runs_page = f"{url}/#/experiments/{experiment}/runs?workflowType=machine_learning"
+    # the page the sweep's last lines name: the experiment's runs table (the "Model
+    # training" view, not GenAI's overview), where the sweep's parent run is listed
+    from platform import tracking
+    runs_page = tracking.ui_url(experiment, url)  # the server's address, as a sweep on a cluster prints it
     shot = SCREENSHOTS / "mlflow_runs.png"
     dom = _chromium(runs_page, "--dump-dom", f"--screenshot={shot}", profile=tmp_path / "p1").stdout
-    assert parent.info.run_name in dom, dom[-2000:]
+    assert parent.info.run_name in dom and "matching runs" in dom, dom[-2000:]
 
     # a trial's last sample grid in its artifact viewer: the page names the trial and the
     # browser fetched the PNG from the server

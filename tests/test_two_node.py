@@ -187,7 +187,9 @@ class TwoNodes:
         _stop(self.procs, str(self.token))
 
     def sweep(self, spec: Path, address: str | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "platform.sweep", str(spec), "--address", address or self.address],
+        # -v: Ray's own INFO lines ("Pushing file package ...") are what the tests read
+        return subprocess.run([sys.executable, "-m", "platform.sweep", str(spec), "-v",
+                               "--address", address or self.address],
                               cwd=self.base, env=self.env, capture_output=True, text=True, timeout=300)
 
 

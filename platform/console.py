@@ -1,0 +1,91 @@
+"""What a sweep prints. By default: Ray Data's progress bar (on a terminal), Tune's
+progress table with fid, losses and img/s every minute, one line per finished, stopped or
+failed trial, and the result with the commands to look at it. `-v` gives Ray's and Tune's
+own output, every trial's config and result boxes included.
+
+The quiet settings are Ray's environment variables, so they must be set before Ray is
+imported (`setup`, first thing in a command's main).
+"""
+import os
+import sys
+
+QUIET_RAY = {
+    "RAY_DATA_LOG_LEVEL": "WARNING",  # Ray Data's execution log lines (its bar still shows on a terminal)
+    "RAY_LOG_TO_DRIVER": "0",         # workers' own lines ("Checkpoint successfully created", ...)
+    "RAY_LOGGER_LEVEL": "warning",    # Ray's and Tune's INFO lines on the driver
+    "RAY_AIR_NEW_OUTPUT": "0",        # Tune's CLIReporter, whose table is ours to choose
+    "MLFLOW_LOGGING_LEVEL": "WARNING",  # "Creating initial MLflow database tables..."
+}
+METRICS = {"training_iteration": "iter", "fid": "fid", "loss/D": "loss/D", "loss/G": "loss/G",
+           "throughput/img_s": "img/s"}
+REPORT_EVERY_S = 60
+
+_verbose = True
+
+
+def setup(verbose: bool) -> None:
+    global _verbose
+    _verbose = verbose
+    if not verbose:
+        for name, value in QUIET_RAY.items():
+            os.environ.setdefault(name, value)
+        import optuna  # "A new study created in memory"
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def tune_output(searched: list[str]) -> dict:
+    """RunConfig arguments: the quiet table and trial lines, or (verbose) Tune's defaults."""
+    if _verbose:
+        return {}
+    from ray import tune
+    reporter = tune.CLIReporter(metric_columns=METRICS, parameter_columns=[p.replace(".", "/") for p in searched],
+                                max_report_frequency=REPORT_EVERY_S, print_intermediate_tables=True,
+                                sort_by_metric=True)
+    return {"verbose": 1, "progress_reporter": reporter, "callbacks": [_trial_lines()]}
+
+
+def _trial_lines():
+    from ray.tune import Callback
+
+    class TrialLines(Callback):
+        """One line per trial that ends: finished, stopped by the scheduler, or failed."""
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            result = trial.last_result or {}
+            fid = result.get("best/fid", result.get("fid"))
+            done = result.get("training_iteration", 0)
+            planned = (trial.config.get("training") or {}).get("iterations")  # None: set by epochs
+            how = "stopped early" if planned and done < planned else "finished"  # by the scheduler or budget
+            print(f"trial {trial.trial_id} {how} after {done}" + (f"/{planned}" if planned else "") + " iteration(s)"
+                  + (f": best fid {fid:.4g}" if isinstance(fid, (int, float)) else ""), flush=True)
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            print(f"trial {trial.trial_id} FAILED after {(trial.last_result or {}).get('training_iteration', 0)} "
+                  f"iteration(s); its error: {trial.error_file}", file=sys.stderr, flush=True)
+
+    return TrialLines()
+
+
+def summary(*, trials: int, failed: int, diverged: int = 0, experiment_path: str, best: dict | None, baseline: float | None,
+            searched: list[str], experiment: str, parent_run_id: str, ui: str, url: str,
+            generate: str | None) -> list[str]:
+    """The end of a sweep: its counts, the best trial beside the real-vs-real baseline, and
+    the two commands to look at the runs and to listen to the winner."""
+    # a diverged trial is not a Tune error (it is not retried) but it did fail
+    of_them = f", {diverged} of them diverged" if diverged else ""
+    lines = ["", f"Trials: {trials} ({failed + diverged} failed{of_them}). Tune results: {experiment_path}"]
+    if best:
+        against = f", real vs real {baseline:.4g}" if baseline is not None else ""
+        lines.append(f"Best trial {best['trial_id']}: fid {best['fid']:.4g}{against} (MLflow run {best['run_id']})")
+        chosen = {path: best["config"].get(path.split(".")[0], {}).get(path.split(".")[1]) for path in searched}
+        if chosen:
+            lines.append("  " + ", ".join(f"{path}={_short(value)}" for path, value in chosen.items()))
+    lines += [f"MLflow experiment '{experiment}', parent run {parent_run_id}. Open the UI with:", f"  {ui}",
+              f"  then {url}"]
+    if generate:
+        lines += ["Listen to the best trial (new mels as PNG and WAV):", f"  {generate}"]
+    return lines
+
+
+def _short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
