@@ -138,13 +138,14 @@ def real_halves(dataset: str, samples: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Scorer:
-    """Every embedding's distance of a set of mel images to the real reference; values are
-    kept in `cache` (a JSON file), so a re-score computes only new embeddings."""
+    """Every embedding's distance of a set of mel images to the real reference. Each value
+    is kept in its own file under `cache`, so a re-score (or a second scorer running beside
+    the training) computes only what is missing."""
 
     def __init__(self, names: list[str], reference: np.ndarray, cache: Path):
-        from trainables.metrics import embeddings, fid
-        self.fid, self.names, self.cache_file = fid, names, cache
-        self.cache = json.loads(cache.read_text()) if cache.exists() else {}
+        from trainables.metrics import fid
+        self.fid, self.names, self.cache = fid, names, cache
+        cache.mkdir(parents=True, exist_ok=True)
         self.embeddings, self.real, self.reference = {}, {}, reference
 
     def _embedding(self, name: str):
@@ -162,13 +163,15 @@ class Scorer:
         """`mels`: the images, or a function that loads them (called only on a cache miss)."""
         scores = {}
         for name in self.names:
-            if f"{key}/{name}" not in self.cache:
+            path = self.cache / f"{key.replace('/', '__')}__{name}.json"
+            if not path.exists():
                 mels = mels() if callable(mels) else mels
                 embedding = self._embedding(name)
-                self.cache[f"{key}/{name}"] = self.fid.fid(self.real[name], self._stats(embedding, mels),
-                                                           embedding.standardised)
-                self.cache_file.write_text(json.dumps(self.cache))
-            scores[name] = self.cache[f"{key}/{name}"]
+                value = self.fid.fid(self.real[name], self._stats(embedding, mels), embedding.standardised)
+                tmp = path.with_name(f".{path.name}.{os.getpid()}")
+                tmp.write_text(json.dumps(value))
+                os.replace(tmp, path)
+            scores[name] = json.loads(path.read_text())
         return scores
 
 
@@ -230,6 +233,24 @@ def report(table: dict, names: list[str], baseline: dict, fifo: dict, asha: dict
               f"(ratio {asha['steps'] / fifo['steps']:.3f})")
 
 
+def score_pending(work: Path, names: list[str], samples: int) -> int:
+    """Score every FIFO checkpoint on disk, again and again, until the benchmark's runs are done."""
+    (dataset,) = (work / "storage" / "datasets").iterdir()
+    torch.set_num_threads(1)
+    scorer = Scorer(names, real_halves(str(dataset), samples)[0], work / "scores")
+    while True:
+        done = (work / "runs.json").exists()
+        for path in sorted((work / "trials-fifo").glob("*/samples_*.npy")):
+            iteration = path.stem.split("_")[1]
+            try:
+                scorer(f"{path.parent.name}/{iteration}", lambda p=path: np.load(p).astype(np.float32))
+            except (ValueError, EOFError, OSError):  # a file the trial is still writing: next pass
+                continue
+        if done:
+            return 0
+        time.sleep(20)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", help="a folder of real music (benchmarks/real_corpus.py makes one)")
@@ -243,6 +264,8 @@ def main(argv=None) -> int:
     parser.add_argument("--samples", type=int, default=128, help="generated and real images per score")
     parser.add_argument("--embeddings", nargs="+", default=None, help="default: every registered one")
     parser.add_argument("--score-only", action="store_true", help="score a finished --work folder again")
+    parser.add_argument("--score-pending", action="store_true",
+                        help="beside a running benchmark: score the checkpoints its FIFO trials have written so far")
     args = parser.parse_args(argv)
     if not Path(args.folder).is_dir():
         print(f"error: {args.folder} is not a folder of music", file=sys.stderr)
@@ -253,6 +276,8 @@ def main(argv=None) -> int:
     from trainables.metrics import embeddings
     started = time.perf_counter()
     state_file = work / "runs.json"
+    if args.score_pending:
+        return score_pending(work, args.embeddings or list(embeddings.BUILDERS), args.samples)
     if args.score_only and state_file.exists():
         state = json.loads(state_file.read_text())
     else:
@@ -277,7 +302,7 @@ def main(argv=None) -> int:
     names = args.embeddings or [n for n in embeddings.BUILDERS]
     reference, other = real_halves(dataset, state["samples"])
     torch.set_num_threads(2)
-    scorer = Scorer(names, reference, work / "score_cache.json")
+    scorer = Scorer(names, reference, work / "scores")
     baseline = scorer("real-vs-real", other)
     print(f"reference ready ({time.perf_counter() - started:.0f} s)", flush=True)
     table = {}

@@ -86,18 +86,22 @@ def _dataset_for_trials(spec: spaces.SweepSpec, storage_root: str):
     where storage.datasets says: (the built dataset, what trials read, MLflow tags)."""
     from data import pipeline
     from platform import prepare
-    from trainables.evaluation import prepare_reference
+    from trainables.evaluation import prepare_reference, real_vs_real
     prepare.fetch_published(spec, storage_root)
     # with storage.datasets the root is the driver's own disk (not checked as shared), so
     # the build runs on the driver's node and trials copy the published dataset
     dataset = pipeline.build(spec.dataset, storage_root, here_only=bool(spec.storage.datasets))
     prepare.report(dataset, show=20)
+    baseline = {}
     if not any(path.startswith("evaluation.") for path in spec.search):
         # once, here: missing Inception weights fail now, and no trial computes real statistics
         prepare_reference(spec.evaluation, str(dataset.path))
+        baseline = real_vs_real(spec.evaluation, str(dataset.path))  # what every fid is read against
     # after the reference statistics, which go with it; a path, or the URI trials copy from
     source = prepare.publish(spec, dataset)
     tags = {"dataset.fingerprint": dataset.fingerprint, "dataset.path": str(dataset.path)}
+    if baseline:
+        tags.update({"fid.real_vs_real": f"{baseline['fid']:.6g}", "fid.real_vs_real.count": str(baseline["count"])})
     if spec.storage.datasets:
         from data.remote import display
         tags["dataset.uri"] = display(source)

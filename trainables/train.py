@@ -151,6 +151,7 @@ def train_gan(config: dict, context: TrialContext) -> None:
             metrics = {**{k: metrics[k] for k in PROGRESS_COLUMNS}, **metrics}
             run.log_metrics(metrics, step=trainer.step)
             _report(trainer, metrics, run, config)
+        run.log_metrics(evaluate.final(trainer.G), step=trainer.step)  # evaluation.final_metrics, if any
         status = "FINISHED"
     except SystemExit:
         # Tune stops a trial (ASHA, the end of the sweep) by raising SystemExit in report
