@@ -14,7 +14,8 @@ a multi-GB CUDA build:
   other machine gets CPU_TORCH, a CPU wheel on this kind of machine.
 Then pyproject.toml's dependencies, its `test` extra and any extras named with
 `--extras` (comma-separated; `cluster` is what `ray up cluster.yaml` needs on a laptop and
-on the cluster's nodes). A stamp in `.venv` keyed by pyproject.toml and the Python version,
+on the cluster's nodes), then `[tool.platform] no-deps` with `pip install --no-deps`
+(musicnn, whose metadata pins an old numpy and TensorFlow its shipped weights do not need). A stamp in `.venv` keyed by pyproject.toml and the Python version,
 and naming the extras installed, makes the second run a no-op.
 
 Last, best effort, Debian's `chromium` for the browser test (tests/test_browser.py), when
@@ -53,6 +54,11 @@ def _requirements(extras: frozenset[str] = frozenset()) -> list[str]:
         reqs += project["optional-dependencies"][extra]
     # torch is installed on its own first (see module docstring)
     return [r for r in reqs if not r.replace(" ", "").startswith("torch")]
+
+
+def _no_deps() -> list[str]:
+    """pyproject's [tool.platform] no-deps: wheels installed without their declared dependencies."""
+    return tomllib.loads((ROOT / "pyproject.toml").read_text()).get("tool", {}).get("platform", {}).get("no-deps", [])
 
 
 def _stamp(extras: frozenset[str] = frozenset()) -> Path:
@@ -136,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     if torch_req:
         _pip(torch_req)
     _pip(*_requirements(extras))
+    if _no_deps():
+        _pip("--no-deps", *_no_deps())
     for old in VENV.glob(".bootstrap-*"):
         old.unlink()
     _stamp(extras | (installed or frozenset())).touch()
