@@ -240,7 +240,10 @@ def score_pending(work: Path, names: list[str], samples: int) -> int:
     scorer = Scorer(names, real_halves(str(dataset), samples)[0], work / "scores")
     while True:
         done = (work / "runs.json").exists()
-        for path in sorted((work / "trials-fifo").glob("*/samples_*.npy")):
+        # the final checkpoints first, then the middle ones: what the report needs most
+        found = (work / "trials-fifo").glob("*/samples_*.npy")
+        for path in sorted(found, key=lambda p: (-int(p.stem.split("_")[1]) % 2, -int(p.stem.split("_")[1]),
+                                                 p.parent.name)):
             iteration = path.stem.split("_")[1]
             try:
                 scorer(f"{path.parent.name}/{iteration}", lambda p=path: np.load(p).astype(np.float32))
