@@ -38,6 +38,7 @@ import torch  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT = "random-conv"
 REFERENCE, AUDIO = "inception", "fad-musicnn"
+CHEAP = ("random-conv", "mel-stats")  # fast enough in the loop: their KID is reported too
 # each family's study settings (search_spaces/<family>.yaml), two learning rates each;
 # the WGANs take 2 critic steps instead of 5 to fit the budget
 FAMILY_SETTINGS = {
@@ -160,18 +161,28 @@ class Scorer:
         return self.fid.feature_stats(self.fid.in_batches(images, 32), embedding)
 
     def __call__(self, key: str, mels) -> dict[str, float]:
-        """`mels`: the images, or a function that loads them (called only on a cache miss)."""
+        """`mels`: the images, or a function that loads them (called only on a cache miss).
+        The cheap embeddings also give their KID (`<name>-kid`): unbiased at small counts."""
+        from trainables.metrics.kid import kernel_inception_distance
         scores = {}
         for name in self.names:
-            path = self.cache / f"{key.replace('/', '__')}__{name}.json"
-            if not path.exists():
+            paths = {name: self.cache / f"{key.replace('/', '__')}__{name}.json"}
+            if name in CHEAP:
+                paths[f"{name}-kid"] = self.cache / f"{key.replace('/', '__')}__{name}-kid.json"
+            if not all(p.exists() for p in paths.values()):
                 mels = mels() if callable(mels) else mels
                 embedding = self._embedding(name)
-                value = self.fid.fid(self.real[name], self._stats(embedding, mels), embedding.standardised)
-                tmp = path.with_name(f".{path.name}.{os.getpid()}")
-                tmp.write_text(json.dumps(value))
-                os.replace(tmp, path)
-            scores[name] = json.loads(path.read_text())
+                stats = self._stats(embedding, mels)
+                values = {name: self.fid.fid(self.real[name], stats, embedding.standardised)}
+                if name in CHEAP:
+                    centre, scale = self.real[name].standardiser()
+                    values[f"{name}-kid"] = kernel_inception_distance((self.real[name].sample - centre) / scale,
+                                                                      (stats.sample - centre) / scale)
+                for metric, path in paths.items():
+                    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+                    tmp.write_text(json.dumps(values[metric]))
+                    os.replace(tmp, path)
+            scores.update({metric: json.loads(path.read_text()) for metric, path in paths.items()})
         return scores
 
 
@@ -197,10 +208,10 @@ def report(table: dict, names: list[str], baseline: dict, fifo: dict, asha: dict
     print(f"\ncheckpoints scored: {len(points)} ({len(trials)} trials)")
     print("real-vs-real baseline: " + ", ".join(f"{n} {baseline[n]:.4g}" for n in names))
     print("\nSpearman rho over all checkpoints")
-    print(f"{'embedding':14s}" + "".join(f"{'vs ' + r:>18s}" for r in refs)
+    print(f"{'embedding':16s}" + "".join(f"{'vs ' + r:>18s}" for r in refs)
           + "".join(f"{'within ' + r:>20s}" for r in refs))
     for name in names:
-        row = f"{name:14s}"
+        row = f"{name:16s}"
         for r in refs:
             row += f"{spearman([table[t][i][name] for t, i in points], [table[t][i][r] for t, i in points]):18.3f}"
         for r in refs:
@@ -209,14 +220,16 @@ def report(table: dict, names: list[str], baseline: dict, fifo: dict, asha: dict
             within = [w for w in within if np.isfinite(w)]
             row += f"{np.mean(within) if within else float('nan'):20.3f}"
         print(row)
-    print("\nfinal models, best first, by each metric (value = x real-vs-real)")
+    print("\nfinal models, best first, by each metric (value = x real-vs-real; KID, unbiased, as it is)")
+
+    def shown(name: str, value: float) -> str:
+        return f"{value / baseline[name]:.1f}x" if baseline[name] > 0 and not name.endswith("-kid") else f"{value:.4g}"
     for name in names:
         order = sorted(trials, key=lambda t: table[t][-1][name])
-        print(f"  {name:12s} " + "  ".join(f"{t} {table[t][-1][name] / max(baseline[name], 1e-12):.1f}x"
-                                          for t in order))
+        print(f"  {name:16s} " + "  ".join(f"{t} {shown(name, table[t][-1][name])}" for t in order))
     print("\ntrial successive halving (rungs 1, 2, 4; reduction 2) keeps, under each metric")
     for name in names:
-        print(f"  {name:12s} {halving_survivor({t: [s[name] for s in table[t]] for t in trials})}")
+        print(f"  {name:16s} {halving_survivor({t: [s[name] for s in table[t]] for t in trials})}")
     if REFERENCE in names:
         def reached(curves):  # each trial's reference FID at the last checkpoint the scheduler let it reach
             return {t: table[t][len(curves[t]) - 1][REFERENCE] for t in curves}
@@ -315,7 +328,8 @@ def main(argv=None) -> int:
                         for i in range(1, len(fifo["curves"][trial]) + 1)]
         print(f"scored {trial} ({time.perf_counter() - started:.0f} s)", flush=True)
     (work / "scores.json").write_text(json.dumps({"table": table, "baseline": baseline}))
-    report(table, names, baseline, fifo, asha)
+    metrics = [m for n in names for m in ([n, f"{n}-kid"] if n in CHEAP else [n])]
+    report(table, metrics, baseline, fifo, asha)
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
     return 0
 
