@@ -130,6 +130,17 @@ def run_tune(scheduler_name: str, configs: list[dict], dataset: str, work: Path,
     return {"curves": curves, "steps": steps}
 
 
+def tune_results_on_disk(work: Path, scheduler_name: str) -> dict:
+    """run_tune's answer, read back from Tune's result files (a run that was stopped early)."""
+    curves, steps = {}, 0
+    for path in sorted((work / "ray" / f"agreement-{scheduler_name}").glob("*/result.json")):
+        reports = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        if reports:
+            curves[reports[0]["config"]["trial"]["name"]] = [r["fid"] for r in reports]
+            steps += reports[-1]["g_steps"]
+    return {"curves": curves, "steps": steps}
+
+
 def real_halves(dataset: str, samples: int) -> tuple[np.ndarray, np.ndarray]:
     """Two disjoint seeded halves of the real data, `samples` each."""
     from data.dataset import load_mels
@@ -280,6 +291,9 @@ def main(argv=None) -> int:
     parser.add_argument("--samples", type=int, default=128, help="generated and real images per score")
     parser.add_argument("--embeddings", nargs="+", default=None, help="default: every registered one")
     parser.add_argument("--score-only", action="store_true", help="score a finished --work folder again")
+    parser.add_argument("--fifo-from-disk", action="store_true",
+                        help="a FIFO run stopped early: read its results from --work and run ASHA on the trials "
+                             "it finished, the FIFO-vs-ASHA figures on those")
     parser.add_argument("--score-pending", action="store_true",
                         help="beside a running benchmark: score the checkpoints its FIFO trials have written so far")
     args = parser.parse_args(argv)
@@ -296,6 +310,18 @@ def main(argv=None) -> int:
         return score_pending(work, args.embeddings or list(embeddings.BUILDERS), args.samples)
     if args.score_only and state_file.exists():
         state = json.loads(state_file.read_text())
+    elif args.fifo_from_disk:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        dataset, _ = build_dataset(args.folder, work)  # the finished build, reused
+        fifo = tune_results_on_disk(work, "fifo")
+        finished = sorted(t for t, c in fifo["curves"].items() if len(c) == args.checkpoints)
+        configs = [c for c in trial_configs(args.families, args.width, args.steps, args.checkpoints, args.samples,
+                                            args.batch_size) if c["name"] in finished]
+        asha = run_tune("asha", configs, dataset, work, args.checkpoints)
+        print(f"ASHA done: {asha['steps']} generator steps ({time.perf_counter() - started:.0f} s)", flush=True)
+        state = {"dataset": dataset, "fifo": fifo, "asha": asha, "samples": args.samples, "compared": finished}
+        state_file.write_text(json.dumps(state))
+        ray.shutdown()
     else:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         dataset, segments = build_dataset(args.folder, work)
@@ -329,7 +355,12 @@ def main(argv=None) -> int:
         print(f"scored {trial} ({time.perf_counter() - started:.0f} s)", flush=True)
     (work / "scores.json").write_text(json.dumps({"table": table, "baseline": baseline}))
     metrics = [m for n in names for m in ([n, f"{n}-kid"] if n in CHEAP else [n])]
-    report(table, metrics, baseline, fifo, asha)
+    compared = state.get("compared", sorted(fifo["curves"]))  # the trials both schedulers ran
+    fifo_compared = {"curves": {t: fifo["curves"][t] for t in compared},
+                     "steps": sum(args.steps * len(fifo["curves"][t]) for t in compared)}
+    if len(compared) < len(fifo["curves"]):
+        print(f"FIFO vs ASHA over the {len(compared)} trials FIFO finished: {', '.join(compared)}")
+    report(table, metrics, baseline, fifo_compared, asha)
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
     return 0
 
