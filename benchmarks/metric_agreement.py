@@ -38,6 +38,7 @@ import torch  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT = "random-conv"
 REFERENCE, AUDIO = "inception", "fad-musicnn"
+CHEAP = ("random-conv", "mel-stats")  # fast enough in the loop: their KID is reported too
 # each family's study settings (search_spaces/<family>.yaml), two learning rates each;
 # the WGANs take 2 critic steps instead of 5 to fit the budget
 FAMILY_SETTINGS = {
@@ -129,6 +130,47 @@ def run_tune(scheduler_name: str, configs: list[dict], dataset: str, work: Path,
     return {"curves": curves, "steps": steps}
 
 
+def tune_results_on_disk(work: Path, scheduler_name: str) -> dict:
+    """run_tune's answer, read back from Tune's result files (a run that was stopped early)."""
+    curves, steps = {}, 0
+    for path in sorted((work / "ray" / f"agreement-{scheduler_name}").glob("*/result.json")):
+        reports = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        if reports:
+            curves[reports[0]["config"]["trial"]["name"]] = [r["fid"] for r in reports]
+            steps += reports[-1]["g_steps"]
+    return {"curves": curves, "steps": steps}
+
+
+def replay_asha(curves: dict[str, list[float]], checkpoints: int, steps: int, concurrency: int = 2) -> dict:
+    """Tune's own ASHAScheduler fed the recorded FIFO trajectories, trials started in grid
+    order `concurrency` at a time and one iteration each per tick: the trials ASHA would have
+    stopped, without training them again (same config and seed, same weights)."""
+    from types import SimpleNamespace
+
+    from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+    np.random.seed(0)  # ASHA draws a bracket per trial (one bracket here)
+    scheduler = ASHAScheduler(time_attr="training_iteration", metric="fid", mode="min", max_t=checkpoints,
+                              grace_period=1, reduction_factor=2)
+    pending, running, reached = list(curves), [], {}
+    while pending or running:
+        while pending and len(running) < concurrency:
+            name = pending.pop(0)
+            scheduler.on_trial_add(None, SimpleNamespace(trial_id=name))
+            running.append(name)
+            reached[name] = []
+        for name in list(running):
+            reached[name].append(curves[name][len(reached[name])])
+            result = {"training_iteration": len(reached[name]), "fid": reached[name][-1]}
+            trial = SimpleNamespace(trial_id=name)
+            if len(reached[name]) == len(curves[name]):
+                scheduler.on_trial_complete(None, trial, result)
+                running.remove(name)
+            elif scheduler.on_trial_result(None, trial, result) == TrialScheduler.STOP:
+                scheduler.on_trial_remove(None, trial)
+                running.remove(name)
+    return {"curves": reached, "steps": steps * sum(len(c) for c in reached.values()), "replayed": True}
+
+
 def real_halves(dataset: str, samples: int) -> tuple[np.ndarray, np.ndarray]:
     """Two disjoint seeded halves of the real data, `samples` each."""
     from data.dataset import load_mels
@@ -138,14 +180,16 @@ def real_halves(dataset: str, samples: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Scorer:
-    """Every embedding's distance of a set of mel images to the real reference; values are
-    kept in `cache` (a JSON file), so a re-score computes only new embeddings."""
+    """Every embedding's distance of a set of mel images to the real reference. Each value
+    is kept in its own file under `cache`, so a re-score (or a second scorer running beside
+    the training) computes only what is missing."""
 
     def __init__(self, names: list[str], reference: np.ndarray, cache: Path):
-        from trainables.metrics import embeddings, fid
-        self.fid, self.names, self.cache_file = fid, names, cache
-        self.cache = json.loads(cache.read_text()) if cache.exists() else {}
+        from trainables.metrics import fid
+        self.fid, self.names, self.cache = fid, names, cache
+        cache.mkdir(parents=True, exist_ok=True)
         self.embeddings, self.real, self.reference = {}, {}, reference
+        self.cached_only = False  # True: a value not computed yet makes the call answer None
 
     def _embedding(self, name: str):
         if name not in self.embeddings:
@@ -159,16 +203,30 @@ class Scorer:
         return self.fid.feature_stats(self.fid.in_batches(images, 32), embedding)
 
     def __call__(self, key: str, mels) -> dict[str, float]:
-        """`mels`: the images, or a function that loads them (called only on a cache miss)."""
+        """`mels`: the images, or a function that loads them (called only on a cache miss).
+        The cheap embeddings also give their KID (`<name>-kid`): unbiased at small counts."""
+        from trainables.metrics.kid import kernel_inception_distance
         scores = {}
         for name in self.names:
-            if f"{key}/{name}" not in self.cache:
+            paths = {name: self.cache / f"{key.replace('/', '__')}__{name}.json"}
+            if name in CHEAP:
+                paths[f"{name}-kid"] = self.cache / f"{key.replace('/', '__')}__{name}-kid.json"
+            if not all(p.exists() for p in paths.values()):
+                if self.cached_only:
+                    return None
                 mels = mels() if callable(mels) else mels
                 embedding = self._embedding(name)
-                self.cache[f"{key}/{name}"] = self.fid.fid(self.real[name], self._stats(embedding, mels),
-                                                           embedding.standardised)
-                self.cache_file.write_text(json.dumps(self.cache))
-            scores[name] = self.cache[f"{key}/{name}"]
+                stats = self._stats(embedding, mels)
+                values = {name: self.fid.fid(self.real[name], stats, embedding.standardised)}
+                if name in CHEAP:
+                    centre, scale = self.real[name].standardiser()
+                    values[f"{name}-kid"] = kernel_inception_distance((self.real[name].sample - centre) / scale,
+                                                                      (stats.sample - centre) / scale)
+                for metric, path in paths.items():
+                    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+                    tmp.write_text(json.dumps(values[metric]))
+                    os.replace(tmp, path)
+            scores.update({metric: json.loads(path.read_text()) for metric, path in paths.items()})
         return scores
 
 
@@ -177,57 +235,100 @@ def spearman(a, b) -> float:
     return float(spearmanr(a, b).statistic)
 
 
-def halving_survivor(scores: dict[str, list[float]]) -> str:
-    """Synchronous successive halving (ASHA's rule, rungs 1, 2, 4, ..., reduction 2) on the scores."""
+def halving_survivor(scores: dict[str, dict[int, float]]) -> str:
+    """Synchronous successive halving (ASHA's rule, rungs 1, 2, 4, ..., reduction 2) on the
+    scores {trial: {iteration: value}}; a rung reads the latest scored checkpoint up to it."""
     alive, rung = list(scores), 1
+
+    def at(name: str) -> float:
+        upto = [i for i in scores[name] if i <= rung] or [min(scores[name])]
+        return scores[name][max(upto)]
     while len(alive) > 1:
-        at = min(rung, min(len(scores[n]) for n in alive)) - 1
-        alive = sorted(alive, key=lambda n: scores[n][at])[:max(1, len(alive) // 2)]
+        alive = sorted(alive, key=at)[:max(1, len(alive) // 2)]
         rung *= 2
     return alive[0]
 
 
 def report(table: dict, names: list[str], baseline: dict, fifo: dict, asha: dict) -> None:
-    trials = sorted(table)
-    points = [(t, i) for t in trials for i in range(len(table[t]))]
+    """`table`: {trial: {iteration: {metric: value}}}, the checkpoints scored in every metric."""
+    trials = sorted(t for t in table if table[t])
+    points = [(t, i) for t in trials for i in sorted(table[t])]
     refs = [m for m in (REFERENCE, AUDIO) if m in names]
     print(f"\ncheckpoints scored: {len(points)} ({len(trials)} trials)")
     print("real-vs-real baseline: " + ", ".join(f"{n} {baseline[n]:.4g}" for n in names))
     print("\nSpearman rho over all checkpoints")
-    print(f"{'embedding':14s}" + "".join(f"{'vs ' + r:>18s}" for r in refs)
+    print(f"{'embedding':16s}" + "".join(f"{'vs ' + r:>18s}" for r in refs)
           + "".join(f"{'within ' + r:>20s}" for r in refs))
     for name in names:
-        row = f"{name:14s}"
+        row = f"{name:16s}"
         for r in refs:
             row += f"{spearman([table[t][i][name] for t, i in points], [table[t][i][r] for t, i in points]):18.3f}"
-        for r in refs:
-            within = [spearman([s[name] for s in table[t]], [s[r] for s in table[t]]) for t in trials
-                      if len(table[t]) > 2]
+        for r in refs:  # trajectories with at least three scored checkpoints
+            within = [spearman([s[name] for s in table[t].values()], [s[r] for s in table[t].values()])
+                      for t in trials if len(table[t]) > 2]
             within = [w for w in within if np.isfinite(w)]
             row += f"{np.mean(within) if within else float('nan'):20.3f}"
         print(row)
-    print("\nfinal models, best first, by each metric (value = x real-vs-real)")
+    finals = [t for t in trials if len(fifo["curves"].get(t, [])) in table[t]]  # last checkpoint scored
+    print(f"\nfinal models ({len(finals)}), best first, by each metric (value = x real-vs-real; KID as it is)")
+
+    def shown(name: str, value: float) -> str:
+        return f"{value / baseline[name]:.1f}x" if baseline[name] > 0 and not name.endswith("-kid") else f"{value:.4g}"
+
+    def last(t: str) -> dict:
+        return table[t][len(fifo["curves"][t])]
     for name in names:
-        order = sorted(trials, key=lambda t: table[t][-1][name])
-        print(f"  {name:12s} " + "  ".join(f"{t} {table[t][-1][name] / max(baseline[name], 1e-12):.1f}x"
-                                          for t in order))
+        order = sorted(finals, key=lambda t: last(t)[name])
+        print(f"  {name:16s} " + "  ".join(f"{t} {shown(name, last(t)[name])}" for t in order))
     print("\ntrial successive halving (rungs 1, 2, 4; reduction 2) keeps, under each metric")
     for name in names:
-        print(f"  {name:12s} {halving_survivor({t: [s[name] for s in table[t]] for t in trials})}")
+        print(f"  {name:16s} {halving_survivor({t: {i: s[name] for i, s in table[t].items()} for t in finals})}")
     if REFERENCE in names:
         def reached(curves):  # each trial's reference FID at the last checkpoint the scheduler let it reach
-            return {t: table[t][len(curves[t]) - 1][REFERENCE] for t in curves}
+            return {t: table[t][len(curves[t])][REFERENCE] for t in curves if len(curves[t]) in table.get(t, {})}
         fifo_ref, asha_ref = reached(fifo["curves"]), reached(asha["curves"])
         fifo_pick = min(fifo["curves"], key=lambda t: fifo["curves"][t][-1])
-        asha_pick = min((t for t in asha["curves"] if len(asha["curves"][t]) == len(fifo["curves"][t])),
-                        key=lambda t: asha["curves"][t][-1], default=min(asha["curves"], key=lambda t: asha["curves"][t][-1]))
-        print(f"\nFIFO vs ASHA on {DEFAULT}")
-        print(f"  best reference FID reached: FIFO {min(fifo_ref.values()):.2f}, ASHA {min(asha_ref.values()):.2f} "
-              f"(ratio {min(asha_ref.values()) / min(fifo_ref.values()):.3f})")
-        print(f"  reference FID of the trial each picks by {DEFAULT}: FIFO {fifo_pick} {fifo_ref[fifo_pick]:.2f}, "
-              f"ASHA {asha_pick} {asha_ref[asha_pick]:.2f} (ratio {asha_ref[asha_pick] / fifo_ref[fifo_pick]:.3f})")
+        full = [t for t in asha["curves"] if len(asha["curves"][t]) == len(fifo["curves"][t])]
+        asha_pick = min(full or asha["curves"], key=lambda t: asha["curves"][t][-1])
+        how = " (Tune's ASHAScheduler replayed on the FIFO trajectories)" if asha.get("replayed") else ""
+        print(f"\nFIFO vs ASHA on {DEFAULT}{how}")
+        missing = sorted(set(fifo["curves"]) - set(fifo_ref) | set(asha["curves"]) - set(asha_ref))
+        if missing:
+            print(f"  (reference FID not scored at the checkpoint reached by: {', '.join(missing)})")
+        if fifo_ref and asha_ref:
+            print(f"  best reference FID reached: FIFO {min(fifo_ref.values()):.2f}, ASHA {min(asha_ref.values()):.2f} "
+                  f"(ratio {min(asha_ref.values()) / min(fifo_ref.values()):.3f})")
+        if fifo_pick in fifo_ref and asha_pick in asha_ref:
+            print(f"  reference FID of the trial each picks by {DEFAULT}: FIFO {fifo_pick} {fifo_ref[fifo_pick]:.2f}, "
+                  f"ASHA {asha_pick} {asha_ref[asha_pick]:.2f} (ratio {asha_ref[asha_pick] / fifo_ref[fifo_pick]:.3f})")
         print(f"  total trial-steps: FIFO {fifo['steps']}, ASHA {asha['steps']} "
               f"(ratio {asha['steps'] / fifo['steps']:.3f})")
+
+
+def score_pending(work: Path, names: list[str], samples: int, shard: str = "0/1") -> int:
+    """Score every FIFO checkpoint on disk, again and again, until the benchmark's runs are done."""
+    (dataset,) = (work / "storage" / "datasets").iterdir()
+    torch.set_num_threads(1)
+    reference, other = real_halves(str(dataset), samples)
+    scorer = Scorer(names, reference, work / "scores")
+    k, n = (int(x) for x in shard.split("/"))  # several scorers, each its share of the files
+    if k == 0:
+        scorer("real-vs-real", other)
+    while True:
+        done = (work / "runs.json").exists()
+        # the final checkpoints first, then the middle ones: what the report needs most
+        found = (work / "trials-fifo").glob("*/samples_*.npy")
+        ordered = sorted(found, key=lambda p: (-int(p.stem.split("_")[1]) % 2, -int(p.stem.split("_")[1]),
+                                               p.parent.name))
+        for path in ordered[k::n]:
+            iteration = path.stem.split("_")[1]
+            try:
+                scorer(f"{path.parent.name}/{iteration}", lambda p=path: np.load(p).astype(np.float32))
+            except (ValueError, EOFError, OSError):  # a file the trial is still writing: next pass
+                continue
+        if done:
+            return 0
+        time.sleep(20)
 
 
 def main(argv=None) -> int:
@@ -243,6 +344,14 @@ def main(argv=None) -> int:
     parser.add_argument("--samples", type=int, default=128, help="generated and real images per score")
     parser.add_argument("--embeddings", nargs="+", default=None, help="default: every registered one")
     parser.add_argument("--score-only", action="store_true", help="score a finished --work folder again")
+    parser.add_argument("--fifo-from-disk", action="store_true",
+                        help="a FIFO run stopped early: read its results from --work, and replay Tune's ASHA "
+                             "on the trajectories of the trials it finished instead of training them again")
+    parser.add_argument("--shard", default="0/1", help="with --score-pending: K/N, this scorer's share")
+    parser.add_argument("--cached-only", action="store_true",
+                        help="report on the checkpoints already scored in every embedding; compute nothing")
+    parser.add_argument("--score-pending", action="store_true",
+                        help="beside a running benchmark: score the checkpoints its FIFO trials have written so far")
     args = parser.parse_args(argv)
     if not Path(args.folder).is_dir():
         print(f"error: {args.folder} is not a folder of music", file=sys.stderr)
@@ -253,8 +362,19 @@ def main(argv=None) -> int:
     from trainables.metrics import embeddings
     started = time.perf_counter()
     state_file = work / "runs.json"
+    if args.score_pending:
+        return score_pending(work, args.embeddings or list(embeddings.BUILDERS), args.samples, args.shard)
     if args.score_only and state_file.exists():
         state = json.loads(state_file.read_text())
+    elif args.fifo_from_disk:
+        (dataset,) = (str(d) for d in (work / "storage" / "datasets").iterdir())  # the finished build
+        fifo = tune_results_on_disk(work, "fifo")
+        finished = sorted(t for t, c in fifo["curves"].items() if len(c) == args.checkpoints)
+        configs = [c for c in trial_configs(args.families, args.width, args.steps, args.checkpoints, args.samples,
+                                            args.batch_size) if c["name"] in finished]
+        asha = replay_asha({t: fifo["curves"][t] for t in finished}, args.checkpoints, args.steps)
+        state = {"dataset": dataset, "fifo": fifo, "asha": asha, "samples": args.samples, "compared": finished}
+        state_file.write_text(json.dumps(state))
     else:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         dataset, segments = build_dataset(args.folder, work)
@@ -277,17 +397,30 @@ def main(argv=None) -> int:
     names = args.embeddings or [n for n in embeddings.BUILDERS]
     reference, other = real_halves(dataset, state["samples"])
     torch.set_num_threads(2)
-    scorer = Scorer(names, reference, work / "score_cache.json")
+    scorer = Scorer(names, reference, work / "scores")
+    scorer.cached_only = args.cached_only
     baseline = scorer("real-vs-real", other)
+    if baseline is None:
+        print("error: the real-vs-real baseline is not scored yet in every embedding", file=sys.stderr)
+        return 1
     print(f"reference ready ({time.perf_counter() - started:.0f} s)", flush=True)
     table = {}
     for trial in sorted(fifo["curves"]):
         folder = work / "trials-fifo" / trial
-        table[trial] = [scorer(f"{trial}/{i}", lambda i=i: np.load(folder / f"samples_{i}.npy").astype(np.float32))
-                        for i in range(1, len(fifo["curves"][trial]) + 1)]
+        table[trial] = {}
+        for i in range(1, len(fifo["curves"][trial]) + 1):
+            scores = scorer(f"{trial}/{i}", lambda i=i: np.load(folder / f"samples_{i}.npy").astype(np.float32))
+            if scores is not None:
+                table[trial][i] = scores
         print(f"scored {trial} ({time.perf_counter() - started:.0f} s)", flush=True)
     (work / "scores.json").write_text(json.dumps({"table": table, "baseline": baseline}))
-    report(table, names, baseline, fifo, asha)
+    metrics = [m for n in names for m in ([n, f"{n}-kid"] if n in CHEAP else [n])]
+    compared = state.get("compared", sorted(fifo["curves"]))  # the trials both schedulers ran
+    fifo_compared = {"curves": {t: fifo["curves"][t] for t in compared},
+                     "steps": sum(args.steps * len(fifo["curves"][t]) for t in compared)}
+    if len(compared) < len(fifo["curves"]):
+        print(f"FIFO vs ASHA over the {len(compared)} trials FIFO finished: {', '.join(compared)}")
+    report(table, metrics, baseline, fifo_compared, asha)
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
     return 0
 

@@ -48,13 +48,14 @@ def to_power_spectrogram(power_mel: np.ndarray, spec: DatasetSpec) -> np.ndarray
     return np.maximum(_inverse_basis(m.sample_rate, m.n_fft, m.n_mels, m.fmin) @ power_mel, 0.0)
 
 
-def to_audio(image: np.ndarray, spec: DatasetSpec, n_iter: int = 32) -> np.ndarray:
-    """Scaled log-mel image (n_mels, frames) -> waveform, by Griffin-Lim."""
+def to_audio(image: np.ndarray, spec: DatasetSpec, n_iter: int = 32, seed: int | None = None) -> np.ndarray:
+    """Scaled log-mel image (n_mels, frames) -> waveform, by Griffin-Lim (`seed`: of its
+    random initial phases, for the same audio every time; None: fresh ones)."""
     top_db = spec.mel.top_db
     db = (np.clip(image.astype(np.float32), -1, 1) + 1.0) * top_db / 2.0 - top_db
     magnitude = np.sqrt(to_power_spectrogram(librosa.db_to_power(db), spec))
     length = int(round(spec.segment.seconds * spec.mel.sample_rate))
     audio = librosa.griffinlim(magnitude, n_iter=n_iter, hop_length=spec.hop_length(), n_fft=spec.mel.n_fft,
-                               length=length)
+                               length=length, random_state=seed)
     # the scaling kept levels relative to the segment's peak only: play it at a fixed level
     return (0.9 * audio / max(float(np.abs(audio).max()), 1e-9)).astype(np.float32)

@@ -25,7 +25,9 @@ unconstrained `torch` from PyPI is a multi-GB CUDA build); `torch_plan` decides:
 Then pyproject.toml's dependencies, its `test` extra and any extras named with `--extras`
 (comma-separated; `cluster` is what `ray up cluster.yaml` needs on a laptop and on the
 cluster's nodes). A stamp in `.venv` keyed by pyproject.toml, the lock and the Python
-version, and naming the extras installed, makes the second run a no-op.
+version, and naming the extras installed, makes the second run a no-op. Last, pyproject's
+`[tool.platform] no-deps` with `pip install --no-deps` (musicnn, whose metadata pins an old
+numpy and a TensorFlow that its shipped weights do not need here).
 
 `--extras browser` is not a pip extra: Debian's `chromium` for the browser test
 (tests/test_tracking_e2e.py opens the MLflow UI headless), installed with apt-get when no
@@ -64,8 +66,12 @@ def _venv_python() -> Path:
     return VENV / "bin" / "python"
 
 
+def _pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
 def _project() -> dict:
-    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return _pyproject()["project"]
 
 
 def _optional() -> dict[str, list[str]]:
@@ -198,6 +204,11 @@ def _install_torch() -> None:
 
 # ---------- the rest ----------
 
+def _no_deps() -> list[str]:
+    """pyproject's [tool.platform] no-deps: wheels installed without their declared dependencies."""
+    return _pyproject().get("tool", {}).get("platform", {}).get("no-deps", [])
+
+
 def _stamp(extras: frozenset[str] = frozenset()) -> Path:
     """`.bootstrap-KEY` for the base install, `.bootstrap-KEY+cluster+...` with extras."""
     lock = LOCK.read_bytes() if LOCK.exists() else b""
@@ -276,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
         _install_torch()
         with tempfile.TemporaryDirectory(prefix="bootstrap-") as tmp:
             _pip(*_constraints(Path(tmp)), *_requirements(extras))
+            if _no_deps():
+                _pip("--no-deps", *_no_deps())  # pinned exactly in pyproject.toml
         for old in VENV.glob(".bootstrap-*"):
             old.unlink()
         _stamp((extras - {BROWSER}) | (installed or frozenset())).touch()

@@ -75,8 +75,10 @@ def summary(*, trials: int, failed: int, diverged: int = 0, experiment_path: str
     of_them = f", {diverged} of them diverged" if diverged else ""
     lines = ["", f"Trials: {trials} ({failed + diverged} failed{of_them}). Tune results: {experiment_path}"]
     if best:
-        against = f", real vs real {baseline:.4g}" if baseline is not None else ""
-        lines.append(f"Best trial {best['trial_id']}: fid {best['fid']:.4g}{against} (MLflow run {best['run_id']})")
+        from trainables.metrics.fid import readable
+        floor = f"; real vs real {baseline:.4g}" if baseline is not None else ""
+        lines.append(f"Best trial {best['trial_id']}: {readable(best['fid'], baseline)}{floor} "
+                     f"(MLflow run {best['run_id']})")
         chosen = {path: best["config"].get(path.split(".")[0], {}).get(path.split(".")[1]) for path in searched}
         if chosen:
             lines.append("  " + ", ".join(f"{path}={_short(value)}" for path, value in chosen.items()))

@@ -98,7 +98,12 @@ def _dataset_for_trials(spec: spaces.SweepSpec, storage_root: str):
     # the build runs on the driver's node and trials copy the published dataset
     dataset, source = prepare.dataset_ready(spec, storage_root, here_only=bool(spec.storage.datasets),
                                             reference=reference)
+    from trainables.evaluation import real_vs_real
+    # what every fid is read against: real data against itself, same embedding and count
+    baseline = real_vs_real(spec.evaluation, str(dataset.path)) if reference else {}
     tags = {"dataset.fingerprint": dataset.fingerprint, "dataset.path": str(dataset.path)}
+    if baseline:
+        tags.update({"fid.real_vs_real": f"{baseline['fid']:.6g}", "fid.real_vs_real.count": str(baseline["count"])})
     if spec.storage.datasets:
         from data.remote import display
         tags["dataset.uri"] = display(source)
@@ -120,9 +125,11 @@ def _best_trial(results, target) -> dict | None:
 
 
 def _baseline_fid(target) -> float | None:
-    """The fid of real data against itself, where the sweep's parent run logged one."""
+    """The fid of real data against itself, as the sweep's parent run holds it (a tag set at
+    its start by _dataset_for_trials; absent when the search varies the evaluation)."""
     from mlflow import MlflowClient
-    return MlflowClient(tracking_uri=target.tracking_uri).get_run(target.parent_run_id).data.metrics.get("baseline/fid")
+    tags = MlflowClient(tracking_uri=target.tracking_uri).get_run(target.parent_run_id).data.tags
+    return float(tags["fid.real_vs_real"]) if "fid.real_vs_real" in tags else None
 
 
 def _print_summary(spec: spaces.SweepSpec, results, errors: dict, diverged: int, best: dict | None, target,

@@ -104,8 +104,8 @@ def fake_apt(tmp_path, monkeypatch):
     (venv / "bin").mkdir(parents=True)
     (venv / "bin" / "python").touch()
     monkeypatch.setattr(bootstrap, "VENV", venv)
-    installs = []
-    monkeypatch.setattr(bootstrap, "_pip", lambda *args: installs.append(args))
+    installs = []  # pyproject's [tool.platform] no-deps call is counted in test_cluster_config
+    monkeypatch.setattr(bootstrap, "_pip", lambda *args: None if args[0] == "--no-deps" else installs.append(args))
     monkeypatch.setattr(bootstrap, "_install_torch", lambda: installs.append(("torch",)))
     return calls, installs
 

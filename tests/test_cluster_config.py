@@ -170,15 +170,16 @@ def test_bootstrap_extras_install_once_and_keep_the_fast_path(tmp_path, monkeypa
     venv = tmp_path / ".venv"
     (venv / "bin").mkdir(parents=True)
     (venv / "bin" / "python").touch()
-    installs = []
+    installs, no_deps = [], []  # no_deps: pyproject's [tool.platform] no-deps, a pip call of their own
     monkeypatch.setattr(bootstrap, "VENV", venv)
-    monkeypatch.setattr(bootstrap, "_pip", lambda *args: installs.append(args))
+    monkeypatch.setattr(bootstrap, "_pip", lambda *args: (no_deps if args[0] == "--no-deps" else installs).append(args))
     monkeypatch.setattr(bootstrap, "_install_torch", lambda: None)
     if hasattr(bootstrap, "_chromium"):
         monkeypatch.setattr(bootstrap, "_chromium", lambda: None)
 
     assert bootstrap.main([]) == 0 and len(installs) == 1
     assert not any("boto3" in r for r in installs[0])
+    assert no_deps == [("--no-deps", "musicnn==0.1.0")]
     assert bootstrap.main([]) == 0 and len(installs) == 1            # stamp: nothing to do
     assert bootstrap.main(["--extras", "cluster"]) == 0 and len(installs) == 2
     assert any(r.startswith("boto3") for r in installs[1]) and any(r.startswith("ray[default]") for r in installs[1])

@@ -114,3 +114,40 @@ def test_the_evaluation_section_is_validated_by_name():
         build(EvaluationConfig, {"embedding": "inceptionv3"}, "evaluation")
     with pytest.raises(SpecError, match="coverage_k"):
         build(EvaluationConfig, {"samples": 16, "coverage_k": 16}, "evaluation")
+
+
+def test_real_vs_real_is_the_floor_of_fid_and_is_cached(tmp_path, halves):
+    real, held_out = halves
+    path = str(_dataset(tmp_path))
+    cfg = EvaluationConfig(samples=96, kid_subsets=2)
+    images = torch.cat([real, held_out])
+    evaluate = Evaluator(cfg, path, images, 16, torch.device("cpu"))
+    embedding = evaluate.embedding
+    floor = fid.real_vs_real(path, "fp-test", embedding, cfg.samples, cfg.seed, images=images)
+    assert floor["count"] == 96 and 0 < floor["fid"]
+    # a noisy generator scores well above the floor; the floor is read back, not recomputed
+    assert evaluate(BankGenerator(fid_probes.add_noise(held_out, 0.2)))["fid"] > 3 * floor["fid"]
+    assert fid.real_vs_real(path, "fp-test", embedding, cfg.samples, cfg.seed, images=torch.zeros(0)) == floor
+    assert fid.readable(504.8, 3.684) == "fid 504.8 = 137x real-vs-real"
+    assert fid.readable(504.8, None) == "fid 504.8"
+
+
+def test_a_dataset_the_reference_fills_gets_a_half_against_half_baseline(tmp_path):
+    images = torch.rand(40, 1, 64, 64) * 2 - 1
+    embedding = Evaluator(EvaluationConfig(samples=32, kid_subsets=2), str(_dataset(tmp_path)), images, 8,
+                          torch.device("cpu")).embedding
+    floor = fid.real_vs_real(str(tmp_path), "fp-test", embedding, 32, images=images)
+    assert floor["count"] == 20 and floor["fid"] > 0
+
+
+@pytest.mark.slow
+def test_final_metrics_score_the_generator_in_other_embeddings(tmp_path, halves):
+    real, held_out = halves
+    cfg = EvaluationConfig(samples=16, kid=False, coverage=False, final_metrics=["mel-stats", "fad-musicnn"])
+    evaluate = Evaluator(cfg, str(_dataset(tmp_path)), real, 16, torch.device("cpu"))
+    good, collapsed = BankGenerator(held_out), BankGenerator(held_out[:1])
+    scores = {name: evaluate.final(g) for name, g in (("good", good), ("collapsed", collapsed))}
+    assert set(scores["good"]) == {"final/mel-stats", "final/fad-musicnn"}
+    assert all(np.isfinite(v) and v >= 0 for s in scores.values() for v in s.values())
+    assert scores["good"]["final/fad-musicnn"] < scores["collapsed"]["final/fad-musicnn"]
+    assert evaluate.final(good) == scores["good"]  # seeded inversion: the same generator, the same FAD

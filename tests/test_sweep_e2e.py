@@ -12,6 +12,7 @@ TINY_SWEEP = tiny_sweep(
     search={"training.lr_g": {"loguniform": [1e-4, 1e-3]}, "model.width": {"choice": [4, 8]}},
     tune={"searcher": "optuna", "scheduler": {"name": "asha", "grace_period": 1},
           "num_samples": 2, "max_concurrent": 2},
+    evaluation={"samples": 16, "final_metrics": ["mel-stats"]},
 )
 
 
@@ -40,6 +41,8 @@ def test_tiny_sweep_end_to_end(tmp_path):
     assert len(parents) == 1 and len(children) == 2
     parent = parents[0]
     assert parent.info.status == "FINISHED" and "best/fid" in parent.data.metrics
+    # the real-vs-real floor every fid is read against: computed once, on the parent run
+    assert float(parent.data.tags["fid.real_vs_real"]) > 0 and int(parent.data.tags["fid.real_vs_real.count"]) >= 2
     for child in children:
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert child.info.status == "FINISHED"
@@ -48,6 +51,8 @@ def test_tiny_sweep_end_to_end(tmp_path):
         history = client.get_metric_history(child.info.run_id, "fid")
         assert len(history) >= 1 and all(m.value >= 0 for m in history)
         assert [m.step for m in history] == sorted({m.step for m in history})
+        if len(history) == 2:  # ran to its end (ASHA may stop one): the final metrics are logged too
+            assert client.get_metric_history(child.info.run_id, "final/mel-stats")[0].value >= 0
         assert child.data.tags["dataset.fingerprint"] == parent.data.tags["dataset.fingerprint"]
 
     # A second run reuses the dataset

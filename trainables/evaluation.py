@@ -1,4 +1,5 @@
-"""Evaluation of a generator during training: FID, KID, density and coverage.
+"""Evaluation of a generator during training: FID, KID, density and coverage; at a
+trial's end, `final_metrics` in other embeddings (say FAD beside the in-loop FID).
 
 `EvaluationConfig` is the trial's `evaluation` section; `Evaluator` is built once per
 trial (real statistics from the cache next to the dataset, a seeded latent batch) and
@@ -8,25 +9,29 @@ bounded sample of feature rows) are held.
 """
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import torch
 
 from data.dataset import MANIFEST, SEGMENTS, read_manifest
+from data.spec import DatasetSpec, MelParams, SegmentParams
 from trainables.metrics import embeddings, fid
 from trainables.metrics.coverage import density_coverage, real_radii
 from trainables.metrics.kid import kernel_inception_distance
 
 log = logging.getLogger(__name__)
+EmbeddingName = Literal["random-conv", "mel-stats", "inception", "fad-musicnn"]
 
 
 @dataclass(frozen=True)
 class EvaluationConfig:
     samples: int = 512  # generated and real images per evaluation
     # the feature space the metrics are measured in (trainables/metrics/embeddings.py)
-    embedding: Literal["random-conv", "mel-stats", "inception"] = "random-conv"
+    embedding: EmbeddingName = "random-conv"
+    # scored once more at a trial's end, logged as final/<name> (fad-musicnn: Fréchet Audio Distance)
+    final_metrics: list[EmbeddingName] = field(default_factory=list)
     seed: int = 0       # fixes the latent batch, the real subset and KID's subsets
     inception_weights: str = ""  # a TorchScript file; empty: look in the usual places
     kid: bool = True
@@ -64,11 +69,34 @@ def _fingerprint(dataset_path: str) -> str:
                                 "real-data FID statistics: point the trial at a built dataset") from None
 
 
+def dataset_spec(dataset_path: str) -> DatasetSpec | None:
+    """The mel and segment parameters a dataset was built with (for embeddings that turn
+    mels back into audio), or None where it has no manifest."""
+    try:
+        built = read_manifest(dataset_path)["spec"]
+    except (FileNotFoundError, KeyError):
+        return None
+    return DatasetSpec(segment=SegmentParams(**built["segment"]), mel=MelParams(**built["mel"]))
+
+
+def _embedding(cfg: EvaluationConfig, name: str, dataset_path: str, device: torch.device):
+    return embeddings.build(name, cfg.inception_weights or None, dataset_spec(dataset_path)).to(device)
+
+
+def real_vs_real(cfg: EvaluationConfig, dataset_path: str, name: str | None = None,
+                 device: torch.device = torch.device("cpu")) -> dict:
+    """The fid of held-out real images against the trials' reference ({"fid", "count"}):
+    what a perfect generator would score, computed once per dataset, embedding and sample
+    count (cached beside the real statistics)."""
+    embedding = _embedding(cfg, name or cfg.embedding, dataset_path, device)
+    return fid.real_vs_real(dataset_path, _fingerprint(dataset_path), embedding, cfg.samples, cfg.seed, device)
+
+
 def prepare_reference(cfg: EvaluationConfig, dataset_path: str, device: torch.device = torch.device("cpu")) -> Path:
     """Compute (or find) the real-data statistics a sweep's trials will read, before they
     start: a driver that calls this surfaces missing Inception weights early, and every
     trial finds the cache warm."""
-    embedding = embeddings.build(cfg.embedding, cfg.inception_weights or None).to(device)
+    embedding = _embedding(cfg, cfg.embedding, dataset_path, device)
     fingerprint = _fingerprint(dataset_path)
     fid.real_stats(dataset_path, fingerprint, embedding, cfg.samples, cfg.seed, device=device)
     return fid.cache_path(dataset_path, fingerprint, embedding, cfg.samples, cfg.seed)
@@ -77,14 +105,15 @@ def prepare_reference(cfg: EvaluationConfig, dataset_path: str, device: torch.de
 class Evaluator:
     def __init__(self, cfg: EvaluationConfig, dataset_path: str, images: torch.Tensor, latent_dim: int,
                  device: torch.device, batch_size: int = 256, fingerprint: str | None = None):
-        self.cfg, self.batch_size = cfg, batch_size
-        fingerprint = fingerprint or _fingerprint(dataset_path)
-        self.embedding = embeddings.build(cfg.embedding, cfg.inception_weights or None).to(device)
+        self.cfg, self.batch_size, self.dataset_path, self.device = cfg, batch_size, dataset_path, device
+        fingerprint = self.fingerprint = fingerprint or _fingerprint(dataset_path)
+        self.embedding = _embedding(cfg, cfg.embedding, dataset_path, device)
         # The reference is read from the built dataset, not from `images`, which may be a
         # trial's training subset; `images` serves only where no segments are on disk.
         on_disk = (Path(dataset_path) / SEGMENTS).exists()
+        self.images = None if on_disk else images
         self.real = fid.real_stats(dataset_path, fingerprint, self.embedding, cfg.samples, cfg.seed,
-                                   images=None if on_disk else images, device=device)
+                                   images=self.images, device=device)
         self.fixed_z = torch.randn(cfg.samples, latent_dim, device=device,
                                    generator=torch.Generator(device=device).manual_seed(cfg.seed))
         centre, scale = self.real.standardiser() if self.embedding.standardised else (0.0, 1.0)
@@ -120,4 +149,21 @@ class Evaluator:
             metrics["density"], metrics["coverage"] = density_coverage(self.real_rows, fake_rows,
                                                                        self.cfg.coverage_k, self.radii)
         metrics["eval/seconds"] = time.perf_counter() - started
+        return metrics
+
+    @torch.no_grad()
+    def final(self, generator: torch.nn.Module) -> dict:
+        """`final_metrics` of the generator: {"final/<embedding>": fid in that embedding}."""
+        metrics = {}
+        for name in self.cfg.final_metrics:
+            embedding = _embedding(self.cfg, name, self.dataset_path, self.device)
+            real = fid.real_stats(self.dataset_path, self.fingerprint, embedding, self.cfg.samples, self.cfg.seed,
+                                  images=self.images, device=self.device)
+            was_training = generator.training
+            generator.eval()
+            try:
+                fake = fid.feature_stats((generator(z) for z in self.fixed_z.split(self.batch_size)), embedding)
+            finally:
+                generator.train(was_training)
+            metrics[f"final/{name}"] = fid.fid(real, fake, embedding.standardised)
         return metrics

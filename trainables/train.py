@@ -156,6 +156,7 @@ def train_gan(config: dict, context: TrialContext) -> None:
             _report(trainer, metrics, run, config)
             if stop:  # the function's end ends the trial, as a finished one
                 break
+        run.log_metrics(evaluate.final(trainer.G), step=trainer.step)  # evaluation.final_metrics, if any
         status = "FINISHED"
     except SystemExit:
         # Tune stops a trial (ASHA, the end of the sweep) by raising SystemExit in report

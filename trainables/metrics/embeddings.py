@@ -7,6 +7,9 @@
   level and spread over time, and the size of frame-to-frame changes.
 - `inception`: the standard FID Inception-v3 from a TorchScript file on disk
   (`trainables/metrics/inception.py`); its values are comparable with published FIDs.
+- `fad-musicnn`: Fréchet Audio Distance: mel images back to audio by the project's
+  inversion, embedded by the pretrained musicnn tagger whose weights ship in its wheel
+  (`trainables/metrics/musicnn.py`).
 
 The offline embeddings' features have arbitrary scales, so they are `standardised`: the
 metrics are computed on features divided by the real data's per-feature spread (see
@@ -16,6 +19,7 @@ values rank models trained on the same dataset; they are not comparable with Inc
 
 from collections.abc import Callable
 
+from data.spec import DatasetSpec
 from trainables.metrics.embedding import Embedding
 from trainables.metrics.mel_stats import MelStatsEmbedding
 from trainables.metrics.random_conv import RandomConvEmbedding
@@ -23,19 +27,27 @@ from trainables.metrics.random_conv import RandomConvEmbedding
 __all__ = ["BUILDERS", "Embedding", "build"]
 
 
-def _inception(weights: str | None = None) -> Embedding:
+def _inception(weights: str | None = None, spec: DatasetSpec | None = None) -> Embedding:
     from trainables.metrics.inception import InceptionEmbedding  # loads a large file: only when asked for
     return InceptionEmbedding(weights)
 
 
-# name -> builder(inception_weights); the registry imports the embeddings, never the reverse
-BUILDERS: dict[str, Callable[[str | None], Embedding]] = {
-    RandomConvEmbedding.name: lambda weights=None: RandomConvEmbedding(),
-    MelStatsEmbedding.name: lambda weights=None: MelStatsEmbedding(),
+def _musicnn(weights: str | None = None, spec: DatasetSpec | None = None) -> Embedding:
+    from trainables.metrics.musicnn import MusicnnEmbedding  # reads a checkpoint: only when asked for
+    return MusicnnEmbedding(spec)
+
+
+# name -> builder(inception_weights, dataset spec); the registry imports the embeddings, never the reverse
+BUILDERS: dict[str, Callable[..., Embedding]] = {
+    RandomConvEmbedding.name: lambda weights=None, spec=None: RandomConvEmbedding(),
+    MelStatsEmbedding.name: lambda weights=None, spec=None: MelStatsEmbedding(),
     "inception": _inception,
+    "fad-musicnn": _musicnn,
 }
 
 
-def build(name: str, inception_weights: str | None = None) -> Embedding:
+def build(name: str, inception_weights: str | None = None, spec: DatasetSpec | None = None) -> Embedding:
+    """`spec`: the dataset's, for embeddings that turn mel images back into audio (its mel
+    parameters and segment length); None: the project's default 64 x 64, 22,050 Hz, 5 s."""
     assert name in BUILDERS, f"unknown embedding {name!r}"
-    return BUILDERS[name](inception_weights)
+    return BUILDERS[name](inception_weights, spec)

@@ -4,6 +4,9 @@
 float64 as running sums (`RunningStats`), never all in memory; a bounded sample of rows
 is kept beside them for KID and density/coverage, which need feature vectors.
 
+`real_vs_real` is the fid a perfect generator would score: held-out real images against
+the same reference, cached beside it; `readable` shows an fid as a multiple of it.
+
 Real-data statistics are computed once per (dataset fingerprint, embedding, sample
 count, seed) and cached next to the dataset in `fid_stats/`. A file lock makes trials
 that start together wait for the one computing them instead of repeating the work, and
@@ -11,6 +14,7 @@ the file is written under a temporary name and moved into place, so no reader ev
 half of it.
 """
 import fcntl
+import json
 import os
 import warnings
 from collections.abc import Iterable
@@ -160,3 +164,55 @@ def real_stats(dataset_path: str | os.PathLike, fingerprint: str, embedding: Emb
         np.savez(tmp, mu=stats.mu, sigma=stats.sigma, sample=stats.sample, count=stats.count)
         os.replace(tmp, path)
     return stats
+
+
+def _held_out(dataset_path: str | os.PathLike, count: int, seed: int, images: torch.Tensor | None) -> torch.Tensor:
+    """Up to `count` seeded real images that are not in the reference subset of (count, seed)."""
+    from data.dataset import load_mels, subset_indices
+    every = images if images is not None else torch.from_numpy(load_mels(dataset_path)).unsqueeze(1)
+    if images is not None:  # the reference was drawn from `images` by _compute's permutation
+        used = torch.randperm(len(every), generator=torch.Generator().manual_seed(seed))[:count].numpy()
+    else:  # the reference was drawn by load_mels(max_segments=count, seed=seed)
+        used = subset_indices(len(every), count, seed)
+    rest = np.setdiff1d(np.arange(len(every)), used)
+    picks = np.sort(np.random.default_rng(seed + 1).permutation(rest)[:count])
+    return every[torch.from_numpy(picks)]
+
+
+def real_vs_real(dataset_path: str | os.PathLike, fingerprint: str, embedding: Embedding, count: int,
+                 seed: int = 0, device: torch.device = torch.device("cpu"),
+                 images: torch.Tensor | None = None) -> dict:
+    """{"fid": held-out real images against the reference, "count": how many were held out}.
+
+    The real-data floor of an fid: trials are scored against `real_stats(..., count, seed)`,
+    and a generator as good as the data scores this. Fewer than `count` are held out when the
+    dataset is smaller than twice `count` (FID grows as samples shrink, so the count is kept
+    beside the value). Cached beside the reference, so each sweep of a dataset computes it once.
+    """
+    path = cache_path(dataset_path, fingerprint, embedding, count, seed).with_suffix(".real-vs-real.json")
+    if path.exists():
+        return json.loads(path.read_text())
+    held_out = _held_out(dataset_path, count, seed, images)
+    if len(held_out) >= count // 2 and len(held_out) >= 2:
+        reference = real_stats(dataset_path, fingerprint, embedding, count, seed, images=images, device=device)
+    else:  # the reference takes (nearly) the whole dataset: two disjoint halves of it instead
+        from data.dataset import load_mels
+        every = images if images is not None else torch.from_numpy(load_mels(dataset_path)).unsqueeze(1)
+        order = torch.randperm(len(every), generator=torch.Generator().manual_seed(seed))
+        half = len(every) // 2
+        assert half >= 2, f"the dataset at {dataset_path} has too few segments for a real-vs-real baseline"
+        reference = feature_stats(in_batches(every[order[:half]].to(device)), embedding)
+        held_out = every[order[half:2 * half]]
+    stats = feature_stats(in_batches(held_out.to(device)), embedding)
+    result = {"fid": fid(reference, stats, embedding.standardised), "count": len(held_out)}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(result))
+    os.replace(tmp, path)
+    return result
+
+
+def readable(value: float, baseline: float | None) -> str:
+    """"fid 504.8 = 137x real-vs-real": an fid a person can read, beside the real-data floor."""
+    if not baseline or baseline <= 0:
+        return f"fid {value:.4g}"
+    return f"fid {value:.4g} = {value / baseline:.3g}x real-vs-real"

@@ -1,0 +1,47 @@
+"""benchmarks/metric_agreement.py end to end on a tiny folder of synthetic techno: Ray Data
+builds it, two families train in real Tune runs under FIFO and ASHA, every checkpoint is
+scored in all four embeddings, and every figure of the report is printed."""
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import soundfile
+
+from data import synthetic
+from tests.helpers import ROOT
+
+EMBEDDINGS = ("random-conv", "mel-stats", "inception", "fad-musicnn")
+
+
+@pytest.mark.slow
+def test_metric_agreement_prints_every_figure(tmp_path):
+    import subprocess
+    music = tmp_path / "music"
+    music.mkdir()
+    for track in range(5):
+        wave, _ = synthetic.render_track(track, 24.0, 22050)
+        soundfile.write(music / f"track{track}.wav", wave, 22050)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "metric_agreement.py"), str(music), "--work", str(tmp_path / "work"),
+         "--families", "dcgan1", "dcgan2", "--rates", "1", "--width", "4", "--checkpoints", "3", "--steps", "2",
+         "--samples", "16", "--batch-size", "8", "--embeddings", *EMBEDDINGS],
+        cwd=ROOT, capture_output=True, text=True, timeout=900)
+    out = result.stdout
+    assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
+    assert "checkpoints scored: 6 (2 trials)" in out
+    baseline = re.search(r"real-vs-real baseline: (.*)", out).group(1)
+    assert all(f"{name} " in baseline for name in EMBEDDINGS)
+    rho = out.split("Spearman rho over all checkpoints")[1].split("final models")[0]
+    for name in EMBEDDINGS:  # a row per embedding: rho vs Inception and FAD, over all and within trajectories
+        row = re.search(rf"^{re.escape(name)}\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)$", rho, re.M)
+        assert row, rho
+        assert all(re.fullmatch(r"-?\d\.\d{3}|nan", v) for v in row.groups()), row.group(0)
+    orderings = out.split("final models, best first")[1].split("trial successive halving")[0]
+    assert all(re.search(rf"{re.escape(n)}\s+\S+ [\d.]+x\s+\S+ [\d.]+x", orderings) for n in EMBEDDINGS), orderings
+    kept = out.split("trial successive halving")[1].split("FIFO vs ASHA")[0]
+    assert all(re.search(rf"{re.escape(n)}\s+dcgan[12]-lr", kept) for n in EMBEDDINGS), kept
+    assert re.search(r"best reference FID reached: FIFO [\d.]+, ASHA [\d.]+ \(ratio [\d.]+\)", out)
+    assert re.search(r"total trial-steps: FIFO 12, ASHA \d+ \(ratio [\d.]+\)", out)
+    assert "largest relative difference 0.00e+00" in out  # ASHA's trials are FIFO's, cut short
+    assert Path(tmp_path / "work" / "trials-fifo" / "dcgan1-lr0.0002" / "generator_3.pt").exists()
