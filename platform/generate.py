@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
     from trainables import models
-    from trainables.artifacts import generate, mel_figure, write_wav
+    from trainables.artifacts import generate, write_wav
+    from trainables.figures import mel_figure
     from trainables.config import TrialConfig
 
     cfg = TrialConfig.from_tune(state["config"])

@@ -56,7 +56,7 @@ def fid_figure(trials: list[dict]):
 
 def losses_figure(trials: list[dict]):
     from matplotlib.figure import Figure
-    from trainables.artifacts import draw_losses
+    from trainables.figures import draw_losses
     rows, cols = _grid(len(trials))
     fig = Figure(figsize=(4.2 * cols, 3.2 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False)
@@ -90,7 +90,7 @@ def samples_figure(trials: list[dict]):
 
 
 def _trials(client, runs: list, downloads: Path) -> list[dict]:
-    from trainables.artifacts import LOSS_KEYS
+    from trainables.figures import LOSS_KEYS
     from trainables.mlflow_run import metric_history
     trials = []
     for run in runs:
