@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracking-uri", default=None,
                         help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
     parser.add_argument("--griffin-lim-iters", type=int, default=64, help="Griffin-Lim iterations (default: 64)")
+    parser.add_argument("--vocoder", choices=("griffin-lim", "hifigan"), default=None,
+                        help="how the WAVs are voiced (default: the trial's evaluation.vocoder)")
     args = parser.parse_args(argv)
     if (args.run_id is None) == (args.experiment is None):
         parser.error("give a RUN_ID or --experiment NAME (one of them)")
@@ -69,6 +71,15 @@ def main(argv: list[str] | None = None) -> int:
     z = torch.randn(args.n, cfg.model.latent_dim, generator=torch.Generator().manual_seed(args.seed))
     images = generate(generator, z)
     info = state["dataset"]
+    vocoder = args.vocoder or cfg.evaluation.vocoder
+    if vocoder == "hifigan":
+        from trainables.artifacts import dataset_spec
+        from trainables.vocoder import mismatch
+        problem = mismatch(dataset_spec(info))
+        if problem:
+            print(f"error: --vocoder hifigan: run {run.info.run_id} was trained on a mel HiFi-GAN cannot voice: "
+                  f"{problem}.", file=sys.stderr)
+            return 2
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -76,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     for i, image in enumerate(images):
         mel_figure(image[None], info, title=f"{run.info.run_name}, step {step}, seed {args.seed}, #{i}").savefig(
             out / f"sample_{i:03d}.png", dpi=100)
-        write_wav(out / f"sample_{i:03d}.wav", image, info, args.griffin_lim_iters)
+        write_wav(out / f"sample_{i:03d}.wav", image, info, args.griffin_lim_iters, vocoder)
     mel_figure(images, info, title=f"{run.info.run_name} ({cfg.model.family}), {args.checkpoint} checkpoint "
                                    f"at step {step}, seed {args.seed}").savefig(out / "grid.png", dpi=100)
     print(f"run {run.info.run_id} ({run.info.run_name}, {cfg.model.family}), {args.checkpoint} checkpoint "

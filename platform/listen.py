@@ -3,7 +3,11 @@
 SOURCE is a built dataset directory (pick rows with --rows, numbered as `load_mels` orders
 them) or a saved mel `.npy` of shape (n_mels, frames) or (N, [1,] n_mels, frames), such as
 a generator's output; a `.npy` needs --dataset (a dataset directory) for its mel
-parameters. Each image becomes a WAV file by Griffin-Lim (data/mel.py).
+parameters. Each image becomes a WAV file by --vocoder: Griffin-Lim (data/mel.py), or
+HiFi-GAN (trainables/vocoder.py) for a dataset whose mel is kind hifigan, its default there.
+
+python -m platform.listen --serve EXPERIMENT runs the blind listening test instead
+(platform/listening.py).
 """
 import argparse
 import logging
@@ -55,11 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", help="for a .npy: the dataset whose mel parameters it uses")
     parser.add_argument("--out", default="wavs", help="folder for the WAV files (default: wavs)")
     parser.add_argument("--n-iter", type=int, default=64, help="Griffin-Lim iterations (default: 64)")
+    parser.add_argument("--vocoder", choices=("griffin-lim", "hifigan"), default=None,
+                        help="default: hifigan for a kind-hifigan dataset, else griffin-lim")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
     import soundfile
-    from data import mel
     source = Path(args.source)
     try:
         if source.is_dir():
@@ -79,10 +84,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
+    from trainables.vocoder import mismatch, render
+    vocoder = args.vocoder or ("hifigan" if spec.mel.kind == "hifigan" else "griffin-lim")
+    if vocoder == "hifigan" and mismatch(spec):
+        print(f"error: --vocoder hifigan: {mismatch(spec)}.", file=sys.stderr)
+        return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for image, name in zip(images, names):
-        audio = mel.to_audio(image, spec, n_iter=args.n_iter)
+        audio = render(image, spec, vocoder, n_iter=args.n_iter)
         path = out / f"{name}.wav"
         soundfile.write(path, audio, spec.mel.sample_rate, subtype="PCM_16")
         print(path)

@@ -2,7 +2,7 @@
 
 Per evaluation (the first, every `evaluation.artifacts_every`, and always the trial's last):
     samples/step_000400.png      a grid of mels generated from the evaluator's fixed latents, in dB
-    audio/step_000400_0.wav      the grid's first `audio_clips` mels through Griffin-Lim
+    audio/step_000400_0.wav      the grid's first `audio_clips` mels through `evaluation.vocoder`
 Whenever they change:
     checkpoints/last/state.pt    the trial's state at its last checkpoint (as Tune's, plus the dataset's mel spec)
     checkpoints/best/state.pt    the state at its lowest fid so far
@@ -68,11 +68,13 @@ def generate(generator: torch.nn.Module, z: torch.Tensor) -> np.ndarray:
         generator.train(was_training)
 
 
-def write_wav(path: str | os.PathLike, image: np.ndarray, info: dict, n_iter: int) -> None:
+def write_wav(path: str | os.PathLike, image: np.ndarray, info: dict, n_iter: int,
+              vocoder: str = "griffin-lim") -> None:
+    """One mel image as a 16-bit WAV, voiced by `vocoder` (trainables/vocoder.py)."""
     import soundfile
-    from data import mel
+    from trainables.vocoder import render
     spec = dataset_spec(info)
-    soundfile.write(path, mel.to_audio(image, spec, n_iter=n_iter), spec.mel.sample_rate, subtype="PCM_16")
+    soundfile.write(path, render(image, spec, vocoder, n_iter), spec.mel.sample_rate, subtype="PCM_16")
 
 
 def checkpoint_state(trainer, run_id: str, config: dict, dataset: dict) -> dict:
@@ -172,6 +174,6 @@ class TrialArtifacts:
                 self.run.log_artifact(png, "samples")
             for i in range(self.eval.audio_clips):
                 wav = Path(tmp) / Path(audio_name(step, i)).name
-                write_wav(wav, images[i], self.dataset, self.eval.griffin_lim_iters)
+                write_wav(wav, images[i], self.dataset, self.eval.griffin_lim_iters, self.eval.vocoder)
                 self.run.log_artifact(wav, "audio")
         self.saved["samples"] = step

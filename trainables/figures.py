@@ -8,6 +8,8 @@ import math
 import numpy as np
 from matplotlib.figure import Figure
 
+from data.spec import HIFIGAN_FMAX
+
 LOSS_KEYS = ("loss/D", "loss/G", "wasserstein", "loss/gp")
 CMAP = "magma"
 
@@ -29,7 +31,8 @@ def mel_figure(images: np.ndarray, info: dict, columns: int = 4, title: str | No
     rows = math.ceil(n / cols)
     fig = Figure(figsize=(max(4.8, 2.4 * cols + 1.2), 2.0 * rows + 0.8), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False, sharex=True, sharey=True)
-    centres = librosa.mel_frequencies(n_mels + 2, fmin=mel["fmin"], fmax=mel["sample_rate"] / 2)[1:-1]
+    fmax = HIFIGAN_FMAX if mel.get("kind") == "hifigan" else mel["sample_rate"] / 2
+    centres = librosa.mel_frequencies(n_mels + 2, fmin=mel["fmin"], fmax=fmax)[1:-1]
     ticks = np.linspace(0, n_mels - 1, 4).round().astype(int)
     shown = None
     for i, ax in enumerate(axes.flat):

