@@ -27,6 +27,16 @@ def load_checkpoint(client, run, which: str) -> dict:
         return torch.load(path, map_location="cpu", weights_only=False)
 
 
+def generator_from(state: dict):
+    """The trial's generator, rebuilt from its checkpoint alone, and its TrialConfig."""
+    from trainables import models
+    from trainables.config import TrialConfig
+    cfg = TrialConfig.from_tune(state["config"])
+    generator, _ = models.build(cfg.model)
+    generator.load_state_dict(state["trainer"]["G"])
+    return generator, cfg
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m platform.generate", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_id", nargs="?", help="a trial's MLflow run id")
@@ -60,14 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     import torch
-    from trainables import models
     from trainables.artifacts import generate, write_wav
     from trainables.figures import mel_figure
-    from trainables.config import TrialConfig
 
-    cfg = TrialConfig.from_tune(state["config"])
-    generator, _ = models.build(cfg.model)
-    generator.load_state_dict(state["trainer"]["G"])
+    generator, cfg = generator_from(state)
     z = torch.randn(args.n, cfg.model.latent_dim, generator=torch.Generator().manual_seed(args.seed))
     images = generate(generator, z)
     info = state["dataset"]
