@@ -166,7 +166,10 @@ def test_bad_requests_get_a_4xx_naming_the_problem_and_change_nothing(store, ser
 
 
 @pytest.mark.slow
-def test_a_restarted_server_serves_the_same_clips_and_keeps_the_ratings(store, server):
+def test_a_restarted_server_serves_the_same_clips_and_keeps_the_ratings_and_the_report_shows_mos(
+        store, server, capsys, tmp_path):
+    from platform import report
+    cwd, client, _, children = store
     _, folder = server
     good = {"rater": "restart-rater", "clip": json.loads((folder / "clips.json").read_text())[1]["clip"],
             "score": 2, "techno": False}
@@ -176,3 +179,10 @@ def test_a_restarted_server_serves_the_same_clips_and_keeps_the_ratings(store, s
         assert again == folder and (folder / "clips.json").read_text() == clips
         status, progress = _request(url + "api/next?rater=restart-rater")
         assert status == 200 and progress["rated"] == 1 and progress["total"] == 6 and progress["clip"] != good["clip"]
+    rated = json.loads((folder / "clips.json").read_text())[1]["run_id"]
+    assert report.main([NAME, "--out", str(tmp_path), "--no-log", "--tracking-uri", f"sqlite:///{cwd / 'mlflow.db'}"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if " mos " in line]
+    if rated != "real":
+        mos = client.get_run(rated).data.metrics["mos"]
+        assert any(f"mos {mos:.2f}" in line for line in lines), lines
+    assert len(lines) == sum("mos" in client.get_run(c.info.run_id).data.metrics for c in children) >= (rated != "real")
