@@ -33,21 +33,29 @@ def test_folding_weight_norm_gives_the_weight_norm_convolution():
     assert torch.allclose(plain(x), conv(x), atol=1e-6)
 
 
-def test_hifigan_resynthesis_is_closer_to_the_mel_than_griffin_lim_at_the_same_resolution():
+def test_hifigan_audio_is_closer_to_the_original_than_the_study_griffin_lim_audio():
+    # In HiFi-GAN's fine mel (11.6 ms), level-matched: the audio trials give today (Griffin-Lim
+    # from 64 x 64) against HiFi-GAN's from the preset's mel, and an unrelated clip as the scale.
+    # Against Griffin-Lim at the preset's own resolution HiFi-GAN does not win on mel error (on
+    # real music neither): benchmarks/vocoder.py measures that, docs/listening.md quotes it.
     audio, _ = render_track(seed=3, seconds=SPEC.segment.seconds, sample_rate=22050)
+    unrelated, _ = render_track(seed=99, seconds=SPEC.segment.seconds, sample_rate=22050)
+    study = DatasetSpec(mel=MelParams(sample_rate=22050), segment=SPEC.segment)
     image = mel.to_image(audio[None], SPEC)[0]
     assert image.shape == (80, 176)
-    target = mel.log_mel(image, SPEC)
-    frames = 173  # the clip's own frames; the rest is the end's zero padding
+
+    def fine(wave):
+        level = np.sqrt(np.mean(audio ** 2) / max(np.mean(wave ** 2), 1e-12))
+        return mel.hifigan_log_mel(wave[None] * level, SPEC)[0, :, :172]  # the clip's own frames
 
     def error(wave):
-        back = mel.log_mel(mel.to_image(wave[None], SPEC)[0], SPEC)
-        return float(np.abs(back - target)[:, :frames].mean())
+        return float(np.abs(fine(wave) - fine(audio)).mean())
 
     neural = vocoder.render(image, SPEC, "hifigan")
-    griffin_lim = vocoder.render(image, SPEC, "griffin-lim", n_iter=32)
+    griffin_lim = vocoder.render(mel.to_image(audio[None], study)[0], study, "griffin-lim", n_iter=32)
     assert neural.shape == griffin_lim.shape == (SPEC.samples(),) and np.abs(neural).max() > 0.05
-    assert error(neural) < error(griffin_lim), (error(neural), error(griffin_lim))
+    assert error(neural) < 0.7 * error(griffin_lim), (error(neural), error(griffin_lim))
+    assert error(neural) < 0.3 * error(unrelated), (error(neural), error(unrelated))
 
 
 def test_hifigan_is_refused_for_the_study_mel_in_one_sentence():
