@@ -33,11 +33,21 @@ def test_mos_and_its_t_interval():
     assert "mos/ci95_low" not in summary([(2, 0)])  # one rating: no interval
 
 
+# The HiFi-GAN preset shrunk: its mel and vocoder, 2 s segments (80 x 176) and a width-4 DCGAN
+SECONDS = 2.0
+PRESET = tiny_sweep(
+    NAME, dataset={"synthetic": {"tracks": 3, "seconds": 9.0, "seed": 7}, "segment": {"seconds": SECONDS},
+                   "mel": {"kind": "hifigan", "sample_rate": 22050, "n_mels": 80, "frames": 176, "n_fft": 1024,
+                           "fmin": 0}},
+    model={"family": "dcgan1", "latent_dim": 8, "width": 4, "image_size": [80, 176]},
+    evaluation={"samples": 16, "vocoder": "hifigan", "audio_clips": 1, "grid_images": 2})
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    """A finished two-trial sweep: (directory, client, parent run, trial runs)."""
+    """A finished two-trial sweep of the shrunk HiFi-GAN preset: (directory, client, parent run, trial runs)."""
     cwd = tmp_path_factory.mktemp("listening")
-    spec = write_spec(cwd / "tiny.yaml", **tiny_sweep(NAME))
+    spec = write_spec(cwd / "tiny.yaml", **PRESET)
     result = run_module("platform.sweep", str(spec), cwd=cwd, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     client = MlflowClient(tracking_uri=f"sqlite:///{cwd / 'mlflow.db'}")
@@ -75,6 +85,18 @@ def server(store):
         yield serving
 
 
+@pytest.mark.slow
+def test_the_shrunk_preset_leaves_hifigan_audio_in_the_trial_runs(store):
+    import soundfile
+    _, client, _, children = store
+    for run in children:
+        assert run.data.params["evaluation.vocoder"] == "hifigan" and run.data.params["model.image_size"] == "(80, 176)"
+        wavs = [a.path for a in client.list_artifacts(run.info.run_id, "audio")]
+        assert wavs, run.info.run_id
+        audio, rate = soundfile.read(client.download_artifacts(run.info.run_id, wavs[-1]))
+        assert rate == 22050 and len(audio) == SECONDS * 22050 and 0 < abs(audio).max() <= 1
+
+
 def _request(url: str, body: dict | None = None) -> tuple[int, dict]:
     data = json.dumps(body).encode() if body is not None else None
     try:
@@ -109,7 +131,7 @@ def test_a_rater_plays_rates_five_clips_comes_back_and_mos_lands_in_mlflow(store
             # the clip plays in the page's own player: its WAV is fetched and decoded to 5 s
             source = browser.wait_for("document.getElementById('player').src")
             assert browser.evaluate("document.getElementById('player').play().then(() => true)", gesture=True)
-            assert browser.wait_for("document.getElementById('player').duration") == pytest.approx(5.0, abs=0.01)
+            assert browser.wait_for("document.getElementById('player').duration") == pytest.approx(SECONDS, abs=0.01)
             heard.append(source.rsplit("/", 1)[-1][:-len(".wav")])
             browser.click(f"input[name=score][value='{n % 5 + 1}']")
             browser.click(f"input[name=techno][value='{'yes' if n % 2 else 'no'}']")
