@@ -16,8 +16,8 @@ import numpy as np
 
 from data.spec import HIFIGAN_FMAX, DatasetSpec
 
-# HiFi-GAN's clamp, and a ceiling above real music: ln 1.8 was the loudest mel bin of
-# eight full-scale game soundtrack tracks (Singularity's, 60 s each), so 3.0 clips nothing real.
+# HiFi-GAN's clamp, and a ceiling above real music: ln 1.77 was the loudest mel bin of four
+# Singularity soundtrack tracks (60 s each, peaks up to 0.78), so 3.0 clips nothing real.
 LOG_MIN, LOG_MAX = math.log(1e-5), 3.0
 DB_PER_LOG = 20 / math.log(10)  # 20 log10(x) = DB_PER_LOG * ln(x): the figures' dB scale
 
