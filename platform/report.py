@@ -1,7 +1,8 @@
 """Draw the study's figures for a sweep: python -m platform.report EXPERIMENT --out DIR
 
 For the experiment's latest sweep (or `--parent RUN_ID`), from its trial runs in MLflow:
-    fid_per_trial.png   best and final fid of every trial (the study's Figure 16)
+    fid_per_trial.png   best and final fid of every trial (the study's Figure 16), and its mean
+                        opinion score beside it once the listening test has ratings
     loss_curves.png     loss/D, loss/G (and the Wasserstein estimate of WGANs) per trial (Figures 3, 6-11)
     samples.png         each trial's last sample grid (Figures 12-15)
 written into --out and logged to the sweep's parent run under report/.
@@ -48,14 +49,25 @@ def fid_figure(trials: list[dict]):
         ax.set_yscale("log")
     ax.set_ylabel("fid (lower is better)")
     ax.set_title("FID per trial")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="upper left")
+    rated = [(i, t) for i, t in zip(x, trials) if t.get("mos") is not None]
+    if rated:  # the listening test's scores (platform.listening) on their own 1-5 axis
+        mos = ax.twinx()
+        for i, t in rated:
+            low, high = t.get("mos_ci", (t["mos"], t["mos"]))
+            mos.errorbar([i + 0.45], [t["mos"]], yerr=[[t["mos"] - low], [high - t["mos"]]], fmt="D",
+                         color="tab:red", capsize=3)
+            mos.annotate(f"{t['mos']:.2g} (n={t['mos_count']})", (i + 0.45, t["mos"]), xytext=(4, 0),
+                         textcoords="offset points", fontsize="x-small", color="tab:red", va="center")
+        mos.set_ylim(1, 5)
+        mos.set_ylabel("mos, 95 % interval (higher is better)", color="tab:red")
     ax.grid(axis="y", alpha=0.3)
     return fig
 
 
 def losses_figure(trials: list[dict]):
     from matplotlib.figure import Figure
-    from trainables.artifacts import draw_losses
+    from trainables.figures import draw_losses
     rows, cols = _grid(len(trials))
     fig = Figure(figsize=(4.2 * cols, 3.2 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False)
@@ -88,8 +100,18 @@ def samples_figure(trials: list[dict]):
     return fig
 
 
+def _mos(metrics: dict) -> dict:
+    """The listening test's score of a trial run, when it has ratings."""
+    if "mos" not in metrics:
+        return {}
+    mos = {"mos": metrics["mos"], "mos_count": int(metrics.get("mos/count", 0))}
+    if "mos/ci95_low" in metrics:
+        mos["mos_ci"] = (metrics["mos/ci95_low"], metrics["mos/ci95_high"])
+    return mos
+
+
 def _trials(client, runs: list, downloads: Path) -> list[dict]:
-    from trainables.artifacts import LOSS_KEYS
+    from trainables.figures import LOSS_KEYS
     from trainables.mlflow_run import metric_history
     trials = []
     for run in runs:
@@ -100,7 +122,8 @@ def _trials(client, runs: list, downloads: Path) -> list[dict]:
         if grids:
             samples = client.download_artifacts(run.info.run_id, grids[-1], str(downloads / run.info.run_id))
         trials.append({"label": _label(run), "history": history, "samples": samples,
-                       "best_fid": min(fids, default=math.nan), "final_fid": fids[-1] if fids else math.nan})
+                       "best_fid": min(fids, default=math.nan), "final_fid": fids[-1] if fids else math.nan,
+                       **_mos(run.data.metrics)})
     return sorted(trials, key=lambda t: t["best_fid"] if math.isfinite(t["best_fid"]) else math.inf)
 
 
@@ -134,6 +157,11 @@ def main(argv: list[str] | None = None) -> int:
         trials = _trials(client, runs, Path(tmp))
         for name, draw in zip(FIGURES, (fid_figure, losses_figure, samples_figure)):
             draw(trials).savefig(out / name, dpi=100)
+    for t in trials:
+        if t.get("mos") is not None:
+            interval = " ({:.2f} to {:.2f})".format(*t["mos_ci"]) if "mos_ci" in t else ""
+            print(f"{t['label'].replace(chr(10), ' ')}: best fid {t['best_fid']:.4g}, "
+                  f"mos {t['mos']:.2f}{interval} from {t['mos_count']} ratings")
     for name in FIGURES:
         if not args.no_log:
             client.log_artifact(parent.info.run_id, str(out / name), "report")

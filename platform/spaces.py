@@ -380,7 +380,12 @@ def _check_image_size(spec: SweepSpec, file: str) -> None:
     mel = spec.dataset.mel
     models = {"model": spec.model} | {f"experiments.{n}.model": e.model for n, e in spec.experiments.items()}
     for where, model in models.items():
-        if not model.image_size == mel.n_mels == mel.frames:
+        if model.shape != (mel.n_mels, mel.frames):
             raise SpecError(f"{file}: {where}.image_size: {model.image_size} does not match the dataset's mel "
                             f"image ({mel.n_mels} x {mel.frames}); set dataset.mel.n_mels and dataset.mel.frames "
-                            f"to {model.image_size}, or {where}.image_size to theirs.")
+                            f"to {model.shape[0]} and {model.shape[1]}, or {where}.image_size to theirs.")
+    from trainables.vocoder import mismatch
+    problem = mismatch(spec.dataset) if spec.evaluation.vocoder == "hifigan" else None
+    if problem:
+        raise SpecError(f"{file}: evaluation.vocoder: hifigan cannot voice this dataset: {problem}.")
+

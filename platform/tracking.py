@@ -247,7 +247,8 @@ def log_results_table(target: TrackingTarget) -> list[dict]:
 def draw_missing_loss_curves(target: TrackingTarget) -> None:
     """A trial's loss curves are drawn by its worker at its end, but the end of a sweep can
     kill a trial the scheduler has just stopped before it draws them: draw those here."""
-    from trainables.artifacts import LOSS_CURVES, LOSS_KEYS, loss_figure
+    from trainables.artifacts import LOSS_CURVES
+    from trainables.figures import LOSS_KEYS, loss_figure
     from trainables.mlflow_run import metric_history
     client = MlflowClient(tracking_uri=target.tracking_uri)
     for run in child_runs(target):

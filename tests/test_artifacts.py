@@ -10,7 +10,8 @@ from mlflow import MlflowClient
 
 from data import mel
 from data.spec import DatasetSpec, MelParams, SegmentParams
-from trainables.artifacts import dataset_info, loss_figure, mel_figure, to_db, write_wav
+from trainables.artifacts import dataset_info, write_wav
+from trainables.figures import loss_figure, mel_figure, to_db
 
 SPEC = DatasetSpec(mel=MelParams(sample_rate=16000, n_mels=64, frames=64), segment=SegmentParams(seconds=5.0))
 INFO = dataset_info({"fingerprint": "f" * 16, "scaling": mel.scaling(SPEC),

@@ -112,6 +112,9 @@ def test_build_mixed_sources_skips_every_bad_input(ray_local, tmp_path, capsys, 
     assert listen.main([str(tmp_path / "fake.npy"), "--dataset", str(again.path), "--out",
                         str(tmp_path / "gen"), "--n-iter", "4"]) == 0
     assert len(list((tmp_path / "gen").glob("fake-*.wav"))) == 3
+    # HiFi-GAN cannot voice the study's mel: one sentence, nothing written
+    assert listen.main([str(again.path), "--vocoder", "hifigan", "--out", str(tmp_path / "never")]) == 2
+    assert not (tmp_path / "never").exists()
 
 
 def test_only_unreachable_urls_fail_with_one_sentence(ray_local, tmp_path):

@@ -1,5 +1,7 @@
 """The four networks, their losses, weight clipping and the gradient penalty, on CPU at tiny widths."""
 import dataclasses
+import math
+import re
 
 import pytest
 import torch
@@ -163,3 +165,36 @@ def test_each_family_search_space_is_centred_on_the_study(family):
             assert domain.values[0] <= centre <= domain.values[1], path
         else:
             assert centre in domain.values, path
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_non_square_images_train_and_resume_from_a_checkpoint(family):
+    # the HiFi-GAN preset's 80 x 432, at tiny width: a 5 x 27 core, the stages of the 64 x 64 nets
+    from tests.test_train import _saved_and_loaded
+    cfg = dataclasses.replace(trial_config(family, steps_per_iteration=2),
+                              model=model_config(family, image_size=[80, 432]))
+    g = torch.Generator().manual_seed(0)
+    data = (torch.rand(8, 1, 80, 432, generator=g) * 2 - 1).half()
+    trainer = GANTrainer(cfg, data, torch.device("cpu"))
+    metrics = trainer.run_iteration()
+    assert math.isfinite(metrics["loss/D"]) and math.isfinite(metrics["loss/G"]) and trainer.step == 2
+    assert models.core(cfg.model) == (5, 27)
+    restored = GANTrainer(cfg, data, torch.device("cpu"))
+    restored.load_state_dict(_saved_and_loaded(trainer.state_dict()))
+    z = torch.randn(2, 8)
+    trainer.G.eval(), restored.G.eval()
+    out = restored.G(z)
+    assert out.shape == (2, 1, 80, 432) and torch.equal(out, trainer.G(z))
+    assert restored.D(out).shape == (2,)
+
+
+@pytest.mark.parametrize("size, problem", [([80, 430], "multiple of 16"), ([48, 432], "at least 64"),
+                                           ([80], "two sides"), (96, "one of (64, 128) or a [bands, frames] pair")])
+def test_image_size_pairs_need_sides_the_stages_can_halve(size, problem):
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        ModelConfig(image_size=size)
+
+
+def test_square_sizes_keep_their_shape_and_pairs_become_tuples():
+    assert ModelConfig().shape == (64, 64) and ModelConfig(image_size=128).shape == (128, 128)
+    assert ModelConfig(image_size=[80, 432]).image_size == (80, 432)

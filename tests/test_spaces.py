@@ -71,6 +71,12 @@ BAD = [
      "search.model.image_size: the image size is fixed by the dataset's mel"),
     ({"name": "x", "tune": {"resources_per_trial": {"custom": {"worker": 0}}}},
      "tune.resources_per_trial: custom resource amounts must be positive"),
+    ({"name": "x", "evaluation": {"vocoder": "hifigan"}},
+     "evaluation.vocoder: hifigan cannot voice this dataset: the dataset's mel is kind 'study'"),
+    ({"name": "x", "dataset": {"mel": {"kind": "hifigan", "n_mels": 80, "n_fft": 1024}}},
+     "dataset.mel: kind hifigan needs HiFi-GAN's mel (sample_rate 22050, n_mels 80, n_fft 1024, fmin 0), got fmin 20"),
+    ({"name": "x", "model": {"image_size": [80, 432]}},
+     "model.image_size: (80, 432) does not match the dataset's mel image (64 x 64)"),
 ]
 
 
@@ -107,3 +113,14 @@ def test_dry_run_prints_the_resolved_spec_and_starts_nothing(tmp_path):
     assert "training.lr_g: loguniform(5e-05, 0.001)" in result.stdout
     assert "# dataset fingerprint: " in result.stdout
     assert list(Path(tmp_path).iterdir()) == []
+
+
+def test_the_hifigan_preset_resolves_in_a_dry_run(tmp_path):
+    from platform.spaces import load
+    result = run_module("platform.sweep", str(ROOT / "search_spaces" / "hifigan.yaml"), "--dry-run",
+                        cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "kind: hifigan" in result.stdout and "vocoder: hifigan" in result.stdout
+    spec = load(ROOT / "search_spaces" / "hifigan.yaml")
+    assert spec.model.shape == (80, 432) == (spec.dataset.mel.n_mels, spec.dataset.mel.frames)
+    assert spec.dataset.hop_length() == 256 and spec.model.family == "dcgan1"

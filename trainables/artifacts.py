@@ -2,7 +2,7 @@
 
 Per evaluation (the first, every `evaluation.artifacts_every`, and always the trial's last):
     samples/step_000400.png      a grid of mels generated from the evaluator's fixed latents, in dB
-    audio/step_000400_0.wav      the grid's first `audio_clips` mels through Griffin-Lim
+    audio/step_000400_0.wav      the grid's first `audio_clips` mels through `evaluation.vocoder`
 Whenever they change:
     checkpoints/last/state.pt    the trial's state at its last checkpoint (as Tune's, plus the dataset's mel spec)
     checkpoints/best/state.pt    the state at its lowest fid so far
@@ -12,9 +12,7 @@ Once:
     failure.txt                  a failed trial's traceback (by the trial, or by the driver from Ray's error)
 
 The cost of each evaluation's artifacts is the metric `artifacts/seconds`; `best/fid` is the
-lowest fid so far. The drawing functions are shared with `platform.generate` and
-`platform.report`. Figures are drawn on `matplotlib.figure.Figure` objects, never pyplot,
-so nothing global is touched in a reused worker.
+lowest fid so far. The figures are drawn by trainables/figures.py.
 """
 import logging
 import math
@@ -25,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 
 from data.dataset import read_manifest
 from data.spec import DatasetSpec, MelParams, SegmentParams
 from trainables.checkpoint import CHECKPOINT_FILE, Checkpoint
+from trainables.figures import LOSS_KEYS, loss_figure, mel_figure
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +35,6 @@ CHECKPOINTS = {"last": "checkpoints/last", "best": "checkpoints/best"}
 MANIFEST_ARTIFACT = "dataset/manifest.json"
 LOSS_CURVES = "loss_curves.png"
 FAILURE_ARTIFACT = "failure.txt"  # a failed trial's traceback; its `failure` tag holds the one-line reason
-LOSS_KEYS = ("loss/D", "loss/G", "wasserstein", "loss/gp")
-CMAP = "magma"
 
 
 def sample_name(step: int) -> str:
@@ -61,81 +57,6 @@ def dataset_spec(info: dict) -> DatasetSpec:
     return DatasetSpec(mel=MelParams(**info["spec"]["mel"]), segment=SegmentParams(**info["spec"]["segment"]))
 
 
-def to_db(images: np.ndarray, scaling: dict) -> np.ndarray:
-    """Undo the manifest's `image = 2 * (db - db_min) / (db_max - db_min) - 1`."""
-    low, high = scaling["db_min"], scaling["db_max"]
-    return (np.clip(images, -1, 1) + 1) / 2 * (high - low) + low
-
-
-# ---------- drawing ----------
-
-def mel_figure(images: np.ndarray, info: dict, columns: int = 4, title: str | None = None) -> Figure:
-    """Mels (N, n_mels, frames) in [-1, 1] as a grid in dB: time (s) across, mel bands up
-    (ticks at their centre frequencies), one colour bar."""
-    import librosa
-    spec, scaling = dataset_spec(info), info["scaling"]
-    db = to_db(np.asarray(images, dtype=np.float32), scaling)
-    n, n_mels = len(db), db.shape[1]
-    cols = max(1, min(columns, n))
-    rows = math.ceil(n / cols)
-    fig = Figure(figsize=(max(4.8, 2.4 * cols + 1.2), 2.0 * rows + 0.8), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False, sharex=True, sharey=True)
-    centres = librosa.mel_frequencies(n_mels + 2, fmin=spec.mel.fmin, fmax=spec.mel.sample_rate / 2)[1:-1]
-    ticks = np.linspace(0, n_mels - 1, 4).round().astype(int)
-    shown = None
-    for i, ax in enumerate(axes.flat):
-        if i >= n:
-            ax.set_axis_off()
-            continue
-        shown = ax.imshow(db[i], origin="lower", aspect="auto", cmap=CMAP, interpolation="nearest",
-                          vmin=scaling["db_min"], vmax=scaling["db_max"],
-                          extent=(0, spec.segment.seconds, -0.5, n_mels - 0.5))
-        ax.set_title(f"#{i}", fontsize="small", loc="left")
-        ax.set_yticks(ticks, [f"{centres[t] / 1000:.1f}k" if centres[t] >= 1000 else f"{centres[t]:.0f}"
-                              for t in ticks])
-        ax.tick_params(labelsize="small")
-    for ax in axes[-1]:
-        ax.set_xlabel("time (s)")
-    for ax in axes[:, 0]:
-        ax.set_ylabel("mel band (Hz)")
-    fig.colorbar(shown, ax=axes, label=f"dB re {scaling.get('db_reference', 'reference')}", shrink=0.9)
-    if title:
-        fig.suptitle(title)
-    return fig
-
-
-def draw_losses(ax, history: dict, title: str | None = None) -> None:
-    """Losses (and the Wasserstein estimate) against generator steps on one axes."""
-    for key in LOSS_KEYS:
-        if history.get(key):
-            steps, values = zip(*history[key])
-            ax.plot(steps, values, label=key, marker="." if len(steps) < 30 else None)
-    ax.set_xlabel("generator step")
-    ax.set_ylabel("loss")
-    ax.grid(alpha=0.3)
-    if ax.lines:
-        ax.legend(fontsize="small")
-    if title:
-        ax.set_title(title, fontsize="small")
-
-
-def loss_figure(history: dict, title: str | None = None) -> Figure:
-    """The study's loss-evolution figure (losses against steps) beside the fid history."""
-    fig = Figure(figsize=(10, 3.6), layout="constrained")
-    losses, scores = fig.subplots(1, 2)
-    draw_losses(losses, history, "losses")
-    if history.get("fid"):
-        steps, values = zip(*history["fid"])
-        scores.plot(steps, values, marker=".", color="black", label="fid")
-        scores.legend(fontsize="small")
-    scores.set_xlabel("generator step")
-    scores.set_ylabel("fid (lower is better)")
-    scores.grid(alpha=0.3)
-    if title:
-        fig.suptitle(title)
-    return fig
-
-
 # ---------- generating and rendering ----------
 
 @torch.no_grad()
@@ -149,11 +70,13 @@ def generate(generator: torch.nn.Module, z: torch.Tensor) -> np.ndarray:
         generator.train(was_training)
 
 
-def write_wav(path: str | os.PathLike, image: np.ndarray, info: dict, n_iter: int) -> None:
+def write_wav(path: str | os.PathLike, image: np.ndarray, info: dict, n_iter: int,
+              vocoder: str = "griffin-lim") -> None:
+    """One mel image as a 16-bit WAV, voiced by `vocoder` (trainables/vocoder.py)."""
     import soundfile
-    from data import mel
+    from trainables.vocoder import render
     spec = dataset_spec(info)
-    soundfile.write(path, mel.to_audio(image, spec, n_iter=n_iter), spec.mel.sample_rate, subtype="PCM_16")
+    soundfile.write(path, render(image, spec, vocoder, n_iter), spec.mel.sample_rate, subtype="PCM_16")
 
 
 # ---------- the trial's artifacts ----------
@@ -250,6 +173,6 @@ class TrialArtifacts:
                 self.run.log_artifact(png, "samples")
             for i in range(self.eval.audio_clips):
                 wav = Path(tmp) / Path(audio_name(step, i)).name
-                write_wav(wav, images[i], self.dataset, self.eval.griffin_lim_iters)
+                write_wav(wav, images[i], self.dataset, self.eval.griffin_lim_iters, self.eval.vocoder)
                 self.run.log_artifact(wav, "audio")
         self.saved["samples"] = step

@@ -16,7 +16,7 @@ from trainables.evaluation import EvaluationConfig
 
 FAMILIES = ("dcgan1", "dcgan2", "wgan_clip", "wgan_gp")
 WASSERSTEIN = ("wgan_clip", "wgan_gp")
-IMAGE_SIZES = (64, 128)
+IMAGE_SIZES = (64, 128)  # the square sizes; a [bands, frames] pair takes sides that are multiples of 16
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,9 @@ class ModelConfig:
     family: Literal["dcgan1", "dcgan2", "wgan_clip", "wgan_gp"] = "dcgan1"
     latent_dim: int = 100
     width: int = 64        # feature maps of the first critic layer / last generator hidden layer
-    image_size: int = 64   # square mel image: must equal the dataset's n_mels and frames
+    # the mel image: 64 (64 x 64) or 128, or [bands, frames] such as [80, 432] for the HiFi-GAN
+    # preset; it must equal the dataset's n_mels and frames
+    image_size: int | list[int] = 64
     dropout_g: float = 0.5  # dcgan2: rate of both generator dropouts
     dropout_d: float = 0.3  # dcgan2: rate of the discriminator dropout
     # Normalisation between critic layers. The gradient penalty is a per-sample quantity,
@@ -34,14 +36,27 @@ class ModelConfig:
     def __post_init__(self):
         if not 1 <= self.latent_dim <= 4096 or not 1 <= self.width <= 4096:
             raise ValueError("latent_dim and width must lie between 1 and 4096")
-        if self.image_size not in IMAGE_SIZES:
-            raise ValueError(f"image_size must be one of {IMAGE_SIZES}, got {self.image_size}")
+        if isinstance(self.image_size, (list, tuple)):
+            object.__setattr__(self, "image_size", tuple(self.image_size))  # hashable, as a frozen dataclass is
+            if len(self.image_size) != 2 or any(not isinstance(side, int) or not 64 <= side <= 1024 or side % 16
+                                                for side in self.image_size):
+                raise ValueError(f"image_size as [bands, frames] needs two sides, each a multiple of 16 between "
+                                 f"64 and 1024, got {list(self.image_size)}")
+        elif self.image_size not in IMAGE_SIZES:
+            raise ValueError(f"image_size must be one of {IMAGE_SIZES} or a [bands, frames] pair, got {self.image_size}")
         for name in ("dropout_g", "dropout_d"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{name} must lie in [0, 1)")
         if self.family == "wgan_gp" and self.critic_norm == "batch":
             raise ValueError("wgan_gp's gradient penalty is per sample, so its critic cannot use batch norm: "
                              "set critic_norm to layer or none")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(bands, frames) of the mel image."""
+        if isinstance(self.image_size, tuple):
+            return self.image_size
+        return (self.image_size, self.image_size)
 
 
 @dataclass(frozen=True)

@@ -41,8 +41,10 @@ class EvaluationConfig:
     coverage_k: int = 5
     # what an evaluation leaves in the trial's MLflow run (trainables/artifacts.py)
     grid_images: int = 16       # generated mels (the first of the latent batch) in samples/step_N.png; 0: none
-    audio_clips: int = 2        # of those, rendered to audio/step_N_i.wav by Griffin-Lim; 0: none
+    audio_clips: int = 2        # of those, rendered to audio/step_N_i.wav by `vocoder`; 0: none
     griffin_lim_iters: int = 32
+    # hifigan: the pretrained neural vocoder (trainables/vocoder.py), for a dataset.mel.kind hifigan
+    vocoder: Literal["griffin-lim", "hifigan"] = "griffin-lim"
     artifacts_every: int = 4    # evaluations between sample artifacts; a trial's first and last always have them
     checkpoint_artifacts: bool = True  # the last and the best (lowest fid) checkpoint as run artifacts
 

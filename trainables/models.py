@@ -15,6 +15,12 @@ the WGANs (no sigmoid).
 At 128 x 128 every family gets one more stride-2 stage in each network (6 + 6 layers for
 dcgan1 and the WGANs, 5 + 5 for dcgan2), so a layer always keeps its 4x4 kernel and
 stride and the widest layer has twice the feature maps of the 64 x 64 model.
+
+A non-square image (bands x frames, e.g. the HiFi-GAN preset's 80 x 432) keeps the 64 x 64
+networks' stages and grows only their ends: the core is (bands / 16) x (frames / 16)
+instead of 4 x 4 (5 x 27 for 80 x 432), made by the generator's first transposed
+convolution from the latent vector and read by the critic's last convolution, both with
+a kernel of the core's shape. Every stage between keeps its 4x4 kernel and stride.
 """
 import math
 
@@ -36,9 +42,20 @@ def _init_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
+def _scale(cfg: ModelConfig) -> int:
+    """How much larger the image is than the core, on each side: 16 for 64 x 64 and any
+    non-square image, 32 for 128 x 128."""
+    return cfg.image_size // 4 if isinstance(cfg.image_size, int) else 16
+
+
+def core(cfg: ModelConfig) -> tuple[int, int]:
+    """(bands, frames) of the smallest feature map: 4 x 4 for the square sizes."""
+    return tuple(side // _scale(cfg) for side in cfg.shape)
+
+
 def _middle_stages(cfg: ModelConfig) -> int:
-    """Stride-2 stages between the 4 x 4 core and the edge layer."""
-    stages = math.log2(cfg.image_size // 4 // EDGE_STRIDE[cfg.family])
+    """Stride-2 stages between the core and the edge layer."""
+    stages = math.log2(_scale(cfg) // EDGE_STRIDE[cfg.family])
     assert stages.is_integer() and stages >= 1, (cfg.image_size, cfg.family)
     return int(stages)
 
@@ -63,7 +80,7 @@ class Generator(nn.Module):
         middle = _middle_stages(cfg)
         dropouts = 2 if cfg.family == "dcgan2" else 0  # after the first two hidden layers
         channels = cfg.width * 2 ** middle
-        layers = [nn.ConvTranspose2d(cfg.latent_dim, channels, 4, 1, 0, bias=False),  # 1 -> 4
+        layers = [nn.ConvTranspose2d(cfg.latent_dim, channels, core(cfg), 1, 0, bias=False),  # 1 -> core
                   nn.BatchNorm2d(channels), nn.ReLU(True)]
         hidden = 1
         for _ in range(middle):
@@ -95,7 +112,7 @@ class Discriminator(nn.Module):
             channels *= 2
             if cfg.family == "dcgan2" and stage == 0:
                 layers.append(nn.Dropout(cfg.dropout_d))
-        layers.append(nn.Conv2d(channels, 1, 4, 1, 0, bias=False))  # 4 -> 1
+        layers.append(nn.Conv2d(channels, 1, core(cfg), 1, 0, bias=False))  # core -> 1
         self.net = nn.Sequential(*layers)
         self.apply(_init_weights)
 

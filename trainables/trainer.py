@@ -91,11 +91,10 @@ def _optimizer(params, lr: float, cfg) -> torch.optim.Optimizer:
 
 class GANTrainer:
     def __init__(self, cfg: TrialConfig, images: torch.Tensor, device: torch.device):
-        """`images`: (segments, 1, size, size) in [-1, 1], any float dtype, already on `device`."""
+        """`images`: (segments, 1, bands, frames) in [-1, 1], any float dtype, already on `device`."""
         self.cfg, self.images, self.device = cfg, images, device
         model, train = cfg.model, cfg.training
-        expected = (model.image_size, model.image_size)
-        if tuple(images.shape[-2:]) != expected:
+        if tuple(images.shape[-2:]) != model.shape:
             raise ValueError(f"the dataset's mel images are {images.shape[-2]} x {images.shape[-1]} "
                              f"(n_mels x frames) but model.image_size is {model.image_size}: "
                              f"build a dataset with n_mels and frames equal to image_size, or change image_size")
