@@ -39,7 +39,7 @@ def test_metric_agreement_prints_every_figure(tmp_path):
         row = re.search(rf"^{re.escape(name)}\s+(\S+)\s+(\S+)$", rho, re.M)
         assert row, rho
         assert all(re.fullmatch(r"-?\d\.\d{3}|nan", v) for v in row.groups()), row.group(0)
-    orderings = out.split("final models, best first")[1].split("trial successive halving")[0]
+    orderings = out.split("final models (2), best first")[1].split("trial successive halving")[0]
     assert all(re.search(rf"{re.escape(n)}\s+\S+ [\d.]+x\s+\S+ [\d.]+x", orderings) for n in EMBEDDINGS), orderings
     kept = out.split("trial successive halving")[1].split("FIFO vs ASHA")[0]
     assert all(re.search(rf"{re.escape(n)}\s+dcgan[12]-lr", kept) for n in EMBEDDINGS), kept
