@@ -1,6 +1,6 @@
 """benchmarks/metric_agreement.py end to end on a tiny folder of synthetic techno: Ray Data
 builds it, two families train in real Tune runs under FIFO and ASHA, every checkpoint is
-scored in all four embeddings, and every figure of the report is printed."""
+scored in the embeddings, and every figure of the report is printed."""
 import re
 import sys
 from pathlib import Path
@@ -11,7 +11,9 @@ import soundfile
 from data import synthetic
 from tests.helpers import ROOT
 
-EMBEDDINGS = ("random-conv", "mel-stats", "inception", "fad-musicnn")
+# FAD's musicnn is left out here to keep the slow tier short (0.5 s of CPU a clip; it is
+# tested in tests/test_fad.py and tests/test_evaluation.py); the report's columns follow
+EMBEDDINGS = ("random-conv", "mel-stats", "inception")
 
 
 @pytest.mark.slow
@@ -33,11 +35,11 @@ def test_metric_agreement_prints_every_figure(tmp_path):
     baseline = re.search(r"real-vs-real baseline: (.*)", out).group(1)
     assert all(f"{name} " in baseline for name in EMBEDDINGS)
     rho = out.split("Spearman rho over all checkpoints")[1].split("final models")[0]
-    for name in EMBEDDINGS:  # a row per embedding: rho vs Inception and FAD, over all and within trajectories
-        row = re.search(rf"^{re.escape(name)}\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)$", rho, re.M)
+    for name in EMBEDDINGS:  # a row per embedding: rho vs Inception, over all and within trajectories
+        row = re.search(rf"^{re.escape(name)}\s+(\S+)\s+(\S+)$", rho, re.M)
         assert row, rho
         assert all(re.fullmatch(r"-?\d\.\d{3}|nan", v) for v in row.groups()), row.group(0)
-    orderings = out.split("final models, best first")[1].split("trial successive halving")[0]
+    orderings = out.split("final models (2), best first")[1].split("trial successive halving")[0]
     assert all(re.search(rf"{re.escape(n)}\s+\S+ [\d.]+x\s+\S+ [\d.]+x", orderings) for n in EMBEDDINGS), orderings
     kept = out.split("trial successive halving")[1].split("FIFO vs ASHA")[0]
     assert all(re.search(rf"{re.escape(n)}\s+dcgan[12]-lr", kept) for n in EMBEDDINGS), kept
