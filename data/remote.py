@@ -20,7 +20,6 @@ import json
 import os
 import posixpath
 import shutil
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -51,16 +50,16 @@ def cache_dir() -> Path:
     return Path(os.environ.get("PLATFORM_CACHE") or Path.home() / ".cache" / "techno-mel-gan")
 
 
-def _first_line(error: Exception) -> str:
+def first_line(error: Exception) -> str:
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__
 
 
-def _open(uri: str) -> tuple[pafs.FileSystem, str]:
+def open_uri(uri: str) -> tuple[pafs.FileSystem, str]:
     try:
         fs, path = pafs.FileSystem.from_uri(uri)
     except (ValueError, OSError) as error:  # pyarrow's ArrowInvalid is a ValueError
-        raise StoreError(f"{uri!r} is not a URI pyarrow can open ({_first_line(error)})") from None
+        raise StoreError(f"{uri!r} is not a URI pyarrow can open ({first_line(error)})") from None
     return fs, path.rstrip("/")
 
 
@@ -77,7 +76,7 @@ def display(uri: str) -> str:
 
 def published(uri: str) -> bool:
     """Whether a whole dataset is published at `uri` (its manifest is there)."""
-    fs, path = _open(uri)
+    fs, path = open_uri(uri)
     return fs.get_file_info(f"{path}/{MANIFEST}").type != pafs.FileType.NotFound
 
 
@@ -121,7 +120,7 @@ def publish(local_dir: str | os.PathLike, uri: str) -> int:
     """Upload the finished dataset at `local_dir` to `uri` (manifest last), unless `uri`
     holds this very build already; then only FID statistics it lacks. Files uploaded."""
     local_dir = Path(local_dir)
-    fs, path = _open(uri)
+    fs, path = open_uri(uri)
     local = pafs.LocalFileSystem()
     files = _local_files(local_dir)
     if _remote_manifest(fs, path) == read_manifest(local_dir):
@@ -154,7 +153,7 @@ def fetch(uri: str, dest: str | os.PathLike, lock: str | os.PathLike) -> bool:
     True if it was downloaded, False if `dest` had it already (missing FID statistics are
     added either way)."""
     dest, lock = Path(dest), Path(lock)
-    fs, path = _open(uri)
+    fs, path = open_uri(uri)
     lock.parent.mkdir(parents=True, exist_ok=True)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, "w") as held:
@@ -185,7 +184,7 @@ def fetch(uri: str, dest: str | os.PathLike, lock: str | os.PathLike) -> bool:
 
 def local_copy(uri: str) -> Path:
     """This node's copy of the dataset published at `uri` (`<storage.datasets>/<fingerprint>`)."""
-    _, path = _open(uri)
+    _, path = open_uri(uri)
     name = posixpath.basename(path)
     dest = cache_dir() / "datasets" / name
     fetch(uri, dest, cache_dir() / "locks" / f"{name}.lock")
@@ -195,63 +194,3 @@ def local_copy(uri: str) -> Path:
 def local_path(dataset: str) -> str:
     """Where a trial reads its dataset: the path itself, or a node-local copy of a URI."""
     return str(local_copy(dataset)) if is_uri(dataset) else dataset
-
-
-def _probe(uri: str, marker: str) -> None:
-    fs, path = _open(uri)
-    fs.create_dir(path, recursive=True)
-    with fs.open_output_stream(f"{path}/{marker}") as out:
-        out.write(b"techno-mel-gan write check\n")
-
-
-def _within(seconds: float, fn, *args) -> None:
-    """`fn(*args)`, or a TimeoutError after `seconds`: some stores retry or wait for
-    credentials for minutes where there is no network."""
-    outcome: list = []
-
-    def call():
-        try:
-            outcome.append(fn(*args))
-        except BaseException as error:  # noqa: BLE001 - handed to the caller below
-            outcome.append(error)
-    worker = threading.Thread(target=call, daemon=True)
-    worker.start()
-    worker.join(seconds)
-    if not outcome:
-        raise TimeoutError(f"no answer within {seconds:g} s")
-    if isinstance(outcome[0], BaseException):
-        raise outcome[0]
-
-
-def write_problem(uri: str, marker: str, timeout: float = 60.0) -> str | None:
-    """Why an object named `marker` cannot be written under `uri`, or None (it is then there)."""
-    try:
-        _within(timeout, _probe, uri, marker)
-    except StoreError as error:
-        return str(error)
-    except (OSError, ValueError, TimeoutError) as error:
-        return _first_line(error)
-    return None
-
-
-def read_problem(uri: str, marker: str, timeout: float = 60.0) -> str | None:
-    """Why the object `marker` under `uri` cannot be read from here, or None."""
-    def read():
-        fs, path = _open(uri)
-        with fs.open_input_stream(f"{path}/{marker}") as stream:
-            stream.read()
-    try:
-        _within(timeout, read)
-    except StoreError as error:
-        return str(error)
-    except (OSError, ValueError, TimeoutError) as error:
-        return _first_line(error)
-    return None
-
-
-def remove(uri: str, marker: str) -> None:
-    fs, path = _open(uri)
-    try:
-        fs.delete_file(f"{path}/{marker}")
-    except OSError:  # FileNotFoundError included: already gone is fine
-        pass

@@ -97,7 +97,7 @@ def _on_each(nodes: list[Node], fn, *args) -> dict[Node, str | None]:
 
 
 def check_tracking(tracking_uri: str, nodes: list[Node]) -> None:
-    from trainables import node_probe
+    from data import node_checks
     if not tracking_uri.startswith(("http://", "https://")):
         if len(nodes) > 1:
             raise ClusterError(f"mlflow.tracking_uri {tracking_uri!r} is a store on this machine that trials "
@@ -105,12 +105,12 @@ def check_tracking(tracking_uri: str, nodes: list[Node]) -> None:
                                "cluster's MLflow server, e.g. http://HEAD_IP:5000.")
         return
     health = tracking_uri.rstrip("/") + "/health"
-    reason = node_probe.http_reachable(health)
+    reason = node_checks.http_reachable(health)
     if reason:
         raise ClusterError(f"the MLflow server {tracking_uri} is not reachable from the driver ({reason}); "
                            "start it or fix mlflow.tracking_uri.")
     check_login(tracking_uri)
-    for node, reason in _on_each(nodes, node_probe.http_reachable, health).items():
+    for node, reason in _on_each(nodes, node_checks.http_reachable, health).items():
         if reason:
             raise ClusterError(f"the MLflow server {tracking_uri} is not reachable from node {node.address} "
                                f"({reason}); it must listen on an address the workers can reach, not 127.0.0.1 "
@@ -136,14 +136,14 @@ def check_login(tracking_uri: str) -> None:
 def check_shared(path: str, what: str, nodes: list[Node]) -> None:
     """A marker written here must be visible on every node, or checkpoints and data go astray."""
     from data.remote import is_uri
-    from trainables import node_probe
+    from data import node_checks
     if len(nodes) < 2 or is_uri(path):
         return
     Path(path).mkdir(parents=True, exist_ok=True)
     marker = Path(path) / f".shared-check-{uuid.uuid4().hex}"
     marker.touch()
     try:
-        for node, reason in _on_each(nodes, node_probe.file_visible, str(marker)).items():
+        for node, reason in _on_each(nodes, node_checks.file_visible, str(marker)).items():
             if reason:
                 other = ("publish datasets to an object store with storage.datasets: s3://BUCKET/PREFIX"
                          if what == "storage.root" else "use an s3:// URI")
@@ -159,9 +159,9 @@ _CREDENTIALS = ("check the bucket's name, that it exists, and the credentials (f
 
 def _write_marker(uri: str, what: str, kind: str) -> str:
     """A test object written under `uri` from here, or a ClusterError saying why not."""
-    from data import remote
+    from data import node_checks
     marker = f".{kind}-check-{uuid.uuid4().hex}"
-    problem = remote.write_problem(uri, marker)
+    problem = node_checks.write_problem(uri, marker)
     if problem:
         raise ClusterError(f"{what} {uri} cannot be written from this machine ({problem}); {_CREDENTIALS}.")
     return marker
@@ -170,8 +170,8 @@ def _write_marker(uri: str, what: str, kind: str) -> str:
 def check_store_writable(uri: str, what: str = "storage.datasets") -> None:
     """The driver publishes datasets there: a test object is written and removed, before Ray
     starts, so a misspelt bucket or missing credentials stop the sweep in seconds."""
-    from data import remote
-    remote.remove(uri, _write_marker(uri, what, "write"))
+    from data import node_checks
+    node_checks.remove(uri, _write_marker(uri, what, "write"))
 
 
 def _local_problem(path: Path) -> str | None:
@@ -218,18 +218,18 @@ def check_writable(paths: dict[str, str | os.PathLike]) -> None:
 
 def check_store_readable(uri: str, what: str, nodes: list[Node]) -> None:
     """Trials copy datasets from there: every node must be able to read what the driver wrote."""
-    from data import remote
+    from data import node_checks
     if len(nodes) < 2:
         return
     marker = _write_marker(uri, what, "read")
     try:
-        for node, reason in _on_each(nodes, remote.read_problem, uri, marker).items():
+        for node, reason in _on_each(nodes, node_checks.read_problem, uri, marker).items():
             if reason:
                 raise ClusterError(f"{what} {uri} cannot be read from node {node.address} ({reason}); every node "
                                    "needs credentials for it (an instance role that reads the bucket, or the "
                                    "same AWS_* variables).")
     finally:
-        remote.remove(uri, marker)
+        node_checks.remove(uri, marker)
 
 
 def preflight(nodes: list[Node], tracking_uri: str, storage_paths: dict[str, str],
