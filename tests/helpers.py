@@ -2,9 +2,13 @@
 import contextlib
 import logging
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Callable
 
 import yaml
 
@@ -23,6 +27,29 @@ def run_module(module: str, *args: str, cwd: Path, timeout: float = 600,
     env = dict(os.environ, **(env or {}), PYTHONPATH=str(ROOT))
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def kill_sweep_when(spec: Path, cwd: Path, ready: Callable[[], bool], timeout: float = 300,
+                    poll: float = 0.2) -> None:
+    """Start `python -m platform.sweep spec` in `cwd` and SIGKILL it, with the local Ray it
+    started (its process group), as soon as `ready()` holds: a driver killed mid-sweep."""
+    driver = subprocess.Popen([sys.executable, "-m", "platform.sweep", str(spec)], cwd=cwd,
+                              env=dict(os.environ, PYTHONPATH=str(ROOT)), start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + timeout
+        while time.time() < deadline and driver.poll() is None and not ready():
+            time.sleep(poll)
+        assert driver.poll() is None, "the sweep ended before it could be killed"
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+
+
+# Debian's chromium for the browser tests (python3 -m platform.bootstrap --extras browser installs it)
+CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+NO_CHROMIUM = ("no Chromium on PATH (python3 -m platform.bootstrap --extras browser installs Debian's as root "
+               "with apt-get)")
 
 
 TINY_DATASET = {

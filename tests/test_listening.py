@@ -5,7 +5,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -18,10 +17,9 @@ import pytest
 from mlflow import MlflowClient
 
 from platform.listening import summary
-from tests.helpers import ROOT, run_module, tiny_sweep, write_spec
+from tests.helpers import CHROMIUM, NO_CHROMIUM, ROOT, run_module, tiny_sweep, write_spec
 
 NAME = "tiny-listening"
-CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 
 
 def test_mos_and_its_t_interval():
@@ -114,8 +112,7 @@ def _ratings(folder: Path) -> list:
 
 @pytest.mark.slow
 @pytest.mark.browser
-@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on PATH (python3 -m platform.bootstrap installs "
-                                              "Debian's as root with apt-get)")
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 def test_a_rater_plays_rates_five_clips_comes_back_and_mos_lands_in_mlflow(store, server, tmp_path):
     from tests.cdp import Browser
     _, client, parent, children = store

@@ -1,17 +1,12 @@
 """A paper.yaml-shaped sweep (the study's five kinds of trials, tiny), its driver killed in
 the middle, then `--resume`: every trial is done once, and every MLflow step history runs
 on without gaps or repeats."""
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 
 import pytest
 from mlflow import MlflowClient
 
-from tests.helpers import ROOT, TINY_DATASET, run_module, write_spec
+from tests.helpers import TINY_DATASET, kill_sweep_when, run_module, write_spec
 
 FIVE = {
     "dcgan1_all": {"training": {"iterations": 8}},  # the long one: the kill lands in it
@@ -52,20 +47,9 @@ def _fid_steps(db) -> dict[str, list[int]]:
 def test_paper_shaped_sweep_killed_then_resumed(tmp_path):
     spec = write_spec(tmp_path / "tinypaper.yaml", **TINY_PAPER)
     db = tmp_path / "mlflow.db"
-    driver = subprocess.Popen([sys.executable, "-m", "platform.sweep", str(spec)], cwd=tmp_path,
-                              env=dict(os.environ, PYTHONPATH=str(ROOT)), start_new_session=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 300
-        # kill once the long trial has two evaluations logged (and so a checkpoint)
-        while time.time() < deadline and driver.poll() is None:
-            if any(len(s) >= 2 for name, s in _fid_steps(db).items() if name.startswith("dcgan1_all")):
-                break
-            time.sleep(0.2)
-        assert driver.poll() is None, "the sweep ended before it could be killed"
-    finally:
-        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
-        driver.wait()
+    # kill once the long trial has two evaluations logged (and so a checkpoint)
+    kill_sweep_when(spec, tmp_path, lambda: any(len(s) >= 2 for name, s in _fid_steps(db).items()
+                                                if name.startswith("dcgan1_all")))
     before = _fid_steps(db)
     interrupted = [n for n, s in before.items() if n.startswith("dcgan1_all")]
     assert interrupted and len(before[interrupted[0]]) < 8, before

@@ -4,7 +4,6 @@ holds the results table; then `platform.generate` and `platform.report` on that 
 and the MLflow UI opened in headless Chromium on it."""
 import csv
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -19,7 +18,7 @@ import pytest
 import soundfile
 from mlflow import MlflowClient
 
-from tests.helpers import ROOT, TINY_DATASET, run_module, write_spec
+from tests.helpers import CHROMIUM, NO_CHROMIUM, ROOT, TINY_DATASET, run_module, write_spec
 from trainables.checkpoint import Checkpoint
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -195,7 +194,6 @@ def test_report_draws_the_three_figures_and_logs_them(sweep, capsys):
 
 # ---------- the browser check ----------
 
-CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 SCREENSHOTS = ROOT / "runs" / "screenshots"
 
 
@@ -242,8 +240,7 @@ def _chromium(url: str, *args: str, profile: Path) -> subprocess.CompletedProces
 
 @pytest.mark.slow
 @pytest.mark.browser
-@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on PATH (python3 -m platform.bootstrap --extras "
-                                              "browser installs Debian's as root with apt-get)")
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 def test_mlflow_ui_shows_trials_and_a_sample_image(sweep, mlflow_server, tmp_path):
     import matplotlib.image
     _, client, parent, children = sweep

@@ -1,17 +1,12 @@
 """The driver SIGKILLed in the second after a trial finished (its MLflow run FINISHED,
 Tune's saved state still saying RUNNING), then `--resume`: the finished run is not reopened
 (it ends once), no step is logged twice, and Tune prints no checkpoint error."""
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 
 import pytest
 from mlflow import MlflowClient
 
-from tests.helpers import ROOT, run_module, tiny_sweep, write_spec
+from tests.helpers import kill_sweep_when, run_module, tiny_sweep, write_spec
 
 RACE = tiny_sweep("race", training={"batch_size": 4, "iterations": 3, "steps_per_iteration": 20,
                                     "checkpoint_every": 1},
@@ -37,17 +32,7 @@ def test_a_driver_killed_just_after_a_trial_finished_resumes_without_redoing_it(
     db = tmp_path / "mlflow.db"
     # Tune saves its state every 10 s at most: killed right after a trial ends, that state
     # still has the trial RUNNING while its MLflow run is FINISHED
-    driver = subprocess.Popen([sys.executable, "-m", "platform.sweep", str(spec)], cwd=tmp_path,
-                              env=dict(os.environ, PYTHONPATH=str(ROOT)), start_new_session=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 300
-        while time.time() < deadline and driver.poll() is None and not _finished_children(db):
-            time.sleep(0.05)
-        assert driver.poll() is None, "the sweep ended before it could be killed"
-    finally:
-        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
-        driver.wait()
+    kill_sweep_when(spec, tmp_path, lambda: bool(_finished_children(db)), poll=0.05)
     (finished, ended_at), = _finished_children(db).items()
 
     result = run_module("platform.sweep", str(spec), "--resume", cwd=tmp_path, timeout=600)
