@@ -178,6 +178,7 @@ def _local_problem(path: Path) -> str | None:
     """Why a file cannot be made in `path` (made if missing), or None: a byte is written, so
     a full disk fails here too, not at a trial's first checkpoint."""
     marker = path / f".write-check-{uuid.uuid4().hex}"
+    made = [p for p in (path, *path.parents) if not p.exists()]  # removed again, deepest first
     try:
         path.mkdir(parents=True, exist_ok=True)
         with marker.open("wb") as out:
@@ -189,6 +190,8 @@ def _local_problem(path: Path) -> str | None:
     finally:
         with contextlib.suppress(OSError):  # on a read-only disk, unlinking the absent marker fails too
             marker.unlink(missing_ok=True)
+            for folder in made:  # a check leaves nothing behind (a storage path may prove unshared)
+                folder.rmdir()
     return None
 
 
