@@ -148,10 +148,11 @@ def train_gan(config: dict, context: TrialContext) -> None:
             metrics.update(evaluate(trainer.G))
             metrics.update({"lr/G": trainer.cfg.training.lr_g, "lr/D": trainer.cfg.training.lr_d})
             metrics.update(artifacts.after_evaluation(trainer, metrics, config))
+            if trainer.finished:  # evaluation.final_metrics, before the last report (where Tune may stop it)
+                metrics.update(evaluate.final(trainer.G))
             metrics = {**{k: metrics[k] for k in PROGRESS_COLUMNS}, **metrics}
             run.log_metrics(metrics, step=trainer.step)
             _report(trainer, metrics, run, config)
-        run.log_metrics(evaluate.final(trainer.G), step=trainer.step)  # evaluation.final_metrics, if any
         status = "FINISHED"
     except SystemExit:
         # Tune stops a trial (ASHA, the end of the sweep) by raising SystemExit in report
