@@ -145,6 +145,8 @@ def train_gan(config: dict, context: TrialContext) -> None:
             states = health.assess(metrics, trainer.loss_ranges, trainer.wasserstein)
             metrics.update(health.metrics(states))
             metrics.update(artifacts.after_evaluation(trainer, metrics, config))
+            if trainer.finished:  # evaluation.final_metrics, before the last report (where Tune may stop it)
+                metrics.update(evaluate.final(trainer.G))
             metrics = {**{k: metrics[k] for k in PROGRESS_COLUMNS}, **metrics}
             run.log_metrics(metrics, step=trainer.step)
             if health.verdict(states) != health_tag:
@@ -156,7 +158,6 @@ def train_gan(config: dict, context: TrialContext) -> None:
             _report(trainer, metrics, run, config)
             if stop:  # the function's end ends the trial, as a finished one
                 break
-        run.log_metrics(evaluate.final(trainer.G), step=trainer.step)  # evaluation.final_metrics, if any
         status = "FINISHED"
     except SystemExit:
         # Tune stops a trial (ASHA, the end of the sweep) by raising SystemExit in report
