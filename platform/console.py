@@ -33,7 +33,7 @@ def setup(verbose: bool) -> None:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def tune_output(searched: list[str]) -> dict:
+def tune_output(searched: list[str], tracking_uri: str) -> dict:
     """RunConfig arguments: the quiet table and trial lines, or (verbose) Tune's defaults."""
     if _verbose:
         return {}
@@ -41,14 +41,33 @@ def tune_output(searched: list[str]) -> dict:
     reporter = tune.CLIReporter(metric_columns=METRICS, parameter_columns=[p.replace(".", "/") for p in searched],
                                 max_report_frequency=REPORT_EVERY_S, print_intermediate_tables=True,
                                 sort_by_metric=True)
-    return {"verbose": 1, "progress_reporter": reporter, "callbacks": [_trial_lines()]}
+    return {"verbose": 1, "progress_reporter": reporter, "callbacks": [_trial_lines(tracking_uri)]}
 
 
-def _trial_lines():
+def _trial_lines(tracking_uri: str):
     from ray.tune import Callback
 
+    from trainables.mlflow_run import TRACKING_DOWN_S, TRACKING_KEPT
+
     class TrialLines(Callback):
-        """One line per trial that ends: finished, stopped by the scheduler, or failed."""
+        """One line per trial that ends: finished, stopped by the scheduler, or failed; and
+        one when a trial's tracking server goes away or comes back (the trial's own log
+        says so too, but the quiet console does not forward trials' logs)."""
+
+        def __init__(self):
+            self.down: dict[str, float] = {}  # trial id -> longest outage it reported
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            kept, down_s = result.get(TRACKING_KEPT, 0), result.get(TRACKING_DOWN_S, 0.0)
+            if kept and trial.trial_id not in self.down:
+                print(f"trial {trial.trial_id}: the MLflow tracking server {tracking_uri} is unreachable; "
+                      f"training goes on, {kept} write(s) kept until it answers", file=sys.stderr, flush=True)
+            if kept:
+                self.down[trial.trial_id] = max(down_s, self.down.get(trial.trial_id, 0.0))
+            elif trial.trial_id in self.down:
+                print(f"trial {trial.trial_id}: the MLflow tracking server {tracking_uri} answers again after "
+                      f"{self.down.pop(trial.trial_id):.0f} s or more; the kept writes are logged",
+                      file=sys.stderr, flush=True)
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             result = trial.last_result or {}

@@ -84,7 +84,7 @@ def _new_tuner(spec: spaces.SweepSpec, context, name: str):
                                   failure_config=tune.FailureConfig(max_failures=spec.tune.max_failures),
                                   checkpoint_config=tune.CheckpointConfig(
                                       num_to_keep=spec.tune.checkpoints_to_keep),
-                                  **console.tune_output(list(spec.search))),
+                                  **console.tune_output(list(spec.search), context.tracking.tracking_uri)),
     )
 
 

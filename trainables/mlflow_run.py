@@ -13,6 +13,11 @@ from mlflow.entities import Metric, Param, RunStatus
 
 from trainables.mlflow_buffer import BufferedClient
 
+# Keys of Tune's result (not MLflow metrics): the driver's console says when a trial's tracking
+# server is unreachable from them (platform/console.py)
+TRACKING_KEPT = "tracking/kept_writes"
+TRACKING_DOWN_S = "tracking/unreachable_s"
+
 
 @dataclass(frozen=True)
 class TrackingTarget:
@@ -93,6 +98,13 @@ class TrialRun:
 
     def tags(self) -> dict:
         return self.client.get_run(self.run_id).data.tags
+
+    def tracking_state(self) -> dict:
+        """For Tune's result, which reaches the driver whatever happens to the tracking server
+        (and whatever the console shows of the trial's log): writes kept, seconds unreachable."""
+        down = self.client.down_since
+        return {TRACKING_KEPT: len(self.client.pending),
+                TRACKING_DOWN_S: 0.0 if down is None else time.monotonic() - down}
 
     def log_metrics(self, metrics: dict, step: int) -> None:
         if step <= self.logged_until:

@@ -155,7 +155,7 @@ def train_gan(config: dict, context: TrialContext) -> None:
             stop = health_tag != "ok" and cfg.training.stop_on_collapse
             if stop:
                 run.set_tags({"stopped": f"health {health_tag} at step {trainer.step} (training.stop_on_collapse)"})
-            _report(trainer, metrics, run, config)
+            _report(trainer, {**metrics, **run.tracking_state()}, run, config)
             if stop:  # the function's end ends the trial, as a finished one
                 break
         status = "FINISHED"
