@@ -40,8 +40,8 @@ class ModelConfig:
             object.__setattr__(self, "image_size", tuple(self.image_size))  # hashable, as a frozen dataclass is
             if len(self.image_size) != 2 or any(not isinstance(side, int) or not 64 <= side <= 1024 or side % 16
                                                 for side in self.image_size):
-                raise ValueError(f"image_size as [bands, frames] needs two sides, each a multiple of 16 between "
-                                 f"64 and 1024, got {list(self.image_size)}")
+                raise ValueError(f"image_size as [bands, frames] needs two sides, each a multiple of 16, at "
+                                 f"least 64 and at most 1024, got {list(self.image_size)}")
         elif self.image_size not in IMAGE_SIZES:
             raise ValueError(f"image_size must be one of {IMAGE_SIZES} or a [bands, frames] pair, got {self.image_size}")
         for name in ("dropout_g", "dropout_d"):
