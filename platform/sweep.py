@@ -179,7 +179,7 @@ def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str
     threads = max(1, int(spec.tune.resources_per_trial.cpu))
     if previous:
         target = tracking.reopen_sweep(previous.target)
-        context = TrialContext(dataset_source, dataset.fingerprint, target, threads=threads)
+        context = TrialContext(dataset_source, dataset.fingerprint, target, threads=threads, resumed=True)
         print(f"Resuming {previous.path}: finished trials are kept, unfinished ones restart from "
               "their last checkpoint.")
         from ray import tune

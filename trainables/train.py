@@ -42,6 +42,10 @@ class TrialContext:
     dataset_fingerprint: str
     tracking: TrackingTarget
     threads: int = 1
+    # a sweep continued by --resume: a trial whose run finished before the driver died is
+    # not run again. Only then: under PBT a trial is restarted from its own checkpoint
+    # after its run finished, and Tune waits for it to go on (a synch PBT sweep hung there).
+    resumed: bool = False
 
 
 def load_images(dataset_path: str, max_segments: int | None, device: torch.device,
@@ -123,7 +127,7 @@ def train_gan(config: dict, context: TrialContext) -> None:
     # after the evaluator, which may draw random numbers: the checkpoint's generators win
     restored, before = _restore(trainer)
     own_id = tune.get_context().get_trial_id()
-    if restored is None or restored.trial_id in (None, own_id):  # not PBT's copy of another trial
+    if context.resumed and (restored is None or restored.trial_id in (None, own_id)):  # not PBT's copy
         done = finished_trial_run(context.tracking, own_id, trainer.total_steps)
         if done is not None:  # a resumed sweep's trial that had finished: Tune gets its last result again
             log.info("trial %s finished before the sweep stopped; its run is left as it is", own_id)
