@@ -124,23 +124,17 @@ def _best_trial(results, target) -> dict | None:
             "run_id": runs.get(trial_id), "config": best.config}
 
 
-def _baseline_fid(target) -> float | None:
-    """The fid of real data against itself, as the sweep's parent run holds it (a tag set at
-    its start by _dataset_for_trials; absent when the search varies the evaluation)."""
-    from mlflow import MlflowClient
-    tags = MlflowClient(tracking_uri=target.tracking_uri).get_run(target.parent_run_id).data.tags
-    return float(tags["fid.real_vs_real"]) if "fid.real_vs_real" in tags else None
-
-
 def _print_summary(spec: spaces.SweepSpec, results, errors: dict, diverged: int, best: dict | None, target,
-                   tracking_uri: str) -> None:
+                   tracking_uri: str, baseline: float | None) -> None:
+    """`baseline`: the real-vs-real fid _dataset_for_trials computed (None when the search varies
+    the evaluation)."""
     from platform import tracking
     generate = None
     if best and best.get("run_id"):
         store = "" if tracking_uri == tracking.default_uri() else f" --tracking-uri {tracking_uri}"
         generate = f".venv/bin/python -m platform.generate {best['run_id']}{store} --out generated"
     for line in console.summary(trials=len(results), failed=len(errors), diverged=diverged, experiment_path=results.experiment_path,
-                                best=best, baseline=_baseline_fid(target), searched=list(spec.search),
+                                best=best, baseline=baseline, searched=list(spec.search),
                                 experiment=spec.experiment, parent_run_id=target.parent_run_id,
                                 ui=tracking.ui_command(tracking_uri),
                                 url=tracking.ui_url(target.experiment_id, tracking_uri), generate=generate):
@@ -211,7 +205,8 @@ def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str
     if short:
         return stopping.stopped_short(target, *short)
 
-    _print_summary(spec, results, errors, diverged, best, target, tracking_uri)
+    baseline = float(dataset_tags["fid.real_vs_real"]) if "fid.real_vs_real" in dataset_tags else None
+    _print_summary(spec, results, errors, diverged, best, target, tracking_uri, baseline)
     return 0 if best else 1
 
 
