@@ -43,6 +43,26 @@ def test_a_complex_square_root_is_a_clear_error():
         fid.frechet_distance(np.zeros(2), np.diag([1.0, -1.0]), np.zeros(2), np.eye(2))
 
 
+def test_fewer_rows_than_features_give_the_square_root_trace_from_the_rows():
+    # 30 fake rows of 40 features (Inception's case: a few hundred samples, 2,048 features):
+    # fid() takes the trace term from the rows, which must equal the eigenvalue definition
+    rng = np.random.default_rng(5)
+    real_rows, fake_rows = rng.normal(size=(300, 40)), rng.normal(size=(30, 40)) * 1.5 + 0.2
+    stats = [fid.RunningStats(40) for _ in range(2)]
+    stats[0].add(real_rows), stats[1].add(fake_rows)
+    real, fake = (s.result() for s in stats)
+    assert fake.count == len(fake.sample) < 40
+    eigenvalues = np.linalg.eigvals(fake.sigma @ real.sigma).real
+    trace = np.sqrt(np.maximum(eigenvalues, 0)).sum()
+    expected = np.sum((fake.mu - real.mu) ** 2) + np.trace(fake.sigma) + np.trace(real.sigma) - 2 * trace
+    assert fid.fid(real, fake, standardised=False) == pytest.approx(expected, rel=1e-7)
+    # and the same as the matrix square root where that is exact (more rows than features)
+    many = rng.normal(size=(80, 40))
+    sigma = np.cov(many, rowvar=False)
+    with_rows = fid.frechet_distance(many.mean(0), sigma, real.mu, real.sigma, rows1=many)
+    assert with_rows == pytest.approx(fid.frechet_distance(many.mean(0), sigma, real.mu, real.sigma), rel=1e-7)
+
+
 def test_running_stats_match_numpy_and_keep_a_bounded_sample():
     rng = np.random.default_rng(2)
     rows = rng.normal(size=(101, 5))

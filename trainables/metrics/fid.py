@@ -1,6 +1,8 @@
 """Fréchet distance between feature statistics, and the real-data statistics cache.
 
-`frechet_distance` is the pure formula (as in pytorch-fid). Features are accumulated in
+`frechet_distance` is the pure formula (as in pytorch-fid); when the generated side has no
+more rows than features and all are kept, its trace term comes exactly from the rows, an
+n x n eigenvalue problem instead of a d x d matrix square root. Features are accumulated in
 float64 as running sums (`RunningStats`), never all in memory; a bounded sample of rows
 is kept beside them for KID and density/coverage, which need feature vectors.
 
@@ -38,9 +40,24 @@ def _is_square_root(root: np.ndarray, matrix: np.ndarray, tolerance: float = 1e-
     return np.linalg.norm(root @ root - matrix) <= tolerance * max(np.linalg.norm(matrix), 1e-30)
 
 
+def _trace_sqrt_from_rows(rows1: np.ndarray, sigma2: np.ndarray) -> float:
+    """tr sqrt(sigma1 @ sigma2) where sigma1 is the covariance of `rows1` (n x d), exactly:
+    the non-zero eigenvalues of sigma1 @ sigma2 are those of the symmetric n x n matrix
+    B sigma2 B^T / (n - 1), B the centred rows. With n <= d this is an n x n eigenvalue
+    problem instead of scipy's d x d Schur square root: 0.16 s against 20 s for 256
+    Inception rows (2,048 features) here, the same trace to 1e-7."""
+    centred = rows1 - rows1.mean(axis=0)
+    inner = centred @ sigma2 @ centred.T / (len(rows1) - 1)
+    return float(np.sqrt(np.maximum(linalg.eigvalsh(inner), 0.0)).sum())
+
+
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
-                     eps: float = 1e-6) -> float:
+                     eps: float = 1e-6, rows1: np.ndarray | None = None) -> float:
+    """`rows1`: every feature row behind (mu1, sigma1), when there are no more of them than
+    features: the trace term is then computed from them (`_trace_sqrt_from_rows`)."""
     diff = mu1 - mu2
+    if rows1 is not None:
+        return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * _trace_sqrt_from_rows(rows1, sigma2))
     with warnings.catch_warnings():
         # a singular product is expected with few samples; it is handled just below
         warnings.simplefilter("ignore", linalg.LinAlgWarning)
@@ -112,12 +129,16 @@ def in_batches(images: torch.Tensor, batch_size: int = 256) -> Iterable[torch.Te
 def fid(real: FeatureStats, fake: FeatureStats, standardised: bool) -> float:
     """FID of `fake` against `real`; `standardised` measures it in units of the real
     features' spread (the offline embeddings, whose feature scales are arbitrary)."""
+    # every fake row kept and no more rows than features (Inception's 2,048 at up to 2,048
+    # samples): the exact trace from the rows, far cheaper than the matrix square root
+    rows = fake.sample.astype(np.float64) if fake.count == len(fake.sample) <= len(fake.mu) else None
     if not standardised:
-        return frechet_distance(fake.mu, fake.sigma, real.mu, real.sigma)
+        return frechet_distance(fake.mu, fake.sigma, real.mu, real.sigma, rows1=rows)
     centre, scale = real.standardiser()
     inv = 1.0 / scale
     return frechet_distance((fake.mu - centre) * inv, fake.sigma * np.outer(inv, inv),
-                            np.zeros_like(centre), real.sigma * np.outer(inv, inv))
+                            np.zeros_like(centre), real.sigma * np.outer(inv, inv),
+                            rows1=None if rows is None else rows * inv)
 
 
 def cache_path(dataset_path: str | os.PathLike, fingerprint: str, embedding: Embedding,
