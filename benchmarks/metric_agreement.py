@@ -2,19 +2,22 @@
 
     .venv/bin/python benchmarks/metric_agreement.py FOLDER [--work DIR] [--checkpoints 4]
         [--steps 50] [--samples 128] [--families dcgan1 dcgan2 wgan_clip wgan_gp]
+        [--in-loop EMBEDDING] [--embeddings ...] [--audio-samples 128]
 
 1. Builds a dataset from FOLDER with the project's Ray Data pipeline (data.pipeline.build).
 2. Trains each family at two learning rates with GANTrainer inside real Ray Tune trials,
-   FIFO, evaluating the default in-loop metric (trainables.evaluation.Evaluator) at every
-   checkpoint and keeping the generator (weights and the samples of a fixed latent batch)
+   FIFO, evaluating the in-loop metric (`--in-loop`, default: the code's default
+   embedding; trainables.evaluation.Evaluator) at every checkpoint and keeping the generator (weights and the samples of a fixed latent batch)
    at each checkpoint along each run.
-3. Runs the same trials again under ASHA on the default metric (Tune's
+3. Runs the same trials again under ASHA on the in-loop metric (Tune's
    AsyncHyperBandScheduler) and counts the generator steps each scheduler spent.
 4. Scores every checkpoint's samples with every embedding against one real reference, and
    a disjoint real half against it (the real-vs-real baseline), and prints: Spearman rho of
    each embedding against Inception FID and against FAD over all checkpoints, the mean rho
    within trajectories, the final models' ordering by each metric, which trial successive
-   halving keeps under each metric, and FIFO against ASHA (best reference FID, trial-steps).
+   halving keeps under each metric, FIFO against ASHA (best reference FID, trial-steps) on
+   the in-loop metric and, replayed on the recorded trajectories, on every metric, and
+   whether checkpoints whose samples collapsed score worse than varied ones under each.
 
 ASHA's trials are the FIFO trials cut short: the same config and seed give the same
 weights (the script checks that the in-loop values match), so ASHA's reference scores are
@@ -36,8 +39,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT = "random-conv"
 REFERENCE, AUDIO = "inception", "fad-musicnn"
+COLLAPSED = 0.5  # samples' spread (median pairwise distance) below half the real data's: collapsed
 CHEAP = ("random-conv", "mel-stats")  # fast enough in the loop: their KID is reported too
 # each family's study settings (search_spaces/<family>.yaml), two learning rates each;
 # the WGANs take 2 critic steps instead of 5 to fit the budget
@@ -58,7 +61,8 @@ def build_dataset(folder: str, work: Path) -> tuple[str, int]:
     return str(built.path), built.segments
 
 
-def trial_configs(families, width: int, steps: int, checkpoints: int, samples: int, batch: int) -> list[dict]:
+def trial_configs(families, width: int, steps: int, checkpoints: int, samples: int, batch: int,
+                  in_loop: str) -> list[dict]:
     configs = []
     for family in families:
         model, training, rates = FAMILY_SETTINGS[family]
@@ -68,7 +72,7 @@ def trial_configs(families, width: int, steps: int, checkpoints: int, samples: i
                 "model": {"family": family, "width": width, **model},
                 "training": {"batch_size": batch, "lr_g": lr, "lr_d": lr, "iterations": checkpoints, "steps_per_iteration": steps,
                              "checkpoint_every": 1, "seed": 0, **training},
-                "evaluation": {"samples": samples, "embedding": DEFAULT, "grid_images": 0, "audio_clips": 0},
+                "evaluation": {"samples": samples, "embedding": in_loop, "grid_images": 0, "audio_clips": 0},
             })
     return configs
 
@@ -184,9 +188,10 @@ class Scorer:
     is kept in its own file under `cache`, so a re-score (or a second scorer running beside
     the training) computes only what is missing."""
 
-    def __init__(self, names: list[str], reference: np.ndarray, cache: Path):
+    def __init__(self, names: list[str], reference: np.ndarray, cache: Path, audio_samples: int | None = None):
         from trainables.metrics import fid
         self.fid, self.names, self.cache = fid, names, cache
+        self.audio_samples = audio_samples  # FAD on the first N of each set only: 0.5 s of CPU a clip
         cache.mkdir(parents=True, exist_ok=True)
         self.embeddings, self.real, self.reference = {}, {}, reference
         self.cached_only = False  # True: a value not computed yet makes the call answer None
@@ -194,9 +199,16 @@ class Scorer:
     def _embedding(self, name: str):
         if name not in self.embeddings:
             from trainables.metrics import embeddings
-            self.embeddings[name] = embeddings.build(name)
-            self.real[name] = self._stats(self.embeddings[name], self.reference)
+            if name.startswith("inception-") and name.split("-")[1].isdigit():  # Inception at other sizes
+                from trainables.metrics.inception import InceptionEmbedding
+                self.embeddings[name] = InceptionEmbedding(size=int(name.split("-")[1]))
+            else:
+                self.embeddings[name] = embeddings.build(name)
+            self.real[name] = self._stats(self.embeddings[name], self._rows(name, self.reference))
         return self.embeddings[name]
+
+    def _rows(self, name: str, mels: np.ndarray) -> np.ndarray:
+        return mels[:self.audio_samples] if name == AUDIO and self.audio_samples else mels
 
     def _stats(self, embedding, mels: np.ndarray):
         images = torch.from_numpy(np.ascontiguousarray(mels, dtype=np.float32)).unsqueeze(1)
@@ -216,7 +228,7 @@ class Scorer:
                     return None
                 mels = mels() if callable(mels) else mels
                 embedding = self._embedding(name)
-                stats = self._stats(embedding, mels)
+                stats = self._stats(embedding, self._rows(name, mels))
                 values = {name: self.fid.fid(self.real[name], stats, embedding.standardised)}
                 if name in CHEAP:
                     centre, scale = self.real[name].standardiser()
@@ -228,6 +240,15 @@ class Scorer:
                     os.replace(tmp, path)
             scores.update({metric: json.loads(path.read_text()) for metric, path in paths.items()})
         return scores
+
+
+def spread(mels: np.ndarray, pairs: int = 2000) -> float:
+    """Median distance between two random samples of a set: near 0 when they are all alike."""
+    rng = np.random.default_rng(0)
+    flat = mels.reshape(len(mels), -1).astype(np.float32)
+    i, j = rng.integers(0, len(flat), (2, pairs))
+    keep = i != j
+    return float(np.median(np.linalg.norm(flat[i[keep]] - flat[j[keep]], axis=1)))
 
 
 def spearman(a, b) -> float:
@@ -249,8 +270,10 @@ def halving_survivor(scores: dict[str, dict[int, float]]) -> str:
     return alive[0]
 
 
-def report(table: dict, names: list[str], baseline: dict, fifo: dict, asha: dict) -> None:
-    """`table`: {trial: {iteration: {metric: value}}}, the checkpoints scored in every metric."""
+def report(table: dict, names: list[str], baseline: dict, fifo: dict, asha: dict, in_loop: str, steps: int,
+           checkpoints: int) -> None:
+    """`table`: {trial: {iteration: {metric: value}}}, the checkpoints scored in every metric,
+    each with its samples' `spread` relative to the real data's."""
     trials = sorted(t for t in table if table[t])
     points = [(t, i) for t in trials for i in sorted(table[t])]
     refs = [m for m in (REFERENCE, AUDIO) if m in names]
@@ -291,7 +314,7 @@ def report(table: dict, names: list[str], baseline: dict, fifo: dict, asha: dict
         full = [t for t in asha["curves"] if len(asha["curves"][t]) == len(fifo["curves"][t])]
         asha_pick = min(full or asha["curves"], key=lambda t: asha["curves"][t][-1])
         how = " (Tune's ASHAScheduler replayed on the FIFO trajectories)" if asha.get("replayed") else ""
-        print(f"\nFIFO vs ASHA on {DEFAULT}{how}")
+        print(f"\nFIFO vs ASHA on {in_loop}{how}")
         missing = sorted(set(fifo["curves"]) - set(fifo_ref) | set(asha["curves"]) - set(asha_ref))
         if missing:
             print(f"  (reference FID not scored at the checkpoint reached by: {', '.join(missing)})")
@@ -299,18 +322,75 @@ def report(table: dict, names: list[str], baseline: dict, fifo: dict, asha: dict
             print(f"  best reference FID reached: FIFO {min(fifo_ref.values()):.2f}, ASHA {min(asha_ref.values()):.2f} "
                   f"(ratio {min(asha_ref.values()) / min(fifo_ref.values()):.3f})")
         if fifo_pick in fifo_ref and asha_pick in asha_ref:
-            print(f"  reference FID of the trial each picks by {DEFAULT}: FIFO {fifo_pick} {fifo_ref[fifo_pick]:.2f}, "
+            print(f"  reference FID of the trial each picks by {in_loop}: FIFO {fifo_pick} {fifo_ref[fifo_pick]:.2f}, "
                   f"ASHA {asha_pick} {asha_ref[asha_pick]:.2f} (ratio {asha_ref[asha_pick] / fifo_ref[fifo_pick]:.3f})")
         print(f"  total trial-steps: FIFO {fifo['steps']}, ASHA {asha['steps']} "
               f"(ratio {asha['steps'] / fifo['steps']:.3f})")
+        replay_every_metric(table, names, finals, fifo, asha, in_loop, steps, checkpoints)
+    collapse(table, names, points)
 
 
-def score_pending(work: Path, names: list[str], samples: int, shard: str = "0/1") -> int:
+def replay_every_metric(table, names, finals, fifo, asha, in_loop, steps, checkpoints) -> None:
+    """Tune's ASHAScheduler replayed on each metric's recorded trajectories: which trial it
+    keeps, that trial's reference FID against the FIFO pick's, and the trial-steps spent."""
+    complete = [t for t in finals if len(table[t]) == len(fifo["curves"][t])]
+    if len(complete) < 2:
+        return
+    print(f"\nASHA replayed on each metric's trajectories ({len(complete)} trials; target: reference FID of the "
+          f"pick within 5% of FIFO's, at most 50% of its trial-steps)")
+    print(f"  {'metric':16s} {'FIFO picks':>18s} {'ref':>8s} {'ASHA picks':>18s} {'ref':>8s} {'ratio':>6s} "
+          f"{'steps':>6s}")
+    for name in names:
+        curves = {t: [table[t][i][name] for i in sorted(table[t])] for t in complete}
+        replay = replay_asha(curves, checkpoints, steps)
+        fifo_pick = min(complete, key=lambda t: curves[t][-1])
+        done = [t for t in complete if len(replay["curves"][t]) == len(curves[t])]
+        asha_pick = min(done, key=lambda t: curves[t][-1])
+        ref = {t: table[t][len(curves[t])][REFERENCE] for t in complete}
+        total = steps * sum(len(c) for c in curves.values())
+        print(f"  {name:16s} {fifo_pick:>18s} {ref[fifo_pick]:8.2f} {asha_pick:>18s} {ref[asha_pick]:8.2f} "
+              f"{ref[asha_pick] / ref[fifo_pick]:6.3f} {replay['steps'] / total:6.3f}")
+        if name == in_loop and asha.get("curves") and not asha.get("replayed"):
+            same = {t: len(c) for t, c in replay["curves"].items()} == \
+                {t: len(c) for t, c in asha["curves"].items() if t in complete}
+            print(f"  {'':16s} (the replay stops {'the same' if same else 'other'} trials at the same iterations "
+                  f"as the real ASHA run)")
+    best = min(complete, key=lambda t: table[t][len(fifo["curves"][t])][REFERENCE])
+    print(f"  best final model by the reference: {best} "
+          f"{table[best][len(fifo['curves'][best])][REFERENCE]:.2f}")
+
+
+def collapse(table, names, points) -> None:
+    """Is a checkpoint whose samples are near-identical scored worse than a varied one?
+    Over every (collapsed, varied) pair, and over those of similar texture (mel-stats
+    within a factor of 2), the share each metric orders the right way."""
+    collapsed = [p for p in points if table[p[0]][p[1]]["spread"] < COLLAPSED]
+    varied = [p for p in points if table[p[0]][p[1]]["spread"] >= COLLAPSED]
+    spreads = sorted(table[t][i]["spread"] for t, i in points)
+    print(f"\ncollapse: {len(collapsed)} of {len(points)} checkpoints have samples spread below {COLLAPSED} of the "
+          f"real data's (spreads {spreads[0]:.2f} to {spreads[-1]:.2f})")
+    if not collapsed or not varied:
+        return
+    print("  " + ", ".join(f"{t}/{i} {table[t][i]['spread']:.2f}" for t, i in collapsed))
+    texture = "mel-stats" if "mel-stats" in names else None
+    similar = [(c, v) for c in collapsed for v in varied if texture is None or
+               0.5 <= table[c[0]][c[1]][texture] / max(table[v[0]][v[1]][texture], 1e-12) <= 2]
+    print(f"  share of (collapsed, varied) pairs scored worse for the collapsed one: all {len(collapsed) * len(varied)} "
+          f"pairs, {len(similar)} of similar texture ({texture} within 2x)")
+    for name in names:
+        def worse(pairs):
+            right = [table[c[0]][c[1]][name] > table[v[0]][v[1]][name] for c, v in pairs]
+            return f"{np.mean(right):.2f}" if right else "  - "
+        print(f"  {name:16s} {worse([(c, v) for c in collapsed for v in varied]):>6s} {worse(similar):>6s}")
+
+
+def score_pending(work: Path, names: list[str], samples: int, shard: str = "0/1",
+                  audio_samples: int | None = None) -> int:
     """Score every FIFO checkpoint on disk, again and again, until the benchmark's runs are done."""
     (dataset,) = (work / "storage" / "datasets").iterdir()
     torch.set_num_threads(1)
     reference, other = real_halves(str(dataset), samples)
-    scorer = Scorer(names, reference, work / "scores")
+    scorer = Scorer(names, reference, work / "scores", audio_samples)
     k, n = (int(x) for x in shard.split("/"))  # several scorers, each its share of the files
     if k == 0:
         scorer("real-vs-real", other)
@@ -342,7 +422,12 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=50, help="generator steps per iteration")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--samples", type=int, default=128, help="generated and real images per score")
-    parser.add_argument("--embeddings", nargs="+", default=None, help="default: every registered one")
+    parser.add_argument("--embeddings", nargs="+", default=None,
+                        help="default: every registered one; inception-N: Inception on N-pixel inputs")
+    parser.add_argument("--in-loop", default=None,
+                        help="the metric the trials report and ASHA stops on (default: the code's default)")
+    parser.add_argument("--audio-samples", type=int, default=None,
+                        help="FAD on the first N of each set only (0.5 s of CPU a clip); default: --samples")
     parser.add_argument("--score-only", action="store_true", help="score a finished --work folder again")
     parser.add_argument("--fifo-from-disk", action="store_true",
                         help="a FIFO run stopped early: read its results from --work, and replay Tune's ASHA "
@@ -363,7 +448,10 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     state_file = work / "runs.json"
     if args.score_pending:
-        return score_pending(work, args.embeddings or list(embeddings.BUILDERS), args.samples, args.shard)
+        return score_pending(work, args.embeddings or list(embeddings.BUILDERS), args.samples, args.shard,
+                             args.audio_samples)
+    from trainables.evaluation import EvaluationConfig
+    in_loop = args.in_loop or EvaluationConfig().embedding
     if args.score_only and state_file.exists():
         state = json.loads(state_file.read_text())
     elif args.fifo_from_disk:
@@ -371,47 +459,52 @@ def main(argv=None) -> int:
         fifo = tune_results_on_disk(work, "fifo")
         finished = sorted(t for t, c in fifo["curves"].items() if len(c) == args.checkpoints)
         configs = [c for c in trial_configs(args.families, args.width, args.steps, args.checkpoints, args.samples,
-                                            args.batch_size) if c["name"] in finished]
+                                            args.batch_size, in_loop) if c["name"] in finished]
         asha = replay_asha({t: fifo["curves"][t] for t in finished}, args.checkpoints, args.steps)
-        state = {"dataset": dataset, "fifo": fifo, "asha": asha, "samples": args.samples, "compared": finished}
+        state = {"dataset": dataset, "fifo": fifo, "asha": asha, "samples": args.samples, "compared": finished,
+                 "in_loop": in_loop}
         state_file.write_text(json.dumps(state))
     else:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         dataset, segments = build_dataset(args.folder, work)
         print(f"dataset: {segments} segments at {dataset} ({time.perf_counter() - started:.0f} s)", flush=True)
-        configs = trial_configs(args.families, args.width, args.steps, args.checkpoints, args.samples, args.batch_size)
+        configs = trial_configs(args.families, args.width, args.steps, args.checkpoints, args.samples, args.batch_size,
+                                in_loop)
         configs = [c for i, c in enumerate(configs) if i % 2 < args.rates]
         fifo = run_tune("fifo", configs, dataset, work, args.checkpoints)
         print(f"FIFO done: {fifo['steps']} generator steps ({time.perf_counter() - started:.0f} s)", flush=True)
         asha = run_tune("asha", configs, dataset, work, args.checkpoints)
         print(f"ASHA done: {asha['steps']} generator steps ({time.perf_counter() - started:.0f} s)", flush=True)
-        state = {"dataset": dataset, "fifo": fifo, "asha": asha, "samples": args.samples}
+        state = {"dataset": dataset, "fifo": fifo, "asha": asha, "samples": args.samples, "in_loop": in_loop}
         state_file.write_text(json.dumps(state))
         ray.shutdown()
     fifo, asha, dataset = state["fifo"], state["asha"], state["dataset"]
+    in_loop = state.get("in_loop", "random-conv")  # what the trials on disk were run with
     # the same config and seed train the same weights under either scheduler
     drift = max(abs(a - f) / max(abs(f), 1e-12) for t in asha["curves"]
                 for a, f in zip(asha["curves"][t], fifo["curves"][t]))
-    print(f"ASHA vs FIFO in-loop {DEFAULT} at equal iterations: largest relative difference {drift:.2e}")
+    print(f"ASHA vs FIFO in-loop {in_loop} at equal iterations: largest relative difference {drift:.2e}")
 
     names = args.embeddings or [n for n in embeddings.BUILDERS]
     reference, other = real_halves(dataset, state["samples"])
     torch.set_num_threads(2)
-    scorer = Scorer(names, reference, work / "scores")
+    scorer = Scorer(names, reference, work / "scores", args.audio_samples)
     scorer.cached_only = args.cached_only
     baseline = scorer("real-vs-real", other)
     if baseline is None:
         print("error: the real-vs-real baseline is not scored yet in every embedding", file=sys.stderr)
         return 1
     print(f"reference ready ({time.perf_counter() - started:.0f} s)", flush=True)
+    real_spread = spread(other)
     table = {}
     for trial in sorted(fifo["curves"]):
         folder = work / "trials-fifo" / trial
         table[trial] = {}
         for i in range(1, len(fifo["curves"][trial]) + 1):
-            scores = scorer(f"{trial}/{i}", lambda i=i: np.load(folder / f"samples_{i}.npy").astype(np.float32))
+            samples = np.load(folder / f"samples_{i}.npy").astype(np.float32)
+            scores = scorer(f"{trial}/{i}", samples)
             if scores is not None:
-                table[trial][i] = scores
+                table[trial][i] = {**scores, "spread": spread(samples) / real_spread}
         print(f"scored {trial} ({time.perf_counter() - started:.0f} s)", flush=True)
     (work / "scores.json").write_text(json.dumps({"table": table, "baseline": baseline}))
     metrics = [m for n in names for m in ([n, f"{n}-kid"] if n in CHEAP else [n])]
@@ -420,7 +513,7 @@ def main(argv=None) -> int:
                      "steps": sum(args.steps * len(fifo["curves"][t]) for t in compared)}
     if len(compared) < len(fifo["curves"]):
         print(f"FIFO vs ASHA over the {len(compared)} trials FIFO finished: {', '.join(compared)}")
-    report(table, metrics, baseline, fifo_compared, asha)
+    report(table, metrics, baseline, fifo_compared, asha, in_loop, args.steps, args.checkpoints)
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
     return 0
 

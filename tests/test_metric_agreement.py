@@ -13,7 +13,7 @@ from tests.helpers import ROOT
 
 # FAD's musicnn is left out here to keep the slow tier short (0.5 s of CPU a clip; it is
 # tested in tests/test_fad.py and tests/test_evaluation.py); the report's columns follow
-EMBEDDINGS = ("random-conv", "mel-stats", "inception")
+EMBEDDINGS = ("random-conv", "mel-stats", "inception", "inception-fast")  # inception-fast: the in-loop default
 
 
 @pytest.mark.slow
@@ -46,4 +46,11 @@ def test_metric_agreement_prints_every_figure(tmp_path):
     assert re.search(r"best reference FID reached: FIFO [\d.]+, ASHA [\d.]+ \(ratio [\d.]+\)", out)
     assert re.search(r"total trial-steps: FIFO 12, ASHA \d+ \(ratio [\d.]+\)", out)
     assert "largest relative difference 0.00e+00" in out  # ASHA's trials are FIFO's, cut short
+    replayed = out.split("ASHA replayed on each metric's trajectories (2 trials")[1].split("collapse:")[0]
+    for name in EMBEDDINGS:  # per metric: FIFO's pick, ASHA's pick, their reference FIDs, the ratios
+        assert re.search(rf"^  {re.escape(name)}\s+dcgan[12]-lr\S+\s+[\d.]+\s+dcgan[12]-lr\S+\s+[\d.]+\s+[\d.]+\s+"
+                         rf"[\d.]+$", replayed, re.M), replayed
+    assert re.search(r"the replay stops (the same|other) trials", replayed)  # checked against the real ASHA run
+    assert re.search(r"best final model by the reference: dcgan[12]-lr\S+ [\d.]+", replayed)
+    assert re.search(r"collapse: \d+ of 6 checkpoints have samples spread below 0.5", out)
     assert Path(tmp_path / "work" / "trials-fifo" / "dcgan1-lr0.0002" / "generator_3.pt").exists()
