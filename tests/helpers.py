@@ -13,6 +13,9 @@ from typing import Callable
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+# Tests of scheduling, tracking and faults evaluate in the cheapest embedding: the default,
+# Inception, costs seconds per evaluation on a CPU and is tested on its own (test_embeddings.py)
+CHEAP_EMBEDDING = "random-conv"
 
 
 def write_spec(path: Path, **sections) -> Path:
@@ -90,7 +93,7 @@ def tiny_sweep(name: str, **sections) -> dict:
     return {"name": name, "dataset": TINY_DATASET,
             "model": {"family": "dcgan1", "latent_dim": 8, "width": 4},
             "training": {"batch_size": 4, "iterations": 2, "steps_per_iteration": 3},
-            "evaluation": {"samples": 16},
+            "evaluation": {"samples": 16, "embedding": CHEAP_EMBEDDING},
             "search": {"training.lr_g": {"loguniform": [1e-4, 1e-3]}},
             "tune": {"searcher": "random", "scheduler": {"name": "fifo"}, "num_samples": 2, "max_concurrent": 2},
             **sections}

@@ -97,3 +97,21 @@ def test_real_inception_weights_installed_by_the_set_up():
     images = torch.rand(4, 1, 64, 64) * 2 - 1
     features = embedding(images)
     assert features.shape == (4, 2048) and torch.isfinite(features).all() and (features >= 0).all()
+
+
+@pytest.mark.slow
+def test_inception_fast_is_the_standard_trunk_on_smaller_inputs():
+    standard = embeddings.build("inception")
+    fast = embeddings.build("inception-fast")
+    assert fast.name == "inception-fast" and fast.size == inception.FAST_SIZE < inception.STANDARD_SIZE
+    assert fast.cache_key != standard.cache_key  # their real statistics are cached apart
+    images = torch.rand(3, 1, 64, 64) * 2 - 1
+    features = fast(images)
+    assert features.shape == (3, 2048) and torch.isfinite(features).all() and (features >= 0).all()
+    # the path fast takes (the layers without the fixed 8 x 8 pool, then a spatial mean) is
+    # the standard network when given the standard size: only the input size differs
+    same = inception.InceptionEmbedding(size=inception.STANDARD_SIZE)
+    same.layers, same.size = fast.layers, inception.STANDARD_SIZE
+    assert torch.allclose(same(images), standard(images), atol=1e-4)
+    with pytest.raises(ValueError, match="Inception input size 64: expected 75 to 1024 pixels"):
+        inception.InceptionEmbedding(size=64)

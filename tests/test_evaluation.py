@@ -10,6 +10,7 @@ import torch
 from platform.typed import SpecError, build
 from trainables.metrics import fid, probes as fid_probes
 from trainables.evaluation import EvaluationConfig, Evaluator, prepare_reference
+from tests.helpers import CHEAP_EMBEDDING
 
 
 class BankGenerator(torch.nn.Module):
@@ -36,9 +37,10 @@ def _dataset(path, fingerprint="fp-test"):
 
 
 @pytest.mark.slow
-def test_metrics_rank_real_above_noisy_and_collapsed_generators(tmp_path, halves):
+@pytest.mark.parametrize("embedding, samples", [(CHEAP_EMBEDDING, 128), ("inception-fast", 64)])  # the default
+def test_metrics_rank_real_above_noisy_and_collapsed_generators(tmp_path, halves, embedding, samples):
     real, held_out = halves
-    cfg = EvaluationConfig(samples=128, kid_subsets=20)
+    cfg = EvaluationConfig(samples=samples, kid_subsets=20, embedding=embedding)
     evaluate = Evaluator(cfg, str(_dataset(tmp_path)), real.half(), latent_dim=16, device=torch.device("cpu"))
     good = BankGenerator(held_out)
     noisy = BankGenerator(fid_probes.add_noise(held_out, 0.1))
@@ -62,7 +64,7 @@ def test_a_second_trial_reads_the_cached_real_statistics(tmp_path, monkeypatch):
     compute = fid._compute
     monkeypatch.setattr(fid, "_compute", lambda *a, **k: calls.append(1) or compute(*a, **k))
     path = str(_dataset(tmp_path))
-    cfg = EvaluationConfig(samples=32, kid_subsets=2)
+    cfg = EvaluationConfig(samples=32, kid_subsets=2, embedding=CHEAP_EMBEDDING)
     first = Evaluator(cfg, path, images, 8, torch.device("cpu"))
     second = Evaluator(cfg, path, images, 8, torch.device("cpu"))
     assert len(calls) == 1
@@ -85,7 +87,7 @@ def test_the_reference_is_the_dataset_on_disk_not_a_trials_training_subset(tmp_p
     images = torch.rand(40, 1, 64, 64) * 2 - 1
     path = _dataset(tmp_path)
     _write_segments(path, images.numpy())
-    cfg = EvaluationConfig(samples=32, kid_subsets=2)
+    cfg = EvaluationConfig(samples=32, kid_subsets=2, embedding=CHEAP_EMBEDDING)
     subset = Evaluator(cfg, str(path), images[:20], 8, torch.device("cpu"))  # training.max_segments=20
     assert subset.real.count == 32, "the 32 real images come from the 40 on disk"
     whole = Evaluator(cfg, str(path), images, 8, torch.device("cpu"))
@@ -96,7 +98,7 @@ def test_a_driver_can_warm_the_cache_before_trials_start(tmp_path, monkeypatch):
     images = torch.rand(40, 1, 64, 64) * 2 - 1
     path = _dataset(tmp_path)
     _write_segments(path, images.numpy())
-    cfg = EvaluationConfig(samples=32, kid_subsets=2)
+    cfg = EvaluationConfig(samples=32, kid_subsets=2, embedding=CHEAP_EMBEDDING)
     cached = prepare_reference(cfg, str(path))
     assert cached.exists() and cached.name.startswith("fp-test-random-conv-")
     monkeypatch.setattr(fid, "_compute", lambda *a, **k: pytest.fail("a trial recomputed the reference"))
@@ -105,7 +107,8 @@ def test_a_driver_can_warm_the_cache_before_trials_start(tmp_path, monkeypatch):
 
 def test_a_directory_without_a_manifest_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="has no manifest.json"):
-        Evaluator(EvaluationConfig(samples=16), str(tmp_path), torch.zeros(16, 1, 64, 64), 8, torch.device("cpu"))
+        Evaluator(EvaluationConfig(samples=16, embedding=CHEAP_EMBEDDING), str(tmp_path), torch.zeros(16, 1, 64, 64), 8,
+                  torch.device("cpu"))
 
 
 def test_the_evaluation_section_is_validated_by_name():
@@ -119,7 +122,7 @@ def test_the_evaluation_section_is_validated_by_name():
 def test_real_vs_real_is_the_floor_of_fid_and_is_cached(tmp_path, halves):
     real, held_out = halves
     path = str(_dataset(tmp_path))
-    cfg = EvaluationConfig(samples=96, kid_subsets=2)
+    cfg = EvaluationConfig(samples=96, kid_subsets=2, embedding=CHEAP_EMBEDDING)
     images = torch.cat([real, held_out])
     evaluate = Evaluator(cfg, path, images, 16, torch.device("cpu"))
     embedding = evaluate.embedding
@@ -134,8 +137,8 @@ def test_real_vs_real_is_the_floor_of_fid_and_is_cached(tmp_path, halves):
 
 def test_a_dataset_the_reference_fills_gets_a_half_against_half_baseline(tmp_path):
     images = torch.rand(40, 1, 64, 64) * 2 - 1
-    embedding = Evaluator(EvaluationConfig(samples=32, kid_subsets=2), str(_dataset(tmp_path)), images, 8,
-                          torch.device("cpu")).embedding
+    embedding = Evaluator(EvaluationConfig(samples=32, kid_subsets=2, embedding=CHEAP_EMBEDDING), str(_dataset(tmp_path)),
+                          images, 8, torch.device("cpu")).embedding
     floor = fid.real_vs_real(str(tmp_path), "fp-test", embedding, 32, images=images)
     assert floor["count"] == 20 and floor["fid"] > 0
 
@@ -143,7 +146,8 @@ def test_a_dataset_the_reference_fills_gets_a_half_against_half_baseline(tmp_pat
 @pytest.mark.slow
 def test_final_metrics_score_the_generator_in_other_embeddings(tmp_path, halves):
     real, held_out = halves
-    cfg = EvaluationConfig(samples=16, kid=False, coverage=False, final_metrics=["mel-stats", "fad-musicnn"])
+    cfg = EvaluationConfig(samples=16, kid=False, coverage=False, final_metrics=["mel-stats", "fad-musicnn"],
+                           embedding=CHEAP_EMBEDDING)
     evaluate = Evaluator(cfg, str(_dataset(tmp_path)), real, 16, torch.device("cpu"))
     good, collapsed = BankGenerator(held_out), BankGenerator(held_out[:1])
     scores = {name: evaluate.final(g) for name, g in (("good", good), ("collapsed", collapsed))}

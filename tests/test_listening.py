@@ -17,7 +17,7 @@ import pytest
 from mlflow import MlflowClient
 
 from platform.listening import summary
-from tests.helpers import CHROMIUM, NO_CHROMIUM, ROOT, run_module, tiny_sweep, write_spec
+from tests.helpers import CHEAP_EMBEDDING, CHROMIUM, NO_CHROMIUM, ROOT, run_module, tiny_sweep, write_spec
 
 NAME = "tiny-listening"
 
@@ -38,7 +38,7 @@ PRESET = tiny_sweep(
                    "mel": {"kind": "hifigan", "sample_rate": 22050, "n_mels": 80, "frames": 176, "n_fft": 1024,
                            "fmin": 0}},
     model={"family": "dcgan1", "latent_dim": 8, "width": 4, "image_size": [80, 176]},
-    evaluation={"samples": 16, "vocoder": "hifigan", "audio_clips": 1, "grid_images": 2})
+    evaluation={"samples": 16, "embedding": CHEAP_EMBEDDING, "vocoder": "hifigan", "audio_clips": 1, "grid_images": 2})
 
 
 @pytest.fixture(scope="module")

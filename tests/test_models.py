@@ -11,6 +11,7 @@ from trainables import losses, models
 from trainables.config import FAMILIES, ModelConfig, TrainingConfig, TrialConfig
 from trainables.evaluation import EvaluationConfig
 from trainables.trainer import GANTrainer
+from tests.helpers import CHEAP_EMBEDDING
 
 
 def model_config(family: str, **overrides) -> ModelConfig:
@@ -22,7 +23,7 @@ def trial_config(family: str, image_size: int = 64, **training) -> TrialConfig:
     study = {"wgan_clip": {"optimizer": "rmsprop", "critic_steps": 2}, "wgan_gp": {"critic_steps": 2}}
     train = {"batch_size": 4, "iterations": 2, "steps_per_iteration": 2, **study.get(family, {}), **training}
     return TrialConfig(model_config(family, image_size=image_size), TrainingConfig(**train),
-                       EvaluationConfig(samples=16))
+                       EvaluationConfig(samples=16, embedding=CHEAP_EMBEDDING))
 
 
 def images(count: int = 12, size: int = 64, seed: int = 0) -> torch.Tensor:

@@ -5,14 +5,14 @@ import json
 import pytest
 from mlflow import MlflowClient
 
-from tests.helpers import run_module, tiny_sweep, write_spec
+from tests.helpers import CHEAP_EMBEDDING, run_module, tiny_sweep, write_spec
 
 TINY_SWEEP = tiny_sweep(
     "tiny",
     search={"training.lr_g": {"loguniform": [1e-4, 1e-3]}, "model.width": {"choice": [4, 8]}},
     tune={"searcher": "optuna", "scheduler": {"name": "asha", "grace_period": 1},
           "num_samples": 2, "max_concurrent": 2},
-    evaluation={"samples": 16, "final_metrics": ["mel-stats"]},
+    evaluation={"samples": 16, "embedding": CHEAP_EMBEDDING, "final_metrics": ["mel-stats"]},
 )
 
 

@@ -5,13 +5,13 @@ import re
 import pytest
 from mlflow import MlflowClient
 
-from tests.helpers import TINY_DATASET, run_module, write_spec
+from tests.helpers import CHEAP_EMBEDDING, TINY_DATASET, run_module, write_spec
 
 TINY_PBT = dict(
     name="tinypbt", dataset=TINY_DATASET,
     model={"family": "dcgan1", "latent_dim": 8, "width": 4},
     training={"batch_size": 4, "iterations": 4, "steps_per_iteration": 5, "checkpoint_every": 1},
-    evaluation={"samples": 16, "kid_subset_size": 8, "coverage_k": 3},
+    evaluation={"samples": 16, "embedding": CHEAP_EMBEDDING, "kid_subset_size": 8, "coverage_k": 3},
     search={"training.lr_g": {"loguniform": [1e-5, 1e-2]}, "training.lr_d": {"loguniform": [1e-5, 1e-2]}},
     tune={"searcher": "random", "num_samples": 2, "max_concurrent": 2,
           "scheduler": {"name": "pbt", "perturbation_interval": 1, "quantile_fraction": 0.5,

@@ -6,7 +6,7 @@ import sqlite3
 import pytest
 from mlflow import MlflowClient
 
-from tests.helpers import TINY_DATASET, kill_sweep_when, run_module, write_spec
+from tests.helpers import CHEAP_EMBEDDING, TINY_DATASET, kill_sweep_when, run_module, write_spec
 
 FIVE = {
     "dcgan1_all": {"training": {"iterations": 8}},  # the long one: the kill lands in it
@@ -22,7 +22,7 @@ TINY_PAPER = dict(
     model={"family": "dcgan1", "latent_dim": 8, "width": 8},
     training={"batch_size": 4, "iterations": 3, "steps_per_iteration": 40, "checkpoint_every": 1},
     experiments=FIVE,
-    evaluation={"samples": 16, "kid_subset_size": 8, "coverage_k": 3},
+    evaluation={"samples": 16, "embedding": CHEAP_EMBEDDING, "kid_subset_size": 8, "coverage_k": 3},
     tune={"searcher": "random", "scheduler": {"name": "fifo"}, "num_samples": 1, "max_concurrent": 1},
 )
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tests.helpers import TINY_DATASET
+from tests.helpers import CHEAP_EMBEDDING, TINY_DATASET
 from trainables.config import ModelConfig, TrainingConfig
 from trainables.evaluation import EvaluationConfig
 
@@ -68,7 +68,7 @@ def sweep(ray_local, tmp_path_factory):
                               deterministic=True, seed=3)
     space = {"model": dataclasses.asdict(ModelConfig(latent_dim=8, width=4)),
              "training": dataclasses.asdict(training),
-             "evaluation": dataclasses.asdict(EvaluationConfig(samples=16)),
+             "evaluation": dataclasses.asdict(EvaluationConfig(samples=16, embedding=CHEAP_EMBEDDING)),
              "variant": tune.grid_search(["straight", "crashed", "diverges"])}
     marker = root / "died"
     tuner = tune.Tuner(

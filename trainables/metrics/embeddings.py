@@ -1,12 +1,16 @@
 """Embeddings that FID and KID are measured in, registered by name (one file each).
 
-- `random-conv` (default, offline): a fixed, randomly initialised convolutional network
+- `random-conv` (offline, cheapest): a fixed, randomly initialised convolutional network
   whose weights come from a seeded numpy generator, so the same features come out on
-  every machine and torch version with no download.
+  every machine and torch version with no download. It was the default until measured on
+  real music, where it did not rank checkpoints like Inception FID or FAD (docs/fid.md).
 - `mel-stats` (offline cross-check): hand-crafted per-band statistics of the mel image:
   level and spread over time, and the size of frame-to-frame changes.
 - `inception`: the standard FID Inception-v3 from a TorchScript file on disk
   (`trainables/metrics/inception.py`); its values are comparable with published FIDs.
+- `inception-fast` (default): the same network on 199-pixel inputs, about 3 times cheaper
+  on a CPU; not comparable with published FIDs, it ranks checkpoints like `inception` on
+  real music (docs/fid.md).
 - `fad-musicnn`: Fréchet Audio Distance: mel images back to audio by the project's
   inversion, embedded by the pretrained musicnn tagger whose weights ship in its wheel
   (`trainables/metrics/musicnn.py`).
@@ -32,6 +36,11 @@ def _inception(weights: str | None = None, spec: DatasetSpec | None = None) -> E
     return InceptionEmbedding(weights)
 
 
+def _inception_fast(weights: str | None = None, spec: DatasetSpec | None = None) -> Embedding:
+    from trainables.metrics.inception import FAST_SIZE, InceptionEmbedding
+    return InceptionEmbedding(weights, size=FAST_SIZE)
+
+
 def _musicnn(weights: str | None = None, spec: DatasetSpec | None = None) -> Embedding:
     from trainables.metrics.musicnn import MusicnnEmbedding  # reads a checkpoint: only when asked for
     return MusicnnEmbedding(spec)
@@ -42,6 +51,7 @@ BUILDERS: dict[str, Callable[..., Embedding]] = {
     RandomConvEmbedding.name: lambda weights=None, spec=None: RandomConvEmbedding(),
     MelStatsEmbedding.name: lambda weights=None, spec=None: MelStatsEmbedding(),
     "inception": _inception,
+    "inception-fast": _inception_fast,
     "fad-musicnn": _musicnn,
 }
 

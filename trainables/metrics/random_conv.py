@@ -1,4 +1,5 @@
-"""`random-conv`: a fixed, randomly initialised convolutional network, the default embedding."""
+"""`random-conv`: a fixed, randomly initialised convolutional network, the cheapest embedding
+(the default until benchmarks/metric_agreement.py measured it on real music: docs/fid.md)."""
 import numpy as np
 import torch
 from torch.nn import functional as F
