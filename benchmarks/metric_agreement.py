@@ -256,6 +256,14 @@ def spearman(a, b) -> float:
     return float(spearmanr(a, b).statistic)
 
 
+def rho_interval(a, b, rounds: int = 1000) -> tuple[float, float]:
+    """A bootstrap interval of Spearman's rho: how much of a rho is the sample of checkpoints."""
+    a, b = np.asarray(a), np.asarray(b)
+    picks = np.random.default_rng(0).integers(0, len(a), (rounds, len(a)))
+    values = [spearman(a[i], b[i]) for i in picks]
+    return tuple(np.nanpercentile(values, [2.5, 97.5]))
+
+
 def halving_survivor(scores: dict[str, dict[int, float]]) -> str:
     """Synchronous successive halving (ASHA's rule, rungs 1, 2, 4, ..., reduction 2) on the
     scores {trial: {iteration: value}}; a rung reads the latest scored checkpoint up to it."""
@@ -292,6 +300,11 @@ def report(table: dict, names: list[str], baseline: dict, fifo: dict, asha: dict
             within = [w for w in within if np.isfinite(w)]
             row += f"{np.mean(within) if within else float('nan'):20.3f}"
         print(row)
+    if refs and len(points) > 3:
+        print(f"  95% interval of rho vs {refs[0]} (checkpoints resampled with replacement, 1000 times): " + ", ".join(
+            f"{name} {low:.2f}..{high:.2f}" for name in names if name != refs[0]
+            for low, high in [rho_interval([table[t][i][name] for t, i in points],
+                                           [table[t][i][refs[0]] for t, i in points])]))
     finals = [t for t in trials if len(fifo["curves"].get(t, [])) in table[t]]  # last checkpoint scored
     print(f"\nfinal models ({len(finals)}), best first, by each metric (value = x real-vs-real; KID as it is)")
 
@@ -353,8 +366,8 @@ def replay_every_metric(table, names, finals, fifo, asha, in_loop, steps, checkp
         if name == in_loop and asha.get("curves") and not asha.get("replayed"):
             same = {t: len(c) for t, c in replay["curves"].items()} == \
                 {t: len(c) for t, c in asha["curves"].items() if t in complete}
-            print(f"  {'':16s} (the replay stops {'the same' if same else 'other'} trials at the same iterations "
-                  f"as the real ASHA run)")
+            print(f"  {'':16s} (the real ASHA run, on the trials' own in-loop values, stopped "
+                  f"{'the same trials at the same iterations' if same else 'other trials, or at other iterations'})")
     best = min(complete, key=lambda t: table[t][len(fifo["curves"][t])][REFERENCE])
     print(f"  best final model by the reference: {best} "
           f"{table[best][len(fifo['curves'][best])][REFERENCE]:.2f}")
@@ -382,6 +395,26 @@ def collapse(table, names, points) -> None:
             right = [table[c[0]][c[1]][name] > table[v[0]][v[1]][name] for c, v in pairs]
             return f"{np.mean(right):.2f}" if right else "  - "
         print(f"  {name:16s} {worse([(c, v) for c in collapsed for v in varied]):>6s} {worse(similar):>6s}")
+
+
+def fewer_samples(table: dict, work: Path, reference: np.ndarray, count: int, name: str, cached_only: bool) -> None:
+    """The in-loop metric on the first `count` samples of every checkpoint, against `count`
+    real ones: does a cheaper evaluation still rank like the reference at full size?"""
+    if REFERENCE not in next(iter(next(iter(table.values())).values())):
+        return
+    scorer = Scorer([name], reference[:count], work / f"scores-n{count}")
+    scorer.cached_only = cached_only
+    mine, ref = [], []
+    for trial, scores in sorted(table.items()):
+        for i, row in sorted(scores.items()):
+            path = work / "trials-fifo" / trial / f"samples_{i}.npy"
+            value = scorer(f"{trial}/{i}", lambda p=path: np.load(p).astype(np.float32)[:count])
+            if value is not None:
+                mine.append(value[name])
+                ref.append(row[REFERENCE])
+    if len(mine) > 3:
+        print(f"{name} on {count} samples against {REFERENCE} on all: rho {spearman(mine, ref):.3f} "
+              f"over {len(mine)} checkpoints")
 
 
 def score_pending(work: Path, names: list[str], samples: int, shard: str = "0/1",
@@ -426,6 +459,9 @@ def main(argv=None) -> int:
                         help="default: every registered one; inception-N: Inception on N-pixel inputs")
     parser.add_argument("--in-loop", default=None,
                         help="the metric the trials report and ASHA stops on (default: the code's default)")
+    parser.add_argument("--fewer-samples", type=int, nargs="*", default=[],
+                        help="also score the in-loop metric on the first N samples against N real ones, and "
+                             "print its rho against the reference at full --samples (what a cheaper evaluation keeps)")
     parser.add_argument("--audio-samples", type=int, default=None,
                         help="FAD on the first N of each set only (0.5 s of CPU a clip); default: --samples")
     parser.add_argument("--score-only", action="store_true", help="score a finished --work folder again")
@@ -514,6 +550,8 @@ def main(argv=None) -> int:
     if len(compared) < len(fifo["curves"]):
         print(f"FIFO vs ASHA over the {len(compared)} trials FIFO finished: {', '.join(compared)}")
     report(table, metrics, baseline, fifo_compared, asha, in_loop, args.steps, args.checkpoints)
+    for count in args.fewer_samples:
+        fewer_samples(table, work, reference, count, in_loop, args.cached_only)
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
     return 0
 

@@ -27,7 +27,7 @@ def test_metric_agreement_prints_every_figure(tmp_path):
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "metric_agreement.py"), str(music), "--work", str(tmp_path / "work"),
          "--families", "dcgan1", "dcgan2", "--rates", "1", "--width", "4", "--checkpoints", "3", "--steps", "2",
-         "--samples", "16", "--batch-size", "8", "--embeddings", *EMBEDDINGS],
+         "--samples", "16", "--batch-size", "8", "--embeddings", *EMBEDDINGS, "--fewer-samples", "8"],
         cwd=ROOT, capture_output=True, text=True, timeout=900)
     out = result.stdout
     assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
@@ -39,6 +39,7 @@ def test_metric_agreement_prints_every_figure(tmp_path):
         row = re.search(rf"^{re.escape(name)}\s+(\S+)\s+(\S+)$", rho, re.M)
         assert row, rho
         assert all(re.fullmatch(r"-?\d\.\d{3}|nan", v) for v in row.groups()), row.group(0)
+    assert re.search(r"95% interval of rho vs inception .*: random-conv -?\d\.\d\d\.\.-?\d\.\d\d", out)
     orderings = out.split("final models (2), best first")[1].split("trial successive halving")[0]
     assert all(re.search(rf"{re.escape(n)}\s+\S+ [\d.]+x\s+\S+ [\d.]+x", orderings) for n in EMBEDDINGS), orderings
     kept = out.split("trial successive halving")[1].split("FIFO vs ASHA")[0]
@@ -50,7 +51,8 @@ def test_metric_agreement_prints_every_figure(tmp_path):
     for name in EMBEDDINGS:  # per metric: FIFO's pick, ASHA's pick, their reference FIDs, the ratios
         assert re.search(rf"^  {re.escape(name)}\s+dcgan[12]-lr\S+\s+[\d.]+\s+dcgan[12]-lr\S+\s+[\d.]+\s+[\d.]+\s+"
                          rf"[\d.]+$", replayed, re.M), replayed
-    assert re.search(r"the replay stops (the same|other) trials", replayed)  # checked against the real ASHA run
+    assert re.search(r"the real ASHA run, on the trials' own in-loop values, stopped (the same|other) trials", replayed)
     assert re.search(r"best final model by the reference: dcgan[12]-lr\S+ [\d.]+", replayed)
     assert re.search(r"collapse: \d+ of 6 checkpoints have samples spread below 0.5", out)
+    assert re.search(r"inception-fast on 8 samples against inception on all: rho -?[\d.]+ over 6 checkpoints", out)
     assert Path(tmp_path / "work" / "trials-fifo" / "dcgan1-lr0.0002" / "generator_3.pt").exists()
