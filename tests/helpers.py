@@ -4,12 +4,14 @@ import logging
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Callable
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,6 +55,26 @@ def kill_sweep_when(spec: Path, cwd: Path, ready: Callable[[], bool], timeout: f
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 NO_CHROMIUM = ("no Chromium on PATH (python3 -m platform.bootstrap --extras browser installs Debian's as root "
                "with apt-get)")
+
+
+def browser_test(test: Callable) -> Callable:
+    """A test that drives headless Chromium: the slow tier, the `browser` marker, and skipped,
+    saying why, where Chromium is missing."""
+    for mark in (pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM), pytest.mark.browser, pytest.mark.slow):
+        test = mark(test)
+    return test
+
+
+def store_rows(db: Path, query: str) -> list[tuple]:
+    """The rows of `query` on a running sweep's SQLite MLflow store: none before the store
+    or its tables exist."""
+    if not db.exists():
+        return []
+    with sqlite3.connect(db) as con:
+        try:
+            return con.execute(query).fetchall()
+        except sqlite3.OperationalError:  # tables not made yet
+            return []
 
 
 TINY_DATASET = {

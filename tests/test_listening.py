@@ -17,7 +17,7 @@ import pytest
 from mlflow import MlflowClient
 
 from platform.listening import summary
-from tests.helpers import CHEAP_EMBEDDING, CHROMIUM, NO_CHROMIUM, ROOT, run_module, tiny_sweep, write_spec
+from tests.helpers import CHEAP_EMBEDDING, CHROMIUM, ROOT, browser_test, run_module, tiny_sweep, write_spec
 
 NAME = "tiny-listening"
 
@@ -110,9 +110,7 @@ def _ratings(folder: Path) -> list:
         return list(db.execute("SELECT clip, run_id, rater, score, techno FROM ratings ORDER BY clip, rater"))
 
 
-@pytest.mark.slow
-@pytest.mark.browser
-@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
+@browser_test
 def test_a_rater_plays_rates_five_clips_comes_back_and_mos_lands_in_mlflow(store, server, tmp_path):
     from tests.cdp import Browser
     _, client, parent, children = store

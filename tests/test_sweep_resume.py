@@ -1,12 +1,11 @@
 """A paper.yaml-shaped sweep (the study's five kinds of trials, tiny), its driver killed in
 the middle, then `--resume`: every trial is done once, and every MLflow step history runs
 on without gaps or repeats."""
-import sqlite3
 
 import pytest
 from mlflow import MlflowClient
 
-from tests.helpers import CHEAP_EMBEDDING, TINY_DATASET, kill_sweep_when, run_module, write_spec
+from tests.helpers import CHEAP_EMBEDDING, TINY_DATASET, kill_sweep_when, run_module, store_rows, write_spec
 
 FIVE = {
     "dcgan1_all": {"training": {"iterations": 8}},  # the long one: the kill lands in it
@@ -29,16 +28,9 @@ TINY_PAPER = dict(
 
 def _fid_steps(db) -> dict[str, list[int]]:
     """run name -> the steps of its fid history, read straight from the SQLite store."""
-    if not db.exists():
-        return {}
-    with sqlite3.connect(db) as con:
-        try:
-            rows = con.execute("select r.name, m.step from metrics m join runs r on m.run_uuid = r.run_uuid "
-                               "where m.key = 'fid' order by m.step").fetchall()
-        except sqlite3.OperationalError:  # tables not made yet
-            return {}
     steps = {}
-    for name, step in rows:
+    for name, step in store_rows(db, "select r.name, m.step from metrics m join runs r on m.run_uuid = r.run_uuid "
+                                     "where m.key = 'fid' order by m.step"):
         steps.setdefault(name, []).append(step)
     return steps
 

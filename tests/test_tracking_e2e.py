@@ -18,7 +18,7 @@ import pytest
 import soundfile
 from mlflow import MlflowClient
 
-from tests.helpers import CHEAP_EMBEDDING, CHROMIUM, NO_CHROMIUM, ROOT, TINY_DATASET, run_module, write_spec
+from tests.helpers import CHEAP_EMBEDDING, CHROMIUM, ROOT, TINY_DATASET, browser_test, run_module, write_spec
 from trainables.checkpoint import Checkpoint
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -238,9 +238,7 @@ def _chromium(url: str, *args: str, profile: Path) -> subprocess.CompletedProces
     return subprocess.run([CHROMIUM, *flags, *args, url], capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.slow
-@pytest.mark.browser
-@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
+@browser_test
 def test_mlflow_ui_shows_trials_and_a_sample_image(sweep, mlflow_server, tmp_path):
     import matplotlib.image
     _, client, parent, children = sweep

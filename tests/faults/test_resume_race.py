@@ -1,12 +1,11 @@
 """The driver SIGKILLed in the second after a trial finished (its MLflow run FINISHED,
 Tune's saved state still saying RUNNING), then `--resume`: the finished run is not reopened
 (it ends once), no step is logged twice, and Tune prints no checkpoint error."""
-import sqlite3
 
 import pytest
 from mlflow import MlflowClient
 
-from tests.helpers import kill_sweep_when, run_module, tiny_sweep, write_spec
+from tests.helpers import kill_sweep_when, run_module, store_rows, tiny_sweep, write_spec
 
 RACE = tiny_sweep("race", training={"batch_size": 4, "iterations": 3, "steps_per_iteration": 20,
                                     "checkpoint_every": 1},
@@ -15,15 +14,8 @@ RACE = tiny_sweep("race", training={"batch_size": 4, "iterations": 3, "steps_per
 
 def _finished_children(db) -> dict[str, int]:
     """run id -> end time of every trial run that has ended FINISHED, from the SQLite store."""
-    if not db.exists():
-        return {}
-    with sqlite3.connect(db) as con:
-        try:
-            rows = con.execute("select r.run_uuid, r.end_time from runs r join tags t on t.run_uuid = r.run_uuid "
-                               "where t.key = 'mlflow.parentRunId' and r.status = 'FINISHED'").fetchall()
-        except sqlite3.OperationalError:  # tables not made yet
-            return {}
-    return dict(rows)
+    return dict(store_rows(db, "select r.run_uuid, r.end_time from runs r join tags t on t.run_uuid = r.run_uuid "
+                               "where t.key = 'mlflow.parentRunId' and r.status = 'FINISHED'"))
 
 
 @pytest.mark.slow
