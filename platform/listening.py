@@ -71,6 +71,8 @@ def prepare_clips(client, runs: list, dataset_path: str | None, folder: Path, pe
     from trainables.checkpoint import CheckpointError
     from trainables.artifacts import dataset_spec, generate
     from trainables.vocoder import render
+    import shutil
+    shutil.rmtree(folder / "clips", ignore_errors=True)  # WAVs of a render that stopped: no clips.json names them
     (folder / "clips").mkdir(parents=True, exist_ok=True)
     clips, vocoders = [], []
 
@@ -82,10 +84,10 @@ def prepare_clips(client, runs: list, dataset_path: str | None, folder: Path, pe
     for run in runs:
         try:
             state = load_checkpoint(client, run, "best")
-        except (LookupError, CheckpointError) as error:  # a run without one, or a tampered one
+            generator, cfg = generator_from(state, f"run {run.info.run_id}'s best checkpoint")
+        except (LookupError, CheckpointError) as error:  # a run without one, a tampered or mismatched one
             log.warning("%s: left out of the listening test", error)
             continue
-        generator, cfg = generator_from(state)
         z = torch.randn(per_trial, cfg.model.latent_dim, generator=torch.Generator().manual_seed(seed))
         spec = dataset_spec(state.dataset)
         vocoders.append(cfg.evaluation.vocoder)
