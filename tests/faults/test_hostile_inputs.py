@@ -69,3 +69,31 @@ def test_the_build_goes_on_past_a_bad_name_and_leaves_no_work_folder(tmp_path, r
     built = pipeline.build(spec, tmp_path / "root")
     assert built.tracks == 1 and built.segments == 2 and built.failures == 1, built
     assert [p.name for p in (tmp_path / "root" / "datasets").iterdir()] == [built.fingerprint]
+
+
+@pytest.mark.slow
+def test_a_build_under_a_low_ulimit_v_says_memory_is_too_low(tmp_path):
+    import resource
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT, TINY_DATASET, write_spec
+    spec = write_spec(tmp_path / "low.yaml", name="low", dataset=TINY_DATASET, storage={"root": str(tmp_path / "r")})
+    limit = 6 << 30  # python, torch and Ray's client fit; Ray's raylet and object store do not
+
+    def low():
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    driver = subprocess.Popen([sys.executable, "-m", "platform.prepare", str(spec)], cwd=tmp_path,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)}, preexec_fn=low, start_new_session=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = driver.communicate(timeout=240)  # before: Ray hung past 4.5 minutes here
+    finally:
+        if driver.poll() is None:
+            import signal
+            os.killpg(driver.pid, signal.SIGKILL)  # with the Ray it started
+            driver.wait()
+    assert driver.returncode == 2, err[-3000:]
+    (line,) = err.strip().splitlines()
+    assert "memory is too low for Ray" in line and "ulimit -v" in line and "6.0 GiB" in line, line
