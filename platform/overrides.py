@@ -18,14 +18,15 @@ def parse(pairs: list[str], loader=yaml.SafeLoader) -> dict[str, Any]:
     """`["tune.num_samples=4", ...]` -> {"tune.num_samples": 4, ...}; later ones win."""
     parsed = {}
     for pair in pairs:
+        shown = pair if len(pair) <= 60 else preview(pair)  # a 20 kB --set is not echoed whole
         path, sep, text = pair.partition("=")
         path = path.strip()
         if not sep or not path or any(not part for part in path.split(".")) or len(path) > 200:
-            raise SpecError(f"--set {preview(pair)}: expected section.key=value, e.g. tune.num_samples=4.")
+            raise SpecError(f"--set {shown}: expected section.key=value, e.g. tune.num_samples=4.")
         try:
             parsed[path] = yaml.load(text, Loader=loader) if text.strip() else ""
         except yaml.YAMLError as error:
-            raise SpecError(f"--set {preview(pair)}: {path}: the value is not valid YAML or not accepted "
+            raise SpecError(f"--set {shown}: {path}: the value is not valid YAML or not accepted "
                             f"({getattr(error, 'problem', error)}).") from None
     return parsed
 

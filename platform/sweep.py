@@ -38,8 +38,8 @@ def _print_dry_run(spec: spaces.SweepSpec, overrides: list[str]) -> None:
         chosen = ", ".join(f"{name}: {getattr(getattr(e, section), key)!r}" for name, e in spec.experiments.items())
         print(f"{section}.{key} by experiment: {chosen}")
     print(f"# searcher: {spec.tune.searcher}, scheduler: {spec.tune.scheduler.name}, "
-          f"samples: {spec.tune.num_samples}{' per experiment' if spec.experiments else ''} "
-          f"({spec.trial_count():,} trials in all), "
+          f"samples: {spec.tune.num_samples}{' per experiment' if spec.experiments else ''}, "
+          f"trials in all: {spec.trial_count():,}, "
           f"concurrency: {spec.tune.max_concurrent}, time budget: {spec.tune.time_budget_s or 'none'}")
 
 
