@@ -52,7 +52,8 @@ def generator_from(state, name: str = "the checkpoint"):
     except (ValueError, TypeError, KeyError, RuntimeError, AttributeError) as error:
         lines = [line.strip() for line in str(error).strip().splitlines()] or [type(error).__name__]
         why = " ".join(lines[:2])[:240]  # torch's first line only says "Error(s) in loading state_dict"
-        raise CheckpointError(f"{name} does not fit together: {why}; it was not used.") from None
+        raise CheckpointError(f"{name}: its config, weights and dataset information do not fit together "
+                              f"({why.rstrip('.')}); it was not used.") from None
     return generator, cfg
 
 
