@@ -247,10 +247,16 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def allowed_host(header: str | None, host: str, port: int) -> bool:
+def host_names(host: str) -> set[str]:
+    """The names a request's Host may give besides an IP address: localhost, this machine's
+    names, and --host (looked up once: getfqdn may ask a resolver)."""
+    return {*LOOPBACK_NAMES, host.lower(), socket.gethostname().lower(), socket.getfqdn().lower()}
+
+
+def allowed_host(header: str | None, names: set[str], port: int) -> bool:
     """Whether a request's Host header names this server. A page from another site that
     rebinds its own DNS name to 127.0.0.1 sends that name: it is refused, so the page cannot
-    read /api/next. Accepted: an IP address, localhost, this machine's names, and --host."""
+    read /api/next. Accepted: an IP address, or one of `names` (host_names)."""
     if not header:
         return False
     if header.endswith("]") or ":" not in header:  # no port: the default one
@@ -259,11 +265,12 @@ def allowed_host(header: str | None, host: str, port: int) -> bool:
         name, _, given_port = header.rpartition(":")
     if not name or given_port != str(port):
         return False
-    names = {*LOOPBACK_NAMES, host.lower(), socket.gethostname().lower(), socket.getfqdn().lower()}
     return _is_ip(name) or name.lower() in names
 
 
 def handler_for(test: ListeningTest, host: str = "127.0.0.1", idle_timeout: float = 30.0):
+    names = host_names(host)
+
     class Handler(BaseHTTPRequestHandler):
         timeout = idle_timeout  # a connection that sends nothing is closed, its thread ends
 
@@ -276,7 +283,7 @@ def handler_for(test: ListeningTest, host: str = "127.0.0.1", idle_timeout: floa
         def _refused(self) -> RequestError | None:
             """A request from another site, or to a name that is not this server's."""
             port = self.server.server_address[1]
-            if not allowed_host(self.headers.get("Host"), host, port):
+            if not allowed_host(self.headers.get("Host"), names, port):
                 return RequestError(HTTPStatus.FORBIDDEN, "the Host header does not name this server.")
             origin = self.headers.get("Origin")
             if origin is not None and origin != f"http://{self.headers['Host']}":
