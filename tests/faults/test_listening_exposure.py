@@ -112,3 +112,24 @@ def test_a_bind_beyond_loopback_is_named_and_the_backlog_is_large():
     assert listening.is_loopback("127.0.0.1") and listening.is_loopback("localhost") and listening.is_loopback("::1")
     assert not listening.is_loopback("0.0.0.0") and not listening.is_loopback("192.168.1.5")
     assert listening._Server.request_queue_size >= 128
+
+
+def test_a_burst_of_ratings_at_once_is_answered_in_full(page):
+    # the default listen backlog of 5 reset 460 of 1,000 ratings sent at once (load 27)
+    from concurrent.futures import ThreadPoolExecutor
+    port, folder = page
+    clients = 400
+    barrier = threading.Barrier(clients, timeout=300)
+
+    def rate(i):
+        barrier.wait()
+        try:
+            body = json.dumps({**GOOD, "rater": f"rater-{i:05d}"}).encode()
+            return _call(port, "POST", "/api/rate", body, {"Content-Type": "application/json"})[0]
+        except OSError as error:
+            return type(error).__name__
+
+    with ThreadPoolExecutor(clients) as pool:
+        answers = list(pool.map(rate, range(clients)))
+    assert answers == [200] * clients, {a: answers.count(a) for a in set(answers)}
+    assert len(_ratings(folder)) == clients
