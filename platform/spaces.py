@@ -324,7 +324,7 @@ def _parse_search(raw: Any, spec: SweepSpec, file: str) -> dict[str, Domain]:
         cls = TRIAL_SECTIONS[section]
         hints = typing.get_type_hints(cls)
         if key not in hints:
-            raise SpecError(f"{where}: {section} has no key {key!r} "
+            raise SpecError(f"{where}: {section} has no key {preview(key)} "
                             f"(expected one of: {', '.join(hints)}).")
         domain = _parse_domain(path, value, hints[key], getattr(spec, section), where)
         if domain.kind == "grid" and spec.tune.searcher == "optuna":
