@@ -12,23 +12,29 @@ class DecodeError(Exception):
     """A file that gives no audio; the message is one sentence for the failures table."""
 
 
-def decode(path: str | Path, sample_rate: int) -> AudioSegment:
+def decode(path: str | Path, sample_rate: int, max_seconds: float | None = None) -> AudioSegment:
     """Any file ffmpeg reads -> mono 16-bit AudioSegment at `sample_rate`.
 
     ffmpeg downmixes and resamples itself (better and faster than pydub's audioop), and we
     call it directly because pydub's `from_file` wants ffprobe, which the wheel lacks.
+    `max_seconds`: a longer track is a DecodeError; ffmpeg stops just past it, so memory stays
+    bounded by it, whatever the file's length.
     """
     path = Path(path)
     if path.stat().st_size == 0:
         raise DecodeError("the file is empty (0 bytes)")
+    limit = ["-t", f"{max_seconds + 1:g}"] if max_seconds else []
     command = [AudioSegment.converter, "-nostdin", "-v", "error", "-i", str(path),
-               "-vn", "-ac", "1", "-ar", str(sample_rate), "-f", "s16le", "-"]
+               "-vn", "-ac", "1", "-ar", str(sample_rate), *limit, "-f", "s16le", "-"]
     done = subprocess.run(command, capture_output=True)
     if done.returncode != 0 or not done.stdout:
         lines = [line for line in done.stderr.decode(errors="replace").splitlines() if line.strip()]
         detail = lines[-1].replace(str(path), "").strip(": ") if lines else "no audio stream"
         raise DecodeError(f"ffmpeg could not decode it ({detail})")
     pcm = done.stdout[: len(done.stdout) // 2 * 2]
+    if max_seconds and len(pcm) / 2 / sample_rate > max_seconds:
+        raise DecodeError(f"longer than segment.max_track_seconds ({max_seconds:g} s); raise it to include "
+                          "this track (decoding holds a whole track in memory)")
     return AudioSegment(pcm, frame_rate=sample_rate, sample_width=2, channels=1)
 
 

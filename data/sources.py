@@ -9,10 +9,12 @@ A track is a flat dict of plain values (Ray Data carries it in Arrow):
 """
 import hashlib
 import logging
+import os
 from pathlib import Path
 
 from data import download
-from data.spec import AUDIO_EXTENSIONS, DatasetSpec, audio_files, unnamed_files, url_problem
+from data.spec import (AUDIO_EXTENSIONS, DatasetSpec, audio_files, read_url_file, unnamed_files, unreadable_files,
+                       url_problem)
 
 log = logging.getLogger(__name__)
 
@@ -38,24 +40,37 @@ def _folder(folder: str) -> tuple[list[dict], list[dict]]:
         what = "is not a directory" if root.exists() else "does not exist"
         return [], [failure(folder, "resolve", f"the folder {what}")]
     files = audio_files(root)
-    ignored = [failure(str(path), "ignored", f"not read: its name has no extension, and only "
-                                             f"{', '.join(AUDIO_EXTENSIONS)} files are (rename it to include it)")
+    ignored = [failure(shown(path), "ignored", f"not read: its name has no extension, and only "
+                                               f"{', '.join(AUDIO_EXTENSIONS)} files are (rename it to include it)")
                for path in unnamed_files(root)]
+    ignored += [failure(shown(path), "resolve", f"not read: it is {why}") for path, why in unreadable_files(root)]
     if not files:
         return [], [failure(folder, "resolve", "the folder holds no mp3, m4a, aac, wav, flac or ogg files")] + ignored
     tracks = []
     for path in files:
         path = path.resolve()
+        if shown(path) != str(path):  # Arrow, Parquet and the logs carry UTF-8 only
+            ignored.append(failure(shown(path), "resolve", "not read: its name is not valid UTF-8 (an old "
+                                                           "disk's or archive's encoding); rename it to include it"))
+            continue
         track_id = "file-" + hashlib.sha1(str(path).encode()).hexdigest()[:16]
         tracks.append(_track(track_id, "file", str(path), path.stem))
     return tracks, ignored
 
 
+def shown(path: Path) -> str:
+    """The path as text every writer accepts: a byte that is not UTF-8 (the Latin-1 "é" of a
+    name from an old disk) is written as its escape, four characters: `caf\\xe9.wav`."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def _url_lines(name: str, allow_file_urls: bool) -> tuple[list[str], list[dict]]:
     try:
-        text = Path(name).expanduser().read_text(errors="replace")
+        text = read_url_file(name).decode(errors="replace")
     except OSError as error:
         return [], [failure(name, "resolve", f"the URL file could not be read ({error.strerror or error})")]
+    except ValueError as error:
+        return [], [failure(name, "resolve", f"the URL file was not read: {error}")]
     urls, failures = [], []
     for number, line in enumerate(text.splitlines(), 1):
         line = line.split(" #", 1)[0].strip()  # "#" inside a URL is a fragment, not a comment

@@ -9,6 +9,7 @@ its URL only (its contents are known only once it is fetched).
 import hashlib
 import json
 import os
+import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -43,6 +44,9 @@ class SegmentParams:
     skip_start_seconds: float = 0.0    # leave out each track's intro ...
     skip_end_seconds: float = 0.0      # ... and outro
     silence_dbfs: float = -60.0        # segments with a lower RMS level (dBFS) are dropped
+    # A longer track is a failure row, not read: decoding holds the whole track in memory
+    # (a 10-hour FLAC took a worker to 2.4 GB). Three hours covers a long DJ set.
+    max_track_seconds: float = 3 * 3600.0
 
     def __post_init__(self):
         if not 0 < self.seconds <= 600:
@@ -53,6 +57,8 @@ class SegmentParams:
             raise ValueError("skip_start_seconds and skip_end_seconds must not be negative")
         if self.silence_dbfs > 0:
             raise ValueError("silence_dbfs must be at most 0 (dB relative to full scale)")
+        if not self.seconds <= self.max_track_seconds <= 48 * 3600:
+            raise ValueError("max_track_seconds must lie between seconds and 172800 (48 hours)")
 
     @property
     def hop(self) -> float:
@@ -130,8 +136,40 @@ def url_problem(url: str, allow_file_urls: bool) -> str | None:
     """Why `url` is not accepted as a source, or None."""
     schemes = ("http://", "https://") + (("file://",) if allow_file_urls else ())
     if not url.lower().startswith(schemes):
-        return f"{url!r} is not an http or https URL"
+        shown = repr(url[:60]) + (f"... ({len(url)} characters)" if len(url) > 60 else "")  # never a 50 MB echo
+        return f"{shown} is not an http or https URL"
     return None
+
+
+MAX_URL_FILE_BYTES = 16 << 20  # a list of URLs; /dev/zero or a runaway file must not fill memory
+
+
+def url_file_problem(name: str) -> str | None:
+    """Why the URL file `name` cannot be read as one, or None (a missing file is a failure row
+    of the build instead: the build goes on from the other sources)."""
+    try:
+        info = os.stat(Path(name).expanduser())  # stat does not open: a FIFO cannot block it
+    except OSError:
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return f"{name[:200]} is not a regular file (a URL file is a text file of URLs, one a line)"
+    if info.st_size > MAX_URL_FILE_BYTES:
+        return f"{name[:200]} is {info.st_size / 2**20:.0f} MiB, more than the {MAX_URL_FILE_BYTES >> 20} MiB a URL file may be"
+    return None
+
+
+def read_url_file(name: str) -> bytes:
+    """The bytes of a URL file, read without blocking (a FIFO) or without bound (/dev/zero):
+    OSError if it cannot be read, ValueError naming why it is not a URL file."""
+    fd = os.open(Path(name).expanduser(), os.O_RDONLY | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ValueError("it is not a regular file")
+    with os.fdopen(fd, "rb") as stream:
+        data = stream.read(MAX_URL_FILE_BYTES + 1)
+    if len(data) > MAX_URL_FILE_BYTES:
+        raise ValueError(f"it is larger than {MAX_URL_FILE_BYTES >> 20} MiB")
+    return data
 
 
 @dataclass(frozen=True)
@@ -154,6 +192,10 @@ class DatasetSpec:
             problem = url_problem(url, self.download.allow_file_urls)
             if problem:
                 raise ValueError(f"urls[{i}]: {problem}")
+        for i, name in enumerate(self.url_files):
+            problem = url_file_problem(name)
+            if problem:
+                raise ValueError(f"url_files[{i}]: {problem}")
 
     @property
     def fingerprint(self) -> str:
@@ -161,6 +203,8 @@ class DatasetSpec:
         del spec["download"]  # how we fetch does not change what we get
         if spec["mel"]["kind"] == "study":
             del spec["mel"]["kind"]  # so the datasets built before kinds existed keep their address
+        if spec["segment"]["max_track_seconds"] == SegmentParams.max_track_seconds:
+            del spec["segment"]["max_track_seconds"]  # likewise for the builds before the bound
         payload = json.dumps({"spec": spec, "pipeline": PIPELINE_VERSION,
                               "contents": _source_contents(self)}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
@@ -183,6 +227,30 @@ def audio_files(folder: str | os.PathLike) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
 
 
+def unreadable_files(folder: str | os.PathLike) -> list[tuple[Path, str]]:
+    """Entries under `folder` named like audio that are no regular file, with why: a FIFO
+    (reading it would wait forever), a device, a symbolic link that loops or points nowhere.
+    The build lists them as failures instead of skipping them without a word."""
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        return []
+    found = []
+    for path in sorted(root.rglob("*")):
+        if path.suffix.lower() not in AUDIO_EXTENSIONS or path.is_file() or path.is_dir():
+            continue
+        try:
+            mode = path.lstat().st_mode
+        except OSError:
+            continue  # gone since it was listed
+        if stat.S_ISLNK(mode):
+            found.append((path, "a symbolic link that loops or points to nothing"))
+        else:
+            kinds = {stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
+                     stat.S_IFBLK: "a block device"}
+            found.append((path, f"{kinds.get(stat.S_IFMT(mode), 'not a regular file')}, not an audio file"))
+    return found
+
+
 def unnamed_files(folder: str | os.PathLike) -> list[Path]:
     """Files under `folder` whose name has no extension at all: possibly audio, never read
     (the build lists them as ignored instead of skipping them without a word)."""
@@ -203,7 +271,7 @@ def _source_contents(spec: DatasetSpec) -> dict:
     url_files = {}
     for name in spec.url_files:
         try:
-            url_files[name] = hashlib.sha256(Path(name).expanduser().read_bytes()).hexdigest()
-        except OSError:
+            url_files[name] = hashlib.sha256(read_url_file(name)).hexdigest()
+        except (OSError, ValueError):
             url_files[name] = None
     return {"folders": folders, "url_files": url_files}

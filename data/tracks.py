@@ -82,7 +82,8 @@ def _process(track: dict, spec: DatasetSpec, parts_dir: Path) -> dict:
             audio = segment.from_waveform(waveform, sr)
             title = f"Synthetic techno {track['seed']} ({bpm:.1f} BPM)"
         else:
-            audio = segment.decode(track.get("audio_path") or track["locator"], sr)
+            audio = segment.decode(track.get("audio_path") or track["locator"], sr,
+                                   max_seconds=spec.segment.max_track_seconds)
     except (segment.DecodeError, OSError) as error:
         return _summary(track, stage="decode", reason=str(error), **times)
     lap("decode")

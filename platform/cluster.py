@@ -68,6 +68,27 @@ def _unreachable(address: str, why: str) -> ClusterError:
                         "`ray up cluster.yaml` or `ray start --head`, or drop --address to run on this machine.")
 
 
+def _address_space_limit() -> int | None:
+    """This process's `ulimit -v` in bytes, None when unlimited."""
+    import resource
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def _check_address_space() -> None:
+    """A local Ray's raylet maps its object store (by default 30 % of the memory) and needs a
+    few GiB besides; under a lower `ulimit -v` Ray hangs in its start-up or dumps a raylet
+    crash. Said first, in one sentence."""
+    limit = _address_space_limit()
+    if limit is None:
+        return
+    needed = int(0.3 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")) + (4 << 30)
+    if limit < needed:
+        raise ClusterError(f"memory is too low for Ray: the address-space limit (ulimit -v) is {limit / 2**30:.1f} "
+                           f"GiB, and a local Ray needs about {needed / 2**30:.0f} GiB of it on this machine (its "
+                           "object store is 30 % of the memory); raise it (ulimit -v unlimited).")
+
+
 def connect(address: str | None) -> list[Node]:
     """Start or join Ray; return the alive nodes."""
     import ray
@@ -76,13 +97,22 @@ def connect(address: str | None) -> list[Node]:
         raise ClusterError(f"--address {address} is a Ray Client address, which needs Ray's client "
                            "(grpcio): run `python3 -m platform.bootstrap --extras cluster`, or run the sweep "
                            "on the head with --address auto.")
+    if is_local(address):
+        _check_address_space()
     problem = None if is_local(address) else _endpoint_problem(address)
     if problem:
         raise _unreachable(address, problem)
     try:
         ray.init(address=address, include_dashboard=False if is_local(address) else None,
                  runtime_env=runtime_env(address))
-    except (ConnectionError, RuntimeError, ValueError) as error:
+    except Exception as error:
+        limit = _address_space_limit()
+        if is_local(address) and limit is not None:  # Ray's own message is a timeout or a raylet crash dump
+            raise ClusterError(f"Ray could not start on this machine ({type(error).__name__}): its memory is too "
+                               f"low, the address-space limit (ulimit -v) being {limit / 2**30:.1f} GiB, which "
+                               "Ray's processes exceed at start; raise it (ulimit -v unlimited).") from None
+        if not isinstance(error, (ConnectionError, RuntimeError, ValueError)):
+            raise
         raise _unreachable(address, str(error).splitlines()[0]) from None
     return [Node(n["NodeID"], n["NodeManagerAddress"]) for n in ray.nodes() if n["Alive"]]
 

@@ -20,7 +20,8 @@ def load_checkpoint(client, run, which: str):
     from trainables.artifacts import CHECKPOINTS
     from trainables.checkpoint import CHECKPOINT_FILE, Checkpoint, CheckpointError
     folder = CHECKPOINTS[which]
-    if not any(a.path == f"{folder}/{CHECKPOINT_FILE}" for a in client.list_artifacts(run.info.run_id, folder)):
+    if not any(a.path == f"{folder}/{CHECKPOINT_FILE}" and not a.is_dir
+               for a in client.list_artifacts(run.info.run_id, folder)):
         raise tracking.RunLookupError(f"run {run.info.run_id} ({run.info.run_name}) has no {which} checkpoint "
                                       f"({folder}/{CHECKPOINT_FILE}) among its artifacts.")
     with tempfile.TemporaryDirectory(prefix="gan-generate-") as tmp:
@@ -32,14 +33,27 @@ def load_checkpoint(client, run, which: str):
                                                            f"{folder}/{CHECKPOINT_FILE}")) from None
 
 
-def generator_from(state):
+def generator_from(state, name: str = "the checkpoint"):
     """The trial's generator, rebuilt from its checkpoint (trainables.checkpoint.Checkpoint)
-    alone, and its TrialConfig."""
+    alone, and its TrialConfig. CheckpointError, naming `name`, if the checkpoint's config,
+    weights and dataset information do not fit together (weights of another width or family,
+    an unknown or invalid key, no mel parameters to voice the images with)."""
     from trainables import models
+    from trainables.artifacts import dataset_spec
+    from trainables.checkpoint import CheckpointError
     from trainables.config import TrialConfig
-    cfg = TrialConfig.from_tune(state.config)
-    generator, _ = models.build(cfg.model)
-    generator.load_state_dict(state.trainer["G"])
+    try:
+        cfg = TrialConfig.from_tune(state.config)
+        generator, _ = models.build(cfg.model)
+        generator.load_state_dict(state.trainer["G"])
+        if not isinstance(state.dataset, dict):
+            raise ValueError("it holds no dataset information (the mel parameters to draw and voice it)")
+        dataset_spec(state.dataset), state.dataset["scaling"]
+    except (ValueError, TypeError, KeyError, RuntimeError, AttributeError) as error:
+        lines = [line.strip() for line in str(error).strip().splitlines()] or [type(error).__name__]
+        why = " ".join(lines[:2])[:240]  # torch's first line only says "Error(s) in loading state_dict"
+        raise CheckpointError(f"{name}: its config, weights and dataset information do not fit together "
+                              f"({why.rstrip('.')}); it was not used.") from None
     return generator, cfg
 
 
@@ -61,7 +75,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give a RUN_ID or --experiment NAME (one of them)")
     if args.n < 1 or args.griffin_lim_iters < 1:
         parser.error("-n and --griffin-lim-iters must be at least 1")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        parser.error(f"--out {args.out}: is a file, not a folder for the samples")
     command.setup_logging(logging.WARNING)
+
+    from mlflow.exceptions import MlflowException
 
     from trainables.checkpoint import CheckpointError
     try:
@@ -69,14 +87,17 @@ def main(argv: list[str] | None = None) -> int:
         run = (tracking.get_run(client, args.run_id) if args.run_id
                else tracking.best_trial_run(client, args.experiment))
         state = load_checkpoint(client, run, args.checkpoint)
+        generator, cfg = generator_from(state, f"run {run.info.run_id}'s {args.checkpoint} checkpoint")
     except (tracking.RunLookupError, CheckpointError) as error:
         return command.error(error)
+    except MlflowException as error:  # the store answered, but not with the run's artifacts
+        return command.error(f"{args.tracking_uri or tracking.default_uri()}: MLflow could not give the run's "
+                             f"checkpoint ({str(error).strip().splitlines()[0][:200]}).")
 
     import torch
     from trainables.artifacts import generate, write_wav
     from trainables.figures import mel_figure
 
-    generator, cfg = generator_from(state)
     z = torch.randn(args.n, cfg.model.latent_dim, generator=torch.Generator().manual_seed(args.seed))
     images = generate(generator, z)
     info = state.dataset

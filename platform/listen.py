@@ -42,14 +42,19 @@ def _dataset_rows(dataset: Path, rows: list[int]) -> tuple[np.ndarray, list[str]
 
 
 def _npy(path: Path, spec) -> tuple[np.ndarray, list[str]]:
-    images = np.load(path)
+    try:
+        images = np.load(path)  # allow_pickle=False: an object array is refused, never unpickled
+    except (ValueError, OSError, EOFError) as error:
+        raise SpecError(f"{path}: not a saved array of mels ({str(error).splitlines()[0][:200]}).") from None
+    if images.dtype.kind not in "fiu":
+        raise SpecError(f"{path}: expected mels as numbers, got an array of {images.dtype}.")
     shape = (spec.mel.n_mels, spec.mel.frames)
     if images.ndim == 4 and images.shape[1] == 1:
         images = images[:, 0]
     if images.ndim == 2:
         images = images[None]
     if images.ndim != 3 or images.shape[1:] != shape:
-        raise SpecError(f"{path}: expected mels of shape {shape} (or a batch of them), got {np.load(path).shape}.")
+        raise SpecError(f"{path}: expected mels of shape {shape} (or a batch of them), got {images.shape}.")
     return images, [f"{path.stem}-{i:04d}" for i in range(len(images))]
 
 

@@ -17,11 +17,13 @@ listening/mos.csv, one row per trial and one for the real clips.
 import csv
 import hashlib
 import io
+import ipaddress
 import json
 import logging
 import math
 import re
 import secrets
+import socket
 import sqlite3
 import threading
 import time
@@ -69,6 +71,8 @@ def prepare_clips(client, runs: list, dataset_path: str | None, folder: Path, pe
     from trainables.checkpoint import CheckpointError
     from trainables.artifacts import dataset_spec, generate
     from trainables.vocoder import render
+    import shutil
+    shutil.rmtree(folder / "clips", ignore_errors=True)  # WAVs of a render that stopped: no clips.json names them
     (folder / "clips").mkdir(parents=True, exist_ok=True)
     clips, vocoders = [], []
 
@@ -80,10 +84,10 @@ def prepare_clips(client, runs: list, dataset_path: str | None, folder: Path, pe
     for run in runs:
         try:
             state = load_checkpoint(client, run, "best")
-        except (LookupError, CheckpointError) as error:  # a run without one, or a tampered one
+            generator, cfg = generator_from(state, f"run {run.info.run_id}'s best checkpoint")
+        except (LookupError, CheckpointError) as error:  # a run without one, a tampered or mismatched one
             log.warning("%s: left out of the listening test", error)
             continue
-        generator, cfg = generator_from(state)
         z = torch.randn(per_trial, cfg.model.latent_dim, generator=torch.Generator().manual_seed(seed))
         spec = dataset_spec(state.dataset)
         vocoders.append(cfg.evaluation.vocoder)
@@ -222,10 +226,70 @@ class ListeningTest:
         return self.next(rater)
 
 
-def handler_for(test: ListeningTest):
+LOOPBACK_NAMES = ("localhost", "localhost.localdomain")
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+        return True
+    except ValueError:
+        return False
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding `host` keeps the page on this machine."""
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def host_names(host: str) -> set[str]:
+    """The names a request's Host may give besides an IP address: localhost, this machine's
+    names, and --host (looked up once: getfqdn may ask a resolver)."""
+    return {*LOOPBACK_NAMES, host.lower(), socket.gethostname().lower(), socket.getfqdn().lower()}
+
+
+def allowed_host(header: str | None, names: set[str], port: int) -> bool:
+    """Whether a request's Host header names this server. A page from another site that
+    rebinds its own DNS name to 127.0.0.1 sends that name: it is refused, so the page cannot
+    read /api/next. Accepted: an IP address, or one of `names` (host_names)."""
+    if not header:
+        return False
+    if header.endswith("]") or ":" not in header:  # no port: the default one
+        name, given_port = header, "80"
+    else:
+        name, _, given_port = header.rpartition(":")
+    if not name or given_port != str(port):
+        return False
+    return _is_ip(name) or name.lower() in names
+
+
+def handler_for(test: ListeningTest, host: str = "127.0.0.1", idle_timeout: float = 30.0):
+    names = host_names(host)
+
     class Handler(BaseHTTPRequestHandler):
+        timeout = idle_timeout  # a connection that sends nothing is closed, its thread ends
+
         def log_message(self, format, *args):  # quiet: one line per request at debug level only
             log.debug("%s " + format, self.address_string(), *args)
+
+        def log_error(self, format, *args):  # a malformed request or a timeout: one line
+            log.warning("%s: " + format, self.address_string(), *args)
+
+        def _refused(self) -> RequestError | None:
+            """A request from another site, or to a name that is not this server's."""
+            port = self.server.server_address[1]
+            if not allowed_host(self.headers.get("Host"), names, port):
+                return RequestError(HTTPStatus.FORBIDDEN, "the Host header does not name this server.")
+            origin = self.headers.get("Origin")
+            if origin is not None and origin != f"http://{self.headers['Host']}":
+                return RequestError(HTTPStatus.FORBIDDEN, "requests from another site's page are not accepted.")
+            return None
+
 
         def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
             self.send_response(status)
@@ -238,13 +302,21 @@ def handler_for(test: ListeningTest):
         def _json(self, status: HTTPStatus, payload: dict) -> None:
             self._send(status, json.dumps(payload).encode(), "application/json")
 
+        def _fail(self, error: RequestError) -> None:
+            log.warning("%s: %s %s: %d %s", self.address_string(), self.command, self.path[:100],
+                        error.status, error)
+            self._json(error.status, {"error": str(error)})
+
         def _answer(self, work) -> None:
             try:
                 self._json(HTTPStatus.OK, work())
             except RequestError as error:
-                self._json(error.status, {"error": str(error)})
+                self._fail(error)
 
         def do_GET(self):
+            refused = self._refused()
+            if refused:
+                return self._fail(refused)
             url = urlparse(self.path)
             if url.path == "/":
                 return self._send(HTTPStatus.OK, PAGE.encode(), "text/html; charset=utf-8")
@@ -254,23 +326,36 @@ def handler_for(test: ListeningTest):
                 try:
                     clip = test.clip(url.path[len("/clips/"):-len(".wav")])
                 except RequestError as error:
-                    return self._json(error.status, {"error": str(error)})
+                    return self._fail(error)
                 return self._send(HTTPStatus.OK, (test.folder / "clips" / f"{clip['clip']}.wav").read_bytes(),
                                   "audio/wav")
-            self._json(HTTPStatus.NOT_FOUND, {"error": f"there is nothing at {url.path}."})
+            self._fail(RequestError(HTTPStatus.NOT_FOUND, f"there is nothing at {url.path[:100]}."))
 
         def do_POST(self):
+            refused = self._refused()
+            if refused:
+                self.close_connection = True  # its body is left unread
+                return self._fail(refused)
             if urlparse(self.path).path != "/api/rate":
-                return self._json(HTTPStatus.NOT_FOUND, {"error": f"there is nothing to post to at {self.path}."})
+                self.close_connection = True
+                return self._fail(RequestError(HTTPStatus.NOT_FOUND,
+                                               f"there is nothing to post to at {self.path[:100]}."))
 
             def rate():
-                length = int(self.headers.get("Content-Length") or 0)
-                if not 0 < length <= 4096:
-                    raise RequestError(HTTPStatus.BAD_REQUEST, "a rating is a JSON object of at most 4 kB.")
+                # JSON only: a form or text/plain post is what another site's page can send
+                # without asking first (no CORS preflight)
+                if self.headers.get_content_type() != "application/json":
+                    self.close_connection = True
+                    raise RequestError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "a rating is sent as application/json.")
+                length = self.headers.get("Content-Length") or "0"
+                if not length.isdigit() or not 0 < int(length) <= 4096:
+                    self.close_connection = True
+                    raise RequestError(HTTPStatus.BAD_REQUEST, "a rating is a JSON object of at most 4 kB "
+                                                               "(Content-Length 1 to 4096).")
                 try:
-                    body = json.loads(self.rfile.read(length))
-                except ValueError:
-                    raise RequestError(HTTPStatus.BAD_REQUEST, "the body is not JSON.") from None
+                    body = json.loads(self.rfile.read(int(length)))
+                except (ValueError, RecursionError):  # 4 kB of "[" nests 4,096 deep
+                    raise RequestError(HTTPStatus.BAD_REQUEST, "the body is not JSON (or nests too deep).") from None
                 if not isinstance(body, dict):
                     raise RequestError(HTTPStatus.BAD_REQUEST, "a rating is a JSON object.")
                 return test.rate(body)
@@ -279,8 +364,19 @@ def handler_for(test: ListeningTest):
     return Handler
 
 
-def serve(test: ListeningTest, host: str, port: int) -> ThreadingHTTPServer:
-    return ThreadingHTTPServer((host, port), handler_for(test))
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 1024  # the default 5 reset 9 of 1,000 ratings sent at once
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):  # a dropped connection: one line, no traceback
+        import sys
+        log.warning("%s: the connection failed (%s)", client_address[0], sys.exc_info()[1])
+
+
+def serve(test: ListeningTest, host: str, port: int, idle_timeout: float = 30.0) -> ThreadingHTTPServer:
+    """The page on `host`:`port`; a connection idle for `idle_timeout` seconds is closed."""
+    server_class = type("Server", (_Server,), {"address_family": socket.AF_INET6}) if ":" in host else _Server
+    return server_class((host, port), handler_for(test, host, idle_timeout))
 
 
 PAGE = """<!doctype html>
@@ -383,7 +479,13 @@ def main(args) -> int:
     except OSError as error:
         return command.error(f"--host {args.host} --port {args.port}: cannot listen there ({error.strerror}).")
     host, port = server.server_address[:2]
-    print(f"Listening test of {len(clips)} clips ({len(runs)} trials): open http://{host}:{port}/ (Ctrl-C stops)",
+    if not is_loopback(args.host):
+        log.warning("--host %s: the listening test is open to every machine that can reach this one on port %d, "
+                    "with no login; use the default 127.0.0.1 (and an SSH tunnel) unless the network is yours.",
+                    args.host, port)
+        host = socket.getfqdn() if host in ("0.0.0.0", "::") else host  # 0.0.0.0 is no address to open
+    shown = f"[{host}]" if ":" in host else host
+    print(f"Listening test of {len(clips)} clips ({len(runs)} trials): open http://{shown}:{port}/ (Ctrl-C stops)",
           flush=True)
     try:
         server.serve_forever()

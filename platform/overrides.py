@@ -11,21 +11,22 @@ from typing import Any
 
 import yaml
 
-from platform.typed import SpecError
+from platform.typed import SpecError, preview
 
 
 def parse(pairs: list[str], loader=yaml.SafeLoader) -> dict[str, Any]:
     """`["tune.num_samples=4", ...]` -> {"tune.num_samples": 4, ...}; later ones win."""
     parsed = {}
     for pair in pairs:
+        shown = pair if len(pair) <= 60 else preview(pair)  # a 20 kB --set is not echoed whole
         path, sep, text = pair.partition("=")
         path = path.strip()
-        if not sep or not path or any(not part for part in path.split(".")):
-            raise SpecError(f"--set {pair}: expected section.key=value, e.g. tune.num_samples=4.")
+        if not sep or not path or any(not part for part in path.split(".")) or len(path) > 200:
+            raise SpecError(f"--set {shown}: expected section.key=value, e.g. tune.num_samples=4.")
         try:
             parsed[path] = yaml.load(text, Loader=loader) if text.strip() else ""
         except yaml.YAMLError as error:
-            raise SpecError(f"--set {pair}: {path}: the value is not valid YAML "
+            raise SpecError(f"--set {shown}: {path}: the value is not valid YAML or not accepted "
                             f"({getattr(error, 'problem', error)}).") from None
     return parsed
 
@@ -44,7 +45,7 @@ def apply(raw: dict, overrides: dict[str, Any]) -> dict:
                 child = node[part] = {}
             if not isinstance(child, dict):
                 where = ".".join(parts[:depth + 1])
-                raise SpecError(f"--set {path}: {where} is {child!r} in the file, not a section with keys.")
+                raise SpecError(f"--set {path}: {where} is {preview(child)} in the file, not a section with keys.")
             node = child
         node[parts[-1]] = value
     return raw
@@ -62,7 +63,8 @@ def effective_file(path: str, pairs: list[str], loader, folder: str) -> str:
     from pathlib import Path
     if not pairs:
         return str(Path(path).resolve())
-    raw = apply(yaml.load(Path(path).read_text(), Loader=loader), parse(pairs, loader))
+    from platform.spaces import read_text  # bounded, regular files only (already loaded once)
+    raw = apply(yaml.load(read_text(path), Loader=loader), parse(pairs, loader))
     out = Path(folder) / Path(path).name
     out.write_text(f"# {path} with --set {' '.join(pairs)}\n" + yaml.safe_dump(raw, sort_keys=False))
     return str(out)

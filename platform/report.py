@@ -135,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     command.add_tracking_option(parser)
     parser.add_argument("--no-log", action="store_true", help="do not log the figures to the parent run")
     args = parser.parse_args(argv)
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        return command.error(f"--out {args.out}: is a file, not a folder for the figures.")
     command.setup_logging(logging.WARNING)
     try:
         _, client = command.tracking_client(args.tracking_uri)

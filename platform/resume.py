@@ -6,6 +6,7 @@ run, in `platform-sweep.json`, so a resumed sweep goes on in the same parent run
 trial finds its own child run again. The directory may be a local path or an s3:// or
 gs:// URI (pyarrow file systems, as Tune uses).
 """
+import dataclasses
 import json
 import posixpath
 from dataclasses import asdict, dataclass
@@ -37,11 +38,44 @@ def _join(base: str, *parts: str) -> str:
     return remote.join(base, *parts) if remote.is_uri(base) else "/".join([base.rstrip("/"), *parts])
 
 
+def resolved(spec) -> dict:
+    """The spec as it was run, `--set`s applied and searched domains written out: what a
+    resumed sweep must match (Tune restores its searcher and trials, not the file's edits)."""
+    plain = asdict(dataclasses.replace(spec, search={}))
+    plain["search"] = {path: str(domain) for path, domain in spec.search.items()}
+    return json.loads(json.dumps(plain, default=str))  # tuples as lists: as it reads back
+
+
 def record(spec, name: str, target: TrackingTarget) -> None:
     fs, path = _fs(_join(spec.storage.resolved_tune(), name))
     fs.create_dir(path, recursive=True)
     with fs.open_output_stream(posixpath.join(path, STATE_FILE)) as out:
-        out.write(json.dumps({"sweep": spec.name, "tracking": asdict(target)}, indent=1).encode())
+        out.write(json.dumps({"sweep": spec.name, "tracking": asdict(target), "spec": resolved(spec)},
+                             indent=1).encode())
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value and prefix != "search.":  # search keys are section.key already
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def differences(recorded: dict, current: dict) -> list[str]:
+    """What changed from the recorded spec to this one, one phrase per key."""
+    old, new = _flat(recorded), _flat(current)
+    changed = []
+    for key in sorted(old.keys() | new.keys()):
+        if key not in new:
+            changed.append(f"{key} was {old[key]} and is now left out")
+        elif key not in old:
+            changed.append(f"{key} is new ({new[key]})")
+        elif old[key] != new[key]:
+            changed.append(f"{key} was {old[key]}, now {new[key]}")
+    return [phrase if len(phrase) <= 160 else phrase[:157] + "..." for phrase in changed]
 
 
 def _read(experiment_path: str) -> dict | None:
@@ -80,4 +114,10 @@ def find(spec, resume: str) -> StoppedSweep:
     if state["sweep"] != spec.name:
         raise ResumeError(f"--resume: {path} is a sweep of {state['sweep']!r}, not of {spec.name!r}; "
                           "resume it with its own search-space file.")
+    changed = differences(state["spec"], resolved(spec)) if "spec" in state else []  # older sweeps: unrecorded
+    if changed:
+        more = f" (and {len(changed) - 3} more)" if len(changed) > 3 else ""
+        raise ResumeError(f"--resume: the search-space file changed since {path} started: {'; '.join(changed[:3])}"
+                          f"{more}; Tune would go on with the search it recorded, so put the file back as it was, "
+                          "or start a new sweep without --resume.")
     return StoppedSweep(path, TrackingTarget(**state["tracking"]))

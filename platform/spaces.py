@@ -20,8 +20,10 @@ Every mistake stops the command before Ray starts with one sentence naming the f
 the key path (platform.typed.SpecError).
 """
 import dataclasses
+import math
 import os
 import re
+import stat
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,14 +32,65 @@ from typing import Any, Literal
 import yaml
 
 from data.spec import DatasetSpec
-from platform.typed import SpecError, build, convert
+from platform.typed import SpecError, build, convert, preview
 from trainables.config import SECTIONS as TRIAL_SECTIONS
 from trainables.config import ModelConfig, TrainingConfig
 from trainables.evaluation import EvaluationConfig
 
 
+MAX_FILE_BYTES = 1 << 20  # a search-space file is a few kB; this bounds reading and parsing it
+MAX_DEPTH = 32            # nesting of YAML collections, far beyond any real spec
+MAX_VALUES = 100_000      # values a document expands to, aliases counted where used
+
+
+class Refused(yaml.MarkedYAMLError):
+    """YAML that parses but is not accepted in a spec (aliases, deep nesting)."""
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads `1e-4` as a float: YAML 1.1 wants `1.0e-4`, people write `1e-4`."""
+    """SafeLoader that reads `1e-4` as a float: YAML 1.1 wants `1.0e-4`, people write `1e-4`.
+
+    It bounds what a document expands to: nine levels of nine aliases (`*a`) in 541 bytes
+    are 9**9 values, which filled memory and every error message; an alias may not refer to
+    itself; nesting past MAX_DEPTH, in the file or through aliases, would otherwise end in a
+    RecursionError."""
+
+    def compose_node(self, parent, index):
+        if not self.check_event(yaml.AliasEvent):
+            self._depth = getattr(self, "_depth", 0) + 1
+            try:
+                if self._depth > MAX_DEPTH:
+                    raise Refused(None, None, f"nested more than {MAX_DEPTH} levels deep",
+                                  self.peek_event().start_mark)
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+        return super().compose_node(parent, index)
+
+    def compose_document(self):
+        node = super().compose_document()
+        _measure(node, {}, 1)
+        return node
+
+
+def _measure(node, sizes: dict, depth: int) -> int:
+    """How many values `node` expands to, aliases counted each time they are used (`sizes`:
+    each shared node measured once); Refused past MAX_VALUES, MAX_DEPTH, or at a cycle."""
+    if id(node) in sizes:
+        if sizes[id(node)] is None:
+            raise Refused(None, None, "an alias refers to the collection it is in", node.start_mark)
+        return sizes[id(node)]
+    if depth > MAX_DEPTH:
+        raise Refused(None, None, f"nested more than {MAX_DEPTH} levels deep (aliases expanded)", node.start_mark)
+    sizes[id(node)] = None
+    children = node.value if isinstance(node, yaml.SequenceNode) else \
+        [part for pair in node.value for part in pair] if isinstance(node, yaml.MappingNode) else []
+    size = 1 + sum(_measure(child, sizes, depth + 1) for child in children)
+    if size > MAX_VALUES:
+        raise Refused(None, None, f"holds more than {MAX_VALUES:,} values (aliases expanded); a search-space "
+                                  "file has a few hundred", node.start_mark)
+    sizes[id(node)] = size
+    return size
 
 
 _Loader.add_implicit_resolver(
@@ -141,7 +194,7 @@ class StorageSpec:
                              "for datasets on an object store set storage.datasets to an s3:// URI, "
                              "for Tune's results storage.tune")
         if self.datasets is not None and not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*://.+", self.datasets):
-            raise ValueError(f"datasets {self.datasets!r} is not a URI such as s3://bucket/prefix "
+            raise ValueError(f"datasets {preview(self.datasets)} is not a URI such as s3://bucket/prefix "
                              "(a shared path goes in storage.root)")
 
     def resolved_root(self) -> str:
@@ -207,6 +260,18 @@ class SweepSpec:
                     keys.append((section, key))
         return keys
 
+    def trial_count(self) -> int:
+        """The trials this sweep asks for: Tune runs num_samples of every grid point (each
+        grid key times each, and the experiments are one more grid)."""
+        return math.prod(self._trial_factors().values())
+
+    def _trial_factors(self) -> dict[str, int]:
+        factors = {"tune.num_samples": self.tune.num_samples}
+        factors.update({f"search.{path}": len(d.values) for path, d in self.search.items() if d.kind == "grid"})
+        if self.experiments:
+            factors["experiments"] = len(self.experiments)
+        return factors
+
     def max_iterations(self) -> int:
         domain = self.search.get("training.iterations")
         if domain:
@@ -218,13 +283,13 @@ def _parse_domain(path: str, raw: Any, field_type, section_obj, where: str) -> D
     kinds = ("loguniform", "uniform", "randint", "choice", "grid")
     if isinstance(raw, dict):
         if len(raw) != 1 or next(iter(raw)) not in kinds:
-            raise SpecError(f"{where}: expected one of {', '.join(kinds)} as the only key, got {sorted(raw)}.")
+            raise SpecError(f"{where}: expected one of {', '.join(kinds)} as the only key, got {preview(sorted(map(str, raw)))}.")
         kind, args = next(iter(raw.items()))
         if not isinstance(args, list) or not args:
-            raise SpecError(f"{where}.{kind}: expected a non-empty list, got {args!r}.")
+            raise SpecError(f"{where}.{kind}: expected a non-empty list, got {preview(args)}.")
         if kind in ("loguniform", "uniform", "randint"):
             if len(args) != 2:
-                raise SpecError(f"{where}.{kind}: expected [low, high], got {args!r}.")
+                raise SpecError(f"{where}.{kind}: expected [low, high], got {preview(args)}.")
             bound_type = int if kind == "randint" else float
             low, high = (convert(v, bound_type, f"{where}.{kind}") for v in args)
             if not low < high:
@@ -241,7 +306,7 @@ def _parse_domain(path: str, raw: Any, field_type, section_obj, where: str) -> D
         try:
             dataclasses.replace(section_obj, **{path.split(".")[1]: convert(value, field_type, where)})
         except ValueError as error:
-            raise SpecError(f"{where}: {value!r} is out of range ({error}).") from None
+            raise SpecError(f"{where}: {preview(value)} is out of range ({error}).") from None
     return domain
 
 
@@ -249,17 +314,17 @@ def _parse_search(raw: Any, spec: SweepSpec, file: str) -> dict[str, Domain]:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise SpecError(f"{file}: search: expected a mapping of 'section.key' to domains, got {raw!r}.")
+        raise SpecError(f"{file}: search: expected a mapping of 'section.key' to domains, got {preview(raw)}.")
     domains = {}
     for path, value in raw.items():
-        where = f"{file}: search.{path}"
+        where = f"{file}: search.{path if len(str(path)) <= 60 else preview(path)}"
         section, _, key = str(path).partition(".")
         if section not in TRIAL_SECTIONS or not key:
             raise SpecError(f"{where}: the key must be SECTION.NAME with SECTION one of {', '.join(TRIAL_SECTIONS)}.")
         cls = TRIAL_SECTIONS[section]
         hints = typing.get_type_hints(cls)
         if key not in hints:
-            raise SpecError(f"{where}: {section} has no key {key!r} "
+            raise SpecError(f"{where}: {section} has no key {preview(key)} "
                             f"(expected one of: {', '.join(hints)}).")
         domain = _parse_domain(path, value, hints[key], getattr(spec, section), where)
         if domain.kind == "grid" and spec.tune.searcher == "optuna":
@@ -272,11 +337,13 @@ def _parse_search(raw: Any, spec: SweepSpec, file: str) -> dict[str, Domain]:
 def load(path: str | Path, overrides: list[str] | None = None) -> SweepSpec:
     """Read and validate a search-space file, with `--set` overrides (platform.overrides)
     applied to its mapping first; any mistake raises SpecError."""
-    file = str(path) + (f" with --set {' '.join(overrides)}" if overrides else "")
+    shown = [pair if len(pair) <= 60 else preview(pair) for pair in overrides or []]
+    file = str(path) + (f" with --set {' '.join(shown)}" if shown else "")
+    text = read_text(path)
     try:
-        raw = yaml.load(Path(path).read_text(), Loader=_Loader)
-    except FileNotFoundError:
-        raise SpecError(f"{file}: no such file.") from None
+        raw = yaml.load(text, Loader=_Loader)
+    except Refused as error:
+        raise SpecError(f"{file}: line {error.problem_mark.line + 1}: {error.problem}.") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -297,23 +364,54 @@ def load(path: str | Path, overrides: list[str] | None = None) -> SweepSpec:
     _check_names(spec, file)
     _check_image_size(spec, file)
     _check_combinations(spec, file)
+    _check_trial_count(spec, file)
     return spec
+
+
+_KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device",
+          stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket"}
+
+
+def read_text(path: str | Path) -> str:
+    """A search-space file's text: a regular file of UTF-8, at most MAX_FILE_BYTES; anything
+    else (a directory, a FIFO that would block, /dev/zero) is a SpecError naming it."""
+    try:  # O_NONBLOCK: opening a FIFO must not wait for a writer
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such file.") from None
+    except OSError as error:
+        raise SpecError(f"{path}: cannot be read ({error.strerror or error}).") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise SpecError(f"{path}: is {_KINDS.get(stat.S_IFMT(mode), 'not a regular file')}, "
+                        "not a search-space file (give a YAML file).")
+    with os.fdopen(fd, "rb") as stream:
+        data = stream.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise SpecError(f"{path}: is larger than {MAX_FILE_BYTES >> 20} MiB; a search-space file is a few kB "
+                        "of YAML.")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise SpecError(f"{path}: is not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start}); "
+                        "save it as UTF-8.") from None
 
 
 def _parse_experiments(raw: Any, spec: SweepSpec) -> dict[str, Experiment]:
     if raw is None:
         return {}
     if not isinstance(raw, dict) or not raw:
-        raise SpecError(f"experiments: expected a mapping of experiment names to settings, got {raw!r}.")
+        raise SpecError(f"experiments: expected a mapping of experiment names to settings, got {preview(raw)}.")
     parsed = {}
     for name, changes in raw.items():
         where = f"experiments.{name}"
         changes = {} if changes is None else changes
         if not isinstance(changes, dict) or set(changes) - {"model", "training"}:
-            raise SpecError(f"{where}: expected a mapping with model and/or training, got {changes!r}.")
+            raise SpecError(f"{where}: expected a mapping with model and/or training, got {preview(changes)}.")
         for section, value in changes.items():
             if value is not None and not isinstance(value, dict):
-                raise SpecError(f"{where}.{section}: expected a mapping of {section} keys, got {value!r}.")
+                raise SpecError(f"{where}.{section}: expected a mapping of {section} keys, got {preview(value)}.")
         parsed[str(name)] = Experiment(**{
             section: build(type(getattr(spec, section)),
                            {**dataclasses.asdict(getattr(spec, section)), **(changes.get(section) or {})},
@@ -332,8 +430,20 @@ def _check_names(spec: SweepSpec, file: str) -> None:
     names.update({f"experiments.{name}": name for name in spec.experiments})
     for where, name in names.items():
         if name is not None and not NAME.fullmatch(name):
-            raise SpecError(f"{file}: {where}: {name!r} is not a plain name (letters, digits, '.', '_', '-', "
+            raise SpecError(f"{file}: {where}: {preview(name)} is not a plain name (letters, digits, '.', '_', '-', "
                             "at most 100, starting with a letter or digit): it becomes a directory or run name.")
+
+
+MAX_TRIALS = 10_000  # Tune lists a grid's points before the first trial: 10**6 took it minutes
+
+
+def _check_trial_count(spec: SweepSpec, file: str) -> None:
+    count = spec.trial_count()
+    if count > MAX_TRIALS:
+        factors = " x ".join(f"{where} {n:,}" for where, n in spec._trial_factors().items())
+        raise SpecError(f"{file}: the sweep asks for {count:,} trials ({factors}), more than the {MAX_TRIALS:,} one "
+                        "sweep may run; narrow the grids, or search with choice, which samples instead of "
+                        "enumerating.")
 
 
 def _check_combinations(spec: SweepSpec, file: str) -> None:

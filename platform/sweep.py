@@ -39,6 +39,7 @@ def _print_dry_run(spec: spaces.SweepSpec, overrides: list[str]) -> None:
         print(f"{section}.{key} by experiment: {chosen}")
     print(f"# searcher: {spec.tune.searcher}, scheduler: {spec.tune.scheduler.name}, "
           f"samples: {spec.tune.num_samples}{' per experiment' if spec.experiments else ''}, "
+          f"trials in all: {spec.trial_count():,}, "
           f"concurrency: {spec.tune.max_concurrent}, time budget: {spec.tune.time_budget_s or 'none'}")
 
 

@@ -46,6 +46,14 @@ def open_store(uri: str) -> MlflowClient:
     """A client on an existing store: a mistyped SQLite path is an error, not a new empty store."""
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
         raise RunLookupError(f"there is no MLflow store at {uri} (run a sweep first, or pass --tracking-uri).")
+    if uri.startswith("sqlite:///"):
+        try:
+            with open(uri[len("sqlite:///"):], "rb") as db:
+                header = db.read(16)
+        except OSError as error:
+            raise RunLookupError(f"the MLflow store {uri} cannot be read ({error.strerror}).") from None
+        if header and header != b"SQLite format 3\0":  # /etc/passwd, say: MLflow would end in a traceback
+            raise RunLookupError(f"{uri} is not an MLflow store: the file is not an SQLite database.")
     return MlflowClient(tracking_uri=uri)
 
 

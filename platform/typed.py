@@ -14,6 +14,22 @@ class SpecError(Exception):
     """A user's mistake in a spec file; the message is one sentence for the terminal."""
 
 
+PREVIEW = 60  # characters of a value an error message echoes
+
+
+def preview(value: Any) -> str:
+    """`repr(value)`, cut to a short preview: a 50 MB string or a list of a million items
+    is named by its start and size, never echoed whole into a message (or into memory)."""
+    if isinstance(value, (list, tuple, dict, set)) and len(value) > 8:
+        kind = type(value).__name__
+        head = list(value.items())[:3] if isinstance(value, dict) else list(value)[:3]
+        return f"{preview(head)[:-1]}, ...] (a {kind} of {len(value)} items)"
+    if isinstance(value, str) and len(value) > PREVIEW:
+        return f"{value[:PREVIEW]!r}... ({len(value)} characters)"
+    text = repr(value)
+    return text if len(text) <= PREVIEW else f"{text[:PREVIEW]}... ({len(text)} characters)"
+
+
 def _type_name(tp) -> str:
     names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
     if tp in names:
@@ -48,27 +64,27 @@ def convert(value: Any, tp, where: str) -> Any:
                 return convert(value, option, where)
             except SpecError:
                 pass
-        _fail(where, f"expected {' or '.join(_type_name(o) for o in options if o is not type(None))}, got {value!r}")
+        _fail(where, f"expected {' or '.join(_type_name(o) for o in options if o is not type(None))}, got {preview(value)}")
     if origin is Literal:
         if value not in typing.get_args(tp):
-            _fail(where, f"expected {_type_name(tp)}, got {value!r}")
+            _fail(where, f"expected {_type_name(tp)}, got {preview(value)}")
         return value
     if dataclasses.is_dataclass(tp):
         return build(tp, value, where)
     if origin is list:
         if not isinstance(value, list):
-            _fail(where, f"expected a list, got {value!r}")
+            _fail(where, f"expected a list, got {preview(value)}")
         (item,) = typing.get_args(tp)
         return [convert(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
-            _fail(where, f"expected a mapping, got {value!r}")
+            _fail(where, f"expected a mapping, got {preview(value)}")
         _, item = typing.get_args(tp)
         return {str(k): convert(v, item, f"{where}.{k}") for k, v in value.items()}
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         if not (abs(value) < 1e308 if isinstance(value, int) else math.isfinite(value)):
             # .nan passes every range check (nan <= 0 is False); 10**400 is no float at all
-            _fail(where, f"expected a finite number, got {value!r}")
+            _fail(where, f"expected a finite number, got {preview(value)}")
         return float(value)
     if tp is int and isinstance(value, int) and not isinstance(value, bool):
         return value
@@ -76,7 +92,7 @@ def convert(value: Any, tp, where: str) -> Any:
         return value
     if tp is Any:
         return value
-    _fail(where, f"expected {_type_name(tp)}, got {value!r}")
+    _fail(where, f"expected {_type_name(tp)}, got {preview(value)}")
 
 
 def build(cls, data: Any, where: str):
@@ -84,12 +100,13 @@ def build(cls, data: Any, where: str):
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        _fail(where, f"expected a mapping, got {data!r}")
+        _fail(where, f"expected a mapping, got {preview(data)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     kwargs = {}
     for key, value in data.items():
-        path = f"{where}.{key}" if where else str(key)
+        name = key if isinstance(key, str) and len(key) <= PREVIEW else preview(key)
+        path = f"{where}.{name}" if where else name
         if key not in fields:
             _fail(path, f"unknown key (expected one of: {', '.join(fields)})")
         kwargs[key] = convert(value, hints[key], path)

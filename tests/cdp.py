@@ -7,6 +7,10 @@ import subprocess
 import time
 from pathlib import Path
 
+# Deadlines for a busy 2-core machine (load 10-20 while other tests and sweeps run): each
+# waits for a condition and returns as soon as it holds, so a quiet machine is not slowed.
+STARTUP_S, WAIT_S = 120, 180
+
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--autoplay-policy=no-user-gesture-required", "--mute-audio", "--window-size=1000,900"]
@@ -26,7 +30,14 @@ class Browser:
                                         stderr=subprocess.DEVNULL)
         os.close(to_browser), os.close(from_browser)
         self._next, self._buffer, self.session = 0, b"", None
-        page = next(t for t in self.send("Target.getTargets")["targetInfos"] if t["type"] == "page")
+        deadline = time.monotonic() + STARTUP_S
+        while True:  # a busy machine: the first page may not be there yet
+            pages = [t for t in self.send("Target.getTargets")["targetInfos"] if t["type"] == "page"]
+            if pages or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert pages, f"Chromium opened no page in {STARTUP_S} s"
+        page = pages[0]
         self.session = self.send("Target.attachToTarget", targetId=page["targetId"], flatten=True)["sessionId"]
         self.send("Page.enable"), self.send("Runtime.enable")
 
@@ -59,7 +70,7 @@ class Browser:
             raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
 
-    def wait_for(self, expression: str, timeout: float = 30):
+    def wait_for(self, expression: str, timeout: float = WAIT_S):
         """Poll `expression` until it is truthy; returns its value."""
         deadline = time.monotonic() + timeout
         while True:
@@ -81,10 +92,16 @@ class Browser:
         for kind in ("mousePressed", "mouseReleased"):
             self.send("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1)
 
-    def navigate(self, url: str) -> None:
-        self.send("Page.navigate", url=url)
-        time.sleep(0.2)
-        self.wait_for("document.readyState === 'complete'")
+    def navigate(self, url: str, timeout: float = WAIT_S) -> None:
+        self.evaluate("window.__leaving = true")  # gone once the new document is there
+        same_document = "loaderId" not in self.send("Page.navigate", url=url)  # a change of #fragment only
+        self.wait_for(("true" if same_document else "!window.__leaving") + " && document.readyState === 'complete'",
+                      timeout)
+
+    def screenshot(self, path: Path) -> None:
+        """The viewport as a PNG at `path`."""
+        import base64
+        Path(path).write_bytes(base64.b64decode(self.send("Page.captureScreenshot", format="png")["data"]))
 
     def close(self) -> None:
         try:

@@ -3,14 +3,8 @@ trial runs must hold sample grids, audio, checkpoints and loss curves, whose par
 holds the results table; then `platform.generate` and `platform.report` on that store,
 and the MLflow UI opened in headless Chromium on it."""
 import csv
-import os
-import signal
-import socket
-import subprocess
-import sys
+import json
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -195,73 +189,64 @@ def test_report_draws_the_three_figures_and_logs_them(sweep, capsys):
 # ---------- the browser check ----------
 
 SCREENSHOTS = ROOT / "runs" / "screenshots"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# deadlines sized for a busy 2-core machine (load 10-20): the MLflow server took over 30 s to
+# start there, and a page's first render of the runs table tens of seconds
+SERVER_START_S, PAGE_S = 300, 240
 
 
 @pytest.fixture(scope="module")
 def mlflow_server(sweep):
-    """`mlflow server` on the sweep's store, on a free loopback port; its request log."""
-    cwd = sweep[0]
-    port, log = _free_port(), cwd / "mlflow-server.log"
-    with log.open("w") as out:
-        server = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri",
-                                   f"sqlite:///{cwd / 'mlflow.db'}", "--artifacts-destination", str(cwd / "mlartifacts"),
-                                   "--host", "127.0.0.1", "--port", str(port),
-                                   "--workers", "1"], cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    """`mlflow server` on the sweep's store (tests/faults/mlflow_server.py), on a free loopback
+    port: (its URL, its request log)."""
+    from tests.faults.mlflow_server import MlflowServer
+    server = MlflowServer(sweep[0]).start(timeout=SERVER_START_S)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if urllib.request.urlopen(f"{url}/health", timeout=2).read() == b"OK":
-                    break
-            except OSError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.5)
-        yield url, log
+        yield server.url, server.log
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        server.stop()
 
 
-def _chromium(url: str, *args: str, profile: Path) -> subprocess.CompletedProcess:
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={profile}", "--virtual-time-budget=20000", "--window-size=1400,900"]
-    return subprocess.run([CHROMIUM, *flags, *args, url], capture_output=True, text=True, timeout=120)
+def _shown(browser, url: str, *texts: str) -> str:
+    """Open `url` in the browser and wait until the page's text holds every one of `texts`
+    (the UI is a single-page app that fills itself in after load): the page's HTML."""
+    browser.navigate(url, timeout=PAGE_S)
+    wanted = " && ".join(f"document.documentElement.outerHTML.includes({json.dumps(t)})" for t in texts)
+    browser.wait_for(wanted, timeout=PAGE_S)
+    return browser.evaluate("document.documentElement.outerHTML")
 
 
 @browser_test
 def test_mlflow_ui_shows_trials_and_a_sample_image(sweep, mlflow_server, tmp_path):
     import matplotlib.image
+
+    from tests.cdp import Browser
     _, client, parent, children = sweep
     url, log = mlflow_server
     experiment = parent.info.experiment_id
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    browser = Browser(CHROMIUM, tmp_path / "profile")
+    try:
+        browser.send("Emulation.setDeviceMetricsOverride", width=1400, height=900, deviceScaleFactor=1, mobile=False)
+        # the page the sweep's last lines name: the experiment's runs table (the "Model
+        # training" view, not GenAI's overview), where the sweep's parent run is listed
+        from platform import tracking
+        runs_page = tracking.ui_url(experiment, url)  # the server's address, as a sweep on a cluster prints it
+        _shown(browser, runs_page, parent.info.run_name, "matching runs")
+        browser.screenshot(SCREENSHOTS / "mlflow_runs.png")
 
-    # the page the sweep's last lines name: the experiment's runs table (the "Model
-    # training" view, not GenAI's overview), where the sweep's parent run is listed
-    from platform import tracking
-    runs_page = tracking.ui_url(experiment, url)  # the server's address, as a sweep on a cluster prints it
-    shot = SCREENSHOTS / "mlflow_runs.png"
-    dom = _chromium(runs_page, "--dump-dom", f"--screenshot={shot}", profile=tmp_path / "p1").stdout
-    assert parent.info.run_name in dom and "matching runs" in dom, dom[-2000:]
-
-    # a trial's last sample grid in its artifact viewer: the page names the trial and the
-    # browser fetched the PNG from the server
-    trial = children[0]
-    grid = sorted(a.path for a in client.list_artifacts(trial.info.run_id, "samples"))[-1]
-    page = f"{url}/#/experiments/{experiment}/runs/{trial.info.run_id}/artifactPath/{grid}?workflowType=machine_learning"
-    shot = SCREENSHOTS / "mlflow_sample_artifact.png"
-    dom = _chromium(page, "--dump-dom", f"--screenshot={shot}", profile=tmp_path / "p2").stdout
-    assert trial.info.run_name in dom and f'alt="{grid}"' in dom, dom[-2000:]
+        # a trial's last sample grid in its artifact viewer: the page names the trial and the
+        # browser fetched the PNG from the server
+        trial = children[0]
+        grid = sorted(a.path for a in client.list_artifacts(trial.info.run_id, "samples"))[-1]
+        page = (f"{url}/#/experiments/{experiment}/runs/{trial.info.run_id}/artifactPath/{grid}"
+                "?workflowType=machine_learning")
+        _shown(browser, page, trial.info.run_name, f'alt="{grid}"')
+        browser.wait_for(f"[...document.images].some(i => i.alt === {json.dumps(grid)} && i.complete "
+                         "&& i.naturalWidth > 0)", timeout=PAGE_S)
+        shot = SCREENSHOTS / "mlflow_sample_artifact.png"
+        browser.screenshot(shot)
+    finally:
+        browser.close()
     fetched = f"GET /get-artifact?path={grid.replace('/', '%2F')}&run_uuid={trial.info.run_id} HTTP/1.1\" 200"
     assert fetched in log.read_text()
 

@@ -52,6 +52,8 @@ class Checkpoint:
             raw = torch.load(path, map_location="cpu", weights_only=True)
         except FileNotFoundError:
             raise CheckpointError(f"{path}: no such checkpoint file.") from None
+        except IsADirectoryError:
+            raise CheckpointError(f"{path} is a directory, not a checkpoint file.") from None
         except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, TypeError,
                 AttributeError, ImportError, IndexError, KeyError) as error:
             # weights_only refuses any global it does not know: a tampered or foreign file

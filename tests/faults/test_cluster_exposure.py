@@ -80,7 +80,8 @@ def test_every_command_that_starts_a_server_gives_an_absolute_artifact_folder():
         assert folder and folder.group(1).startswith(("/", "$PWD/")), (name, line)
     # the tests' own servers
     starters = [p for p in (ROOT / "tests").rglob("*.py") if re.search(r'(mlflow"\)|MLFLOW), "server"', p.read_text())]
-    assert len(starters) >= 3 and all("--artifacts-destination" in p.read_text() for p in starters), starters
+    # test_two_node.py's and tests/faults/mlflow_server.py's (which test_tracking_e2e.py uses)
+    assert len(starters) >= 2 and all("--artifacts-destination" in p.read_text() for p in starters), starters
     # what a sweep prints for its local store
     printed = tracking.ui_command("sqlite:////data/sweeps/mlflow.db")
     assert printed.endswith("--backend-store-uri sqlite:////data/sweeps/mlflow.db "
