@@ -1,8 +1,9 @@
 """The function trainable: one Tune trial of any of the four GANs on a mel Parquet dataset.
 
 The loop itself is `trainables.trainer.GANTrainer`; this file adds what a trial needs
-around it: the dataset in device memory, FID at the end of every Tune iteration (so ASHA
-can stop on `fid` at any rung), the trial's MLflow run, and checkpoints every
+around it: the dataset in device memory, FID at the iterations where the sweep's scheduler
+reads it, every `evaluation.every` and at the end (`EvaluationSchedule`: losses,
+throughput and health are reported every iteration), the trial's MLflow run, and checkpoints every
 `checkpoint_every` iterations that hold the whole trainer state and the MLflow run id, so
 a restored trial continues step for step in the same MLflow run.
 
@@ -28,7 +29,7 @@ from trainables import health, storage_fault
 from trainables.artifacts import FAILURE_ARTIFACT, TrialArtifacts
 from trainables.checkpoint import CHECKPOINT_FILE, Checkpoint
 from trainables.config import TrialConfig, flatten
-from trainables.evaluation import Evaluator
+from trainables.evaluation import EvaluationSchedule, Evaluator
 from trainables.mlflow_run import TrackingTarget, TrialRun, find_trial_run, finished_trial_run
 from trainables.trainer import GANTrainer, TrainingDiverged
 
@@ -42,6 +43,8 @@ class TrialContext:
     dataset_fingerprint: str
     tracking: TrackingTarget
     threads: int = 1
+    # the iterations the sweep's scheduler reads fid at (platform/tune_space.py)
+    schedule: EvaluationSchedule = EvaluationSchedule()
     # a sweep continued by --resume: a trial whose run finished before the driver died is
     # not run again. Only then: under PBT a trial is restarted from its own checkpoint
     # after its run finished, and Tune waits for it to go on (a synch PBT sweep hung there).
@@ -59,7 +62,8 @@ def load_images(dataset_path: str, max_segments: int | None, device: torch.devic
     return torch.from_numpy(mels).unsqueeze(1).to(device)
 
 
-# First in every report, so Tune's progress table shows them (it shows the first four).
+# First in every report, so Tune's progress table shows them (it shows the first four);
+# fid only in the reports of evaluated iterations.
 PROGRESS_COLUMNS = ("fid", "loss/D", "loss/G", "throughput/img_s")
 
 
@@ -140,18 +144,23 @@ def train_gan(config: dict, context: TrialContext) -> None:
     # sample grids, audio, last/best checkpoints, loss curves (trainables/artifacts.py)
     artifacts = TrialArtifacts(run, cfg, dataset_path, evaluate.fixed_z, resumed=reopened)
 
-    status, health_tag, fault = "FAILED", None, None
+    status, health_tag, fault, seen = "FAILED", None, None, {}
     try:
         while not trainer.finished:
             metrics = trainer.run_iteration()
-            metrics.update(evaluate(trainer.G))
+            evaluated = context.schedule.due(trainer.iteration, trainer.finished, cfg.evaluation,
+                                             cfg.training.iterations)
+            if evaluated:
+                metrics.update(evaluate(trainer.G))
+                seen = {k: metrics[k] for k in ("density", "coverage") if k in metrics}
             metrics.update({"lr/G": trainer.cfg.training.lr_g, "lr/D": trainer.cfg.training.lr_d})
-            states = health.assess(metrics, trainer.loss_ranges, trainer.wasserstein)
+            # mode collapse is judged from the latest evaluation until the next one
+            states = health.assess({**seen, **metrics}, trainer.loss_ranges, trainer.wasserstein)
             metrics.update(health.metrics(states))
-            metrics.update(artifacts.after_evaluation(trainer, metrics, config))
+            metrics.update(artifacts.after_iteration(trainer, metrics, config))
             if trainer.finished:  # evaluation.final_metrics, before the last report (where Tune may stop it)
                 metrics.update(evaluate.final(trainer.G))
-            metrics = {**{k: metrics[k] for k in PROGRESS_COLUMNS}, **metrics}
+            metrics = {**{k: metrics[k] for k in PROGRESS_COLUMNS if k in metrics}, **metrics}
             run.log_metrics(metrics, step=trainer.step)
             if health.verdict(states) != health_tag:
                 health_tag = health.verdict(states)
