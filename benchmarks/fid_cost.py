@@ -193,7 +193,8 @@ def file_costs(name: str, train_steps: int, embed_images: int, device: torch.dev
     torch.set_num_threads(max(1, int(spec.tune.resources_per_trial.cpu)))
     counts = {label: evaluations(spec, cfg, label == "now") for label in ("before", "now")}
     share = {label: samples / evals for label, (evals, samples) in counts.items()}
-    reduced = precision(cfg.evaluation, device)
+    # only the Inception networks run under autocast; the others stay in float32
+    reduced = precision(cfg.evaluation, device) if cfg.evaluation.embedding in embeddings.REDUCED_PRECISION else "fp32"
     train = train_seconds(cfg, train_steps, device)
     rows = evaluation_seconds(cfg, reduced, embed_images, share, device)
     return {"name": name, "cfg": cfg, "train": train, "rows": rows, "counts": counts, "precision": reduced,

@@ -556,7 +556,9 @@ def main(argv=None) -> int:
         print(f"FIFO vs ASHA over the {len(compared)} trials FIFO finished: {', '.join(compared)}")
     report(table, metrics, baseline, fifo_compared, asha, in_loop, args.steps, args.checkpoints)
     for count in args.fewer_samples if REFERENCE in names else []:
-        fewer_samples(table, work, reference, count, in_loop, args.cached_only)
+        # the in-loop embedding, and each reduced-precision form of it that was scored (inception-fast@bf16)
+        for name in [n for n in names if n.partition("@")[0] == in_loop] or [in_loop]:
+            fewer_samples(table, work, reference, count, name, args.cached_only)
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
     return 0
 
