@@ -1,7 +1,7 @@
 """What evaluation costs a trial, component by component, now and as it was, side by side.
 
     .venv/bin/python benchmarks/fid_cost.py [--files quickstart dcgan1 dcgan2 wgan_clip wgan_gp]
-        [--train-steps 6] [--embed-images 32] [--device cpu|cuda]
+        [--train-steps 6] [--embed-images 32] [--device cpu|cuda] [--set section.key=value ...]
 
 For each search-space file, at that file's own settings (model, batch, steps per iteration,
 evaluation samples, embedding, KID, coverage, artifacts, scheduler), on this machine with
@@ -235,11 +235,14 @@ def main() -> None:
     parser.add_argument("--embed-images", type=int, default=32,
                         help="images generated and embedded per measurement; more are scaled from these")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda for the trials' GPU")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="change a setting of every file measured, as platform.sweep's --set does")
     args = parser.parse_args()
     print(f"evaluation cost on {torch.get_num_threads()} CPU thread(s) available; ~: scaled from "
           f"{args.embed_images} images")
     for name in args.files:
-        report(file_costs(name, args.train_steps, args.embed_images, torch.device(args.device)))
+        sets = dict(item.split("=", 1) for item in args.sets)
+        report(file_costs(name, args.train_steps, args.embed_images, torch.device(args.device), sets))
 
 
 if __name__ == "__main__":

@@ -84,3 +84,9 @@ def test_asha_stops_the_same_trials_at_the_same_iterations_as_when_every_iterati
         # the same fid as when every iteration was evaluated (the same weights: evaluation leaves training alone)
         for i, fid in evaluated:
             assert fid == pytest.approx(dict(every[lr])[i], rel=1e-6)
+
+
+def test_the_quickstart_evaluates_a_full_trial_three_times():
+    from tests.helpers import ROOT
+    spec = spaces.load(ROOT / "search_spaces" / "quickstart.yaml")
+    assert _evaluated(tune_space.evaluation_schedule(spec), spec.training.iterations, spec.evaluation.every) == [2, 4, 8]
