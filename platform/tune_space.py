@@ -4,6 +4,7 @@ searcher, the scheduler, and the iterations at which that scheduler reads `fid` 
 trials evaluate). Ray is imported here only, when a sweep starts.
 """
 import dataclasses
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -65,16 +66,26 @@ def searcher(spec: SweepSpec):
     return ConcurrencyLimiter(OptunaOnEvaluations(seed=spec.tune.seed), max_concurrent=spec.tune.max_concurrent)
 
 
+class _NotMissingMetric(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Cannot find metric")
+
+
 def scheduler(spec: SweepSpec):
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
     s = spec.tune.scheduler
     if s.name == "fifo":
         return FIFOScheduler()
     if s.name == "pbt":
+        # Trials report fid at the perturbations only (evaluation_schedule): PBT skips the
+        # other results when not told to require the metric, and would warn once about it
+        # with the whole result, which says nothing a user needs.
+        logging.getLogger("ray.tune.schedulers.pbt").addFilter(_NotMissingMetric())
         # time in Tune iterations, so perturbations land on checkpoints, not wall-clock moments
         return PopulationBasedTraining(time_attr="training_iteration", perturbation_interval=s.perturbation_interval,
                                        hyperparam_mutations=pbt_mutations(spec), quantile_fraction=s.quantile_fraction,
-                                       resample_probability=s.resample_probability, synch=s.synch)
+                                       resample_probability=s.resample_probability, synch=s.synch,
+                                       require_attrs=False)
     return ASHAScheduler(max_t=spec.max_iterations(), grace_period=s.grace_period,
                          reduction_factor=s.reduction_factor)
 
