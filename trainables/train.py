@@ -89,6 +89,31 @@ def _record_exploit(run: TrialRun, trainer: GANTrainer, donor: str, before: dict
                                           f"lr_d {before['lr_d']:.3g} -> {now.lr_d:.3g}"})
 
 
+def _iteration(trainer: GANTrainer, evaluate: Evaluator, artifacts: TrialArtifacts, schedule: EvaluationSchedule,
+               config: dict, seen: dict) -> tuple[dict, dict]:
+    """One Tune iteration: train, evaluate where the schedule says (and where the trial is
+    about to stop on its health: a trial's last result always carries fid), assess health,
+    log what artifacts are due. (its metrics, not logged yet; its health states); `seen`
+    keeps the latest evaluation's density and coverage."""
+    cfg = trainer.cfg
+    metrics = trainer.run_iteration()
+    metrics.update({"lr/G": cfg.training.lr_g, "lr/D": cfg.training.lr_d})
+    evaluated = schedule.due(trainer.iteration, trainer.finished, cfg.evaluation, cfg.training.iterations)
+    for _ in range(2):
+        if evaluated:
+            metrics.update(evaluate(trainer.G))
+            seen.update({k: metrics[k] for k in ("density", "coverage") if k in metrics})
+        states = health.assess({**seen, **metrics}, trainer.loss_ranges, trainer.wasserstein)
+        if evaluated or not cfg.training.stop_on_collapse or health.verdict(states) == "ok":
+            break
+        evaluated = True  # stop_on_collapse ends the trial here: evaluate, and judge again
+    metrics.update(health.metrics(states))
+    metrics.update(artifacts.after_iteration(trainer, metrics, config))
+    if trainer.finished:  # evaluation.final_metrics, before the last report (where Tune may stop it)
+        metrics.update(evaluate.final(trainer.G))
+    return {**{k: metrics[k] for k in PROGRESS_COLUMNS if k in metrics}, **metrics}, states
+
+
 def _report(trainer: GANTrainer, metrics: dict, run: TrialRun, config: dict) -> None:
     every = trainer.cfg.training.checkpoint_every
     if trainer.iteration % every and not trainer.finished:
@@ -133,9 +158,9 @@ def train_gan(config: dict, context: TrialContext) -> None:
     own_id = tune.get_context().get_trial_id()
     if context.resumed and (restored is None or restored.trial_id in (None, own_id)):  # not PBT's copy
         done = finished_trial_run(context.tracking, own_id, trainer.total_steps)
-        if done is not None:  # a resumed sweep's trial that had finished: Tune gets its last result again
+        if done is not None:  # a resumed sweep's trial that had finished: it ends at once, reporting nothing
+            # (Tune completes it with its last result; a report here would be one iteration more)
             log.info("trial %s finished before the sweep stopped; its run is left as it is", own_id)
-            tune.report(done)
             return
 
     run, reopened = _open_run(context, config, len(images), evaluate.tags)
@@ -144,23 +169,11 @@ def train_gan(config: dict, context: TrialContext) -> None:
     # sample grids, audio, last/best checkpoints, loss curves (trainables/artifacts.py)
     artifacts = TrialArtifacts(run, cfg, dataset_path, evaluate.fixed_z, resumed=reopened)
 
-    status, health_tag, fault, seen = "FAILED", None, None, {}
+    status, health_tag, fault = "FAILED", None, None
+    seen = {}  # density and coverage of the latest evaluation: mode collapse is judged from them until the next
     try:
         while not trainer.finished:
-            metrics = trainer.run_iteration()
-            evaluated = context.schedule.due(trainer.iteration, trainer.finished, cfg.evaluation,
-                                             cfg.training.iterations)
-            if evaluated:
-                metrics.update(evaluate(trainer.G))
-                seen = {k: metrics[k] for k in ("density", "coverage") if k in metrics}
-            metrics.update({"lr/G": trainer.cfg.training.lr_g, "lr/D": trainer.cfg.training.lr_d})
-            # mode collapse is judged from the latest evaluation until the next one
-            states = health.assess({**seen, **metrics}, trainer.loss_ranges, trainer.wasserstein)
-            metrics.update(health.metrics(states))
-            metrics.update(artifacts.after_iteration(trainer, metrics, config))
-            if trainer.finished:  # evaluation.final_metrics, before the last report (where Tune may stop it)
-                metrics.update(evaluate.final(trainer.G))
-            metrics = {**{k: metrics[k] for k in PROGRESS_COLUMNS if k in metrics}, **metrics}
+            metrics, states = _iteration(trainer, evaluate, artifacts, context.schedule, config, seen)
             run.log_metrics(metrics, step=trainer.step)
             if health.verdict(states) != health_tag:
                 health_tag = health.verdict(states)
@@ -168,7 +181,8 @@ def train_gan(config: dict, context: TrialContext) -> None:
             stop = health_tag != "ok" and cfg.training.stop_on_collapse
             if stop:
                 run.set_tags({"stopped": f"health {health_tag} at step {trainer.step} (training.stop_on_collapse)"})
-            _report(trainer, {**metrics, **run.tracking_state()}, run, config)
+            # best/fid in every result, infinite before the first evaluation: Tune's table sorts by it
+            _report(trainer, {"best/fid": math.inf, **metrics, **run.tracking_state()}, run, config)
             if stop:  # the function's end ends the trial, as a finished one
                 break
         status = "FINISHED"
@@ -181,7 +195,7 @@ def train_gan(config: dict, context: TrialContext) -> None:
         # error for Tune to retry under tune.max_failures (meant for lost workers). The
         # trial ends here with a last result that says so, and its run ends FAILED.
         _record_failure(run, error)
-        tune.report({"fid": math.inf, "diverged": 1.0, "step": trainer.step})
+        tune.report({"fid": math.inf, "best/fid": math.inf, "diverged": 1.0, "step": trainer.step})
     except storage_fault.StorageUnwritable as error:  # not raised: Tune would retry it (trainables/storage_fault.py)
         run.set_tags({"failure": str(error)})
         fault = error
