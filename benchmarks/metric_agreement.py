@@ -199,11 +199,12 @@ class Scorer:
     def _embedding(self, name: str):
         if name not in self.embeddings:
             from trainables.metrics import embeddings
-            if name.startswith("inception-") and name.split("-")[1].isdigit():  # Inception at other sizes
+            base, _, precision = name.partition("@")  # inception-fast@bf16: under bf16 autocast
+            if base.startswith("inception-") and base.split("-")[1].isdigit():  # Inception at other sizes
                 from trainables.metrics.inception import InceptionEmbedding
-                self.embeddings[name] = InceptionEmbedding(size=int(name.split("-")[1]))
+                self.embeddings[name] = InceptionEmbedding(size=int(base.split("-")[1]), precision=precision or "fp32")
             else:
-                self.embeddings[name] = embeddings.build(name)
+                self.embeddings[name] = embeddings.build(base, precision=precision or "fp32")
             self.real[name] = self._stats(self.embeddings[name], self._rows(name, self.reference))
         return self.embeddings[name]
 
@@ -305,6 +306,12 @@ def report(table: dict, names: list[str], baseline: dict, fifo: dict, asha: dict
             f"{name} {low:.2f}..{high:.2f}" for name in names if name != refs[0]
             for low, high in [rho_interval([table[t][i][name] for t, i in points],
                                            [table[t][i][refs[0]] for t, i in points])]))
+    for name in names:  # an embedding under reduced precision against itself in float32: the drift of its values
+        base = name.partition("@")[0]
+        if name != base and base in names:
+            drift = [abs(table[t][i][name] / table[t][i][base] - 1) for t, i in points]
+            print(f"  {name} vs {base}: rho {spearman([table[t][i][name] for t, i in points], [table[t][i][base] for t, i in points]):.4f}, "
+                  f"FID drift median {np.median(drift):.2%}, largest {max(drift):.2%}")
     finals = [t for t in trials if len(fifo["curves"].get(t, [])) in table[t]]  # last checkpoint scored
     print(f"\nfinal models ({len(finals)}), best first, by each metric (value = x real-vs-real; KID as it is)")
 
@@ -549,7 +556,9 @@ def main(argv=None) -> int:
         print(f"FIFO vs ASHA over the {len(compared)} trials FIFO finished: {', '.join(compared)}")
     report(table, metrics, baseline, fifo_compared, asha, in_loop, args.steps, args.checkpoints)
     for count in args.fewer_samples if REFERENCE in names else []:
-        fewer_samples(table, work, reference, count, in_loop, args.cached_only)
+        # the in-loop embedding, and each reduced-precision form of it that was scored (inception-fast@bf16)
+        for name in [n for n in names if n.partition("@")[0] == in_loop] or [in_loop]:
+            fewer_samples(table, work, reference, count, name, args.cached_only)
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
     return 0
 

@@ -115,3 +115,23 @@ def test_inception_fast_is_the_standard_trunk_on_smaller_inputs():
     assert torch.allclose(same(images), standard(images), atol=1e-4)
     with pytest.raises(ValueError, match="Inception input size 64: expected 75 to 1024 pixels"):
         inception.InceptionEmbedding(size=64)
+
+
+@pytest.mark.slow
+def test_inception_under_bf16_keeps_its_features_and_has_its_own_cache_key():
+    from trainables.evaluation import precision
+    images = fid_probes.synthetic_mels(tracks=2, seconds=15)[0][:6]
+    images = torch.from_numpy(images.copy())
+    full = embeddings.build("inception-fast")
+    reduced = embeddings.build("inception-fast", precision="bf16")
+    a, b = full(images), reduced(images)
+    assert b.dtype == torch.float32 and b.shape == a.shape
+    assert ((b - a).norm() / a.norm()).item() < 0.05  # bf16 has 8 bits of mantissa: about 3% here
+    # the real statistics of one precision never serve the other
+    assert reduced.settings() == {**full.settings(), "precision": "bf16"} and full.cache_key != reduced.cache_key
+    # random-conv and mel-stats stay in float32 whatever is asked
+    assert embeddings.build("random-conv", precision="bf16").cache_key == embeddings.build("random-conv").cache_key
+    # auto: what the device does natively; an explicit choice is kept
+    cpu = torch.device("cpu")
+    assert precision(EvaluationConfig(precision="auto"), cpu) == inception.native_reduced_precision(cpu)
+    assert precision(EvaluationConfig(precision="fp32"), cpu) == "fp32"

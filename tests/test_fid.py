@@ -97,6 +97,37 @@ def test_kid_on_whole_sets_is_the_unbiased_mmd():
     assert kernel_inception_distance(real, fake, subsets=50, subset_size=40) == pytest.approx(expected, rel=0.2)
 
 
+def test_kid_from_the_whole_kernels_equals_stylegan3s_per_subset_loop():
+    """The kernels are computed once and each subset read from them: the same subsets, in
+    the same order, as StyleGAN3's loop of three new products per subset, the same value."""
+    rng = np.random.default_rng(8)
+    real, fake = rng.normal(size=(90, 7)), rng.normal(size=(70, 7)) * 1.3 + 0.2
+    k = lambda a, b: (a @ b.T / 7 + 1) ** 3
+
+    def mmd(x, y):
+        m = len(x)
+        return ((k(x, x).sum() - np.trace(k(x, x)) + k(y, y).sum() - np.trace(k(y, y))) / (m * (m - 1))
+                - 2 * k(x, y).mean())
+    draw = np.random.default_rng(3)
+    loop = np.mean([mmd(fake[draw.choice(70, 50, replace=False)], real[draw.choice(90, 50, replace=False)])
+                    for _ in range(12)])
+    assert kernel_inception_distance(real, fake, subsets=12, subset_size=50, seed=3) == pytest.approx(loop, rel=1e-10)
+    # tensors are taken as they are, numpy arrays too
+    assert kernel_inception_distance(torch.from_numpy(real).float(), torch.from_numpy(fake).float(), subsets=12,
+                                     subset_size=50, seed=3) == pytest.approx(loop, rel=1e-5)
+
+
+def test_coverage_matches_its_definition():
+    rng = np.random.default_rng(9)
+    real, fake = rng.normal(size=(40, 3)), rng.normal(size=(30, 3)) * 1.5
+    d = lambda a, b: np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1))
+    radii = np.sort(d(real, real), axis=1)[:, 5]
+    inside = d(real, fake) <= radii[:, None]
+    density, coverage = density_coverage(real, fake, k=5)
+    assert density == pytest.approx(inside.sum() / (5 * 30))
+    assert coverage == pytest.approx(inside.any(axis=1).mean())
+
+
 def test_kid_is_near_zero_for_one_distribution_and_grows_with_a_shift():
     rng = np.random.default_rng(6)
     real = rng.normal(size=(300, 8))

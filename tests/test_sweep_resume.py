@@ -62,11 +62,13 @@ def test_paper_shaped_sweep_killed_then_resumed(tmp_path):
     assert {r.data.params["model.family"] for r in children} == {"dcgan1", "dcgan2", "wgan_gp", "wgan_clip"}
     for run in children:
         assert run.info.status == "FINISHED", (run.info.run_name, run.data.tags.get("failure"))
-        steps = [m.step for m in client.get_metric_history(run.info.run_id, "fid")]
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "loss/G")]
         every = int(run.data.params["training.steps_per_iteration"])
-        # no repeats, no gaps: one evaluation per iteration, the last where the epochs end
+        # no repeats, no gaps: one report per iteration, the last where the epochs end
         assert steps[:-1] == [every * i for i in range(1, len(steps))], steps
         assert 0 < steps[-1] - (steps[-2] if len(steps) > 1 else 0) <= every, steps
     long_run = next(r for r in children if r.data.tags["experiment"] == "dcgan1_all")
-    long_steps = [m.step for m in client.get_metric_history(long_run.info.run_id, "fid")]
+    long_steps = [m.step for m in client.get_metric_history(long_run.info.run_id, "loss/G")]
     assert long_steps == [40 * i for i in range(1, 9)]
+    # evaluated every quarter of its 8 iterations (evaluation.every's default), before and after the kill
+    assert [m.step for m in client.get_metric_history(long_run.info.run_id, "fid")] == [80, 160, 240, 320]

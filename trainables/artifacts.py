@@ -1,6 +1,6 @@
 """What a trial leaves in its MLflow run beside params and metrics, and the figures of it.
 
-Per evaluation (the first, every `evaluation.artifacts_every`, and always the trial's last):
+Per evaluation (the first, every `evaluation.artifacts_every`-th, and always the trial's last):
     samples/step_000400.png      a grid of mels generated from the evaluator's fixed latents, in dB
     audio/step_000400_0.wav      the grid's first `audio_clips` mels through `evaluation.vocoder`
 Whenever they change:
@@ -93,6 +93,7 @@ class TrialArtifacts:
         self.z = fixed_z[:max(self.eval.grid_images, self.eval.audio_clips)]
         self.saved = {"last": None, "samples": None, "curves": None}  # the step each was last logged at
         self.best_fid = math.inf
+        self.evaluations = 0  # in this attempt: a restored trial logs samples at its first again
         self.trial_id = run.tags().get("tune.trial_id")
         if resumed:  # a restored trial: its best so far is in its history
             fids = [value for _, value in run.metric_history(["fid"]).get("fid", [])]
@@ -100,29 +101,35 @@ class TrialArtifacts:
         else:
             run.log_dict(manifest, MANIFEST_ARTIFACT)
 
-    def after_evaluation(self, trainer, metrics: dict, config: dict) -> dict:
-        """Log what this evaluation (its `metrics`, not logged yet) calls for; returns
-        `best/fid` and `artifacts/seconds`.
+    def after_iteration(self, trainer, metrics: dict, config: dict) -> dict:
+        """Log what this iteration (its `metrics`, not logged yet) calls for; returns
+        `best/fid` (once there is one) and `artifacts/seconds`.
 
-        A trial's last evaluation draws its loss curves here, before its last report: Tune
+        The best checkpoint and the sample artifacts need an fid, so they come with the
+        evaluated iterations only; the last checkpoint every `checkpoint_every` iterations.
+        A trial's last iteration draws its loss curves here, before its last report: Tune
         does not wait for a trial's code after that report (ASHA's max_t stops it there),
         and the end of a sweep kills what is still running."""
         started = time.perf_counter()
-        fid = metrics["fid"]
+        fid = metrics.get("fid")
         due = []
         if self.eval.checkpoint_artifacts:
-            if fid < self.best_fid:
+            if fid is not None and fid < self.best_fid:
                 due.append("best")
             if trainer.iteration % self.cfg.training.checkpoint_every == 0 or trainer.finished:
                 due.append("last")
-        self.best_fid = min(self.best_fid, fid)
+        if fid is not None:
+            self.best_fid = min(self.best_fid, fid)
+            self.evaluations += 1
         self._checkpoint(trainer, config, due)
         # the first evaluation too, so a trial ASHA stops early still shows what it made
-        if trainer.iteration == 1 or trainer.iteration % self.eval.artifacts_every == 0 or trainer.finished:
+        if fid is not None and (self.evaluations == 1 or self.evaluations % self.eval.artifacts_every == 0) \
+                or trainer.finished:
             self._samples(trainer)
         if trainer.finished:
             self._loss_curves(trainer, metrics)
-        return {"best/fid": self.best_fid, "artifacts/seconds": time.perf_counter() - started}
+        best = {"best/fid": self.best_fid} if math.isfinite(self.best_fid) else {}
+        return {**best, "artifacts/seconds": time.perf_counter() - started}
 
     def finish(self, trainer, status: str) -> None:
         """The end of the trial: a failed trial draws its loss curves here. Nothing else

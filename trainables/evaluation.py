@@ -3,11 +3,14 @@ trial's end, `final_metrics` in other embeddings (say FAD beside the in-loop FID
 
 `EvaluationConfig` is the trial's `evaluation` section; `Evaluator` is built once per
 trial (real statistics from the cache next to the dataset, a seeded latent batch) and
-called at the end of every Tune iteration, returning flat metrics for the report. The
-fakes are generated and embedded batch by batch, so only their statistics (and a
-bounded sample of feature rows) are held.
+called at the iterations `EvaluationSchedule` names: where the sweep's scheduler reads
+`fid` (ASHA's rungs, PBT's perturbations), every `evaluation.every` iterations and a
+trial's last. The fakes are generated and embedded batch by batch, so only their
+statistics (and a bounded sample of feature rows) are held; KID, density and coverage
+run in torch on the evaluation device.
 """
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +31,13 @@ EmbeddingName = Literal["random-conv", "mel-stats", "inception", "inception-fast
 @dataclass(frozen=True)
 class EvaluationConfig:
     samples: int = 512  # generated and real images per evaluation
+    # iterations between evaluations, besides those where the scheduler reads fid and the
+    # trial's last (EvaluationSchedule); 0: a quarter of training.iterations, so a FIFO
+    # trial is judged about four times; 1: every iteration (every point of the fid curve)
+    every: int = 0
+    # the embedding's arithmetic (Inception only): auto is bf16 where the device has it
+    # natively (a GPU, a CPU with AMX or AVX512-BF16), else fp32; see docs/fid.md for its drift
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     # the feature space the metrics are measured in (trainables/metrics/embeddings.py):
     # inception-fast ranked checkpoints of real music like Inception FID (docs/fid.md)
     embedding: EmbeddingName = "inception-fast"
@@ -52,6 +62,8 @@ class EvaluationConfig:
     def __post_init__(self):
         if not 16 <= self.samples <= 10**6:
             raise ValueError("samples must lie between 16 and 1000000")
+        if not 0 <= self.every <= 10**6:
+            raise ValueError("every must lie between 0 (a quarter of the iterations) and 1000000")
         if not 0 <= self.seed < 2**32 or self.kid_subsets > 10**4:
             raise ValueError("seed must lie between 0 and 2**32 - 1, kid_subsets at most 10000")
         if not 0 <= self.grid_images <= self.samples or not 0 <= self.audio_clips <= self.samples:
@@ -82,8 +94,32 @@ def dataset_spec(dataset_path: str) -> DatasetSpec | None:
     return DatasetSpec(segment=SegmentParams(**built["segment"]), mel=MelParams(**built["mel"]))
 
 
+@dataclass(frozen=True)
+class EvaluationSchedule:
+    """The iterations whose results carry `fid`: where the sweep's scheduler reads it, every
+    `evaluation.every` and a trial's last. Tune's ASHA and PBT skip results without their
+    metric (platform/tune_space.py says which iterations they act on), so evaluating only
+    here leaves every decision as it was and spends the rest of the trial training."""
+    at: tuple[int, ...] = ()  # ASHA's rungs: the first iteration at or past each milestone
+    period: int = 0           # PBT's perturbation interval: every multiple of it
+
+    def due(self, iteration: int, finished: bool, cfg: EvaluationConfig, iterations: int) -> bool:
+        every = cfg.every or max(1, math.ceil(iterations / 4))
+        return (finished or iteration % every == 0 or iteration in self.at
+                or bool(self.period) and iteration % self.period == 0)
+
+
+def precision(cfg: EvaluationConfig, device: torch.device) -> str:
+    """`evaluation.precision` on `device`: auto resolved to what the device does natively."""
+    if cfg.precision != "auto":
+        return cfg.precision
+    from trainables.metrics.inception import native_reduced_precision
+    return native_reduced_precision(device)
+
+
 def _embedding(cfg: EvaluationConfig, name: str, dataset_path: str, device: torch.device):
-    return embeddings.build(name, cfg.inception_weights or None, dataset_spec(dataset_path)).to(device)
+    return embeddings.build(name, cfg.inception_weights or None, dataset_spec(dataset_path),
+                            precision(cfg, device)).to(device)
 
 
 def real_vs_real(cfg: EvaluationConfig, dataset_path: str, name: str | None = None,
@@ -119,8 +155,10 @@ class Evaluator:
                                    images=self.images, device=device)
         self.fixed_z = torch.randn(cfg.samples, latent_dim, device=device,
                                    generator=torch.Generator(device=device).manual_seed(cfg.seed))
+        # KID, density and coverage in float64 on the device, rows standardised as FID is
         centre, scale = self.real.standardiser() if self.embedding.standardised else (0.0, 1.0)
-        self._standardise = lambda rows: (rows - centre) / scale
+        centre, scale = (torch.as_tensor(v, dtype=torch.float64, device=device) for v in (centre, scale))
+        self._standardise = lambda rows: (torch.as_tensor(rows, device=device).double() - centre) / scale
         self.real_rows = self._standardise(self.real.sample)
         self.radii = None  # the real neighbourhoods of density and coverage: the same every call
         if cfg.coverage and len(self.real_rows) <= cfg.coverage_k:

@@ -5,7 +5,8 @@ Assessed after every Tune iteration from its metrics (trainables/train.py), as o
                    every fake with certainty, so the generator gets no gradient
   constant_losses  neither loss moved over the iteration's steps: nothing is learning
   mode_collapse    the fakes look real to the real data's neighbourhoods (density) but
-                   cover almost none of them (coverage, trainables/coverage.py)
+                   cover almost none of them (coverage, trainables/metrics/coverage.py),
+                   judged at each evaluation and held until the next
   ok               none of these
 The trial's run carries the latest as its `health` tag and each as a 0/1 metric
 `health/<name>`, so ASHA's results, the report and the MLflow UI can tell;

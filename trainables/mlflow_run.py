@@ -70,6 +70,9 @@ def metric_history(client: MlflowClient, run_id: str, keys) -> dict[str, list[tu
     return history
 
 
+EVERY_ITERATION = "loss/G"  # a metric in every iteration's report, which marks the steps logged
+
+
 class TrialRun:
     def __init__(self, target: TrackingTarget, run_name: str, run_id: str | None = None,
                  tags: dict | None = None):
@@ -88,8 +91,9 @@ class TrialRun:
         self.run_name = run.info.run_name or run_name
         # A trial that restarts from its last checkpoint repeats the steps after it; their
         # metrics are in the run already (the same values: resume is exact), so skip them.
-        self.logged_until = max((m.step for m in self.client.get_metric_history(run_id, "fid")), default=-1)
-        self.logged_until = max([self.logged_until, *self.client.buffered_steps(run_id, "fid")])  # kept, not lost
+        # loss/G: logged at every iteration (fid only at evaluated ones)
+        self.logged_until = max((m.step for m in self.client.get_metric_history(run_id, EVERY_ITERATION)), default=-1)
+        self.logged_until = max([self.logged_until, *self.client.buffered_steps(run_id, EVERY_ITERATION)])  # kept
 
     def log_params(self, params: dict) -> None:
         items = [Param(key, str(value)) for key, value in sorted(params.items())]

@@ -1,8 +1,9 @@
 """The function trainable: one Tune trial of any of the four GANs on a mel Parquet dataset.
 
 The loop itself is `trainables.trainer.GANTrainer`; this file adds what a trial needs
-around it: the dataset in device memory, FID at the end of every Tune iteration (so ASHA
-can stop on `fid` at any rung), the trial's MLflow run, and checkpoints every
+around it: the dataset in device memory, FID at the iterations where the sweep's scheduler
+reads it, every `evaluation.every` and at the end (`EvaluationSchedule`: losses,
+throughput and health are reported every iteration), the trial's MLflow run, and checkpoints every
 `checkpoint_every` iterations that hold the whole trainer state and the MLflow run id, so
 a restored trial continues step for step in the same MLflow run.
 
@@ -28,7 +29,7 @@ from trainables import health, storage_fault
 from trainables.artifacts import FAILURE_ARTIFACT, TrialArtifacts
 from trainables.checkpoint import CHECKPOINT_FILE, Checkpoint
 from trainables.config import TrialConfig, flatten
-from trainables.evaluation import Evaluator
+from trainables.evaluation import EvaluationSchedule, Evaluator
 from trainables.mlflow_run import TrackingTarget, TrialRun, find_trial_run, finished_trial_run
 from trainables.trainer import GANTrainer, TrainingDiverged
 
@@ -42,6 +43,8 @@ class TrialContext:
     dataset_fingerprint: str
     tracking: TrackingTarget
     threads: int = 1
+    # the iterations the sweep's scheduler reads fid at (platform/tune_space.py)
+    schedule: EvaluationSchedule = EvaluationSchedule()
     # a sweep continued by --resume: a trial whose run finished before the driver died is
     # not run again. Only then: under PBT a trial is restarted from its own checkpoint
     # after its run finished, and Tune waits for it to go on (a synch PBT sweep hung there).
@@ -59,7 +62,8 @@ def load_images(dataset_path: str, max_segments: int | None, device: torch.devic
     return torch.from_numpy(mels).unsqueeze(1).to(device)
 
 
-# First in every report, so Tune's progress table shows them (it shows the first four).
+# First in every report, so Tune's progress table shows them (it shows the first four);
+# fid only in the reports of evaluated iterations.
 PROGRESS_COLUMNS = ("fid", "loss/D", "loss/G", "throughput/img_s")
 
 
@@ -83,6 +87,31 @@ def _record_exploit(run: TrialRun, trainer: GANTrainer, donor: str, before: dict
                   f"pbt.exploit.{count}": f"at step {trainer.step}: weights of trial {donor}; "
                                           f"lr_g {before['lr_g']:.3g} -> {now.lr_g:.3g}, "
                                           f"lr_d {before['lr_d']:.3g} -> {now.lr_d:.3g}"})
+
+
+def _iteration(trainer: GANTrainer, evaluate: Evaluator, artifacts: TrialArtifacts, schedule: EvaluationSchedule,
+               config: dict, seen: dict) -> tuple[dict, dict]:
+    """One Tune iteration: train, evaluate where the schedule says (and where the trial is
+    about to stop on its health: a trial's last result always carries fid), assess health,
+    log what artifacts are due. (its metrics, not logged yet; its health states); `seen`
+    keeps the latest evaluation's density and coverage."""
+    cfg = trainer.cfg
+    metrics = trainer.run_iteration()
+    metrics.update({"lr/G": cfg.training.lr_g, "lr/D": cfg.training.lr_d})
+    evaluated = schedule.due(trainer.iteration, trainer.finished, cfg.evaluation, cfg.training.iterations)
+    for _ in range(2):
+        if evaluated:
+            metrics.update(evaluate(trainer.G))
+            seen.update({k: metrics[k] for k in ("density", "coverage") if k in metrics})
+        states = health.assess({**seen, **metrics}, trainer.loss_ranges, trainer.wasserstein)
+        if evaluated or not cfg.training.stop_on_collapse or health.verdict(states) == "ok":
+            break
+        evaluated = True  # stop_on_collapse ends the trial here: evaluate, and judge again
+    metrics.update(health.metrics(states))
+    metrics.update(artifacts.after_iteration(trainer, metrics, config))
+    if trainer.finished:  # evaluation.final_metrics, before the last report (where Tune may stop it)
+        metrics.update(evaluate.final(trainer.G))
+    return {**{k: metrics[k] for k in PROGRESS_COLUMNS if k in metrics}, **metrics}, states
 
 
 def _report(trainer: GANTrainer, metrics: dict, run: TrialRun, config: dict) -> None:
@@ -129,9 +158,9 @@ def train_gan(config: dict, context: TrialContext) -> None:
     own_id = tune.get_context().get_trial_id()
     if context.resumed and (restored is None or restored.trial_id in (None, own_id)):  # not PBT's copy
         done = finished_trial_run(context.tracking, own_id, trainer.total_steps)
-        if done is not None:  # a resumed sweep's trial that had finished: Tune gets its last result again
+        if done is not None:  # a resumed sweep's trial that had finished: it ends at once, reporting nothing
+            # (Tune completes it with its last result; a report here would be one iteration more)
             log.info("trial %s finished before the sweep stopped; its run is left as it is", own_id)
-            tune.report(done)
             return
 
     run, reopened = _open_run(context, config, len(images), evaluate.tags)
@@ -141,17 +170,10 @@ def train_gan(config: dict, context: TrialContext) -> None:
     artifacts = TrialArtifacts(run, cfg, dataset_path, evaluate.fixed_z, resumed=reopened)
 
     status, health_tag, fault = "FAILED", None, None
+    seen = {}  # density and coverage of the latest evaluation: mode collapse is judged from them until the next
     try:
         while not trainer.finished:
-            metrics = trainer.run_iteration()
-            metrics.update(evaluate(trainer.G))
-            metrics.update({"lr/G": trainer.cfg.training.lr_g, "lr/D": trainer.cfg.training.lr_d})
-            states = health.assess(metrics, trainer.loss_ranges, trainer.wasserstein)
-            metrics.update(health.metrics(states))
-            metrics.update(artifacts.after_evaluation(trainer, metrics, config))
-            if trainer.finished:  # evaluation.final_metrics, before the last report (where Tune may stop it)
-                metrics.update(evaluate.final(trainer.G))
-            metrics = {**{k: metrics[k] for k in PROGRESS_COLUMNS}, **metrics}
+            metrics, states = _iteration(trainer, evaluate, artifacts, context.schedule, config, seen)
             run.log_metrics(metrics, step=trainer.step)
             if health.verdict(states) != health_tag:
                 health_tag = health.verdict(states)
@@ -159,7 +181,8 @@ def train_gan(config: dict, context: TrialContext) -> None:
             stop = health_tag != "ok" and cfg.training.stop_on_collapse
             if stop:
                 run.set_tags({"stopped": f"health {health_tag} at step {trainer.step} (training.stop_on_collapse)"})
-            _report(trainer, {**metrics, **run.tracking_state()}, run, config)
+            # best/fid in every result, infinite before the first evaluation: Tune's table sorts by it
+            _report(trainer, {"best/fid": math.inf, **metrics, **run.tracking_state()}, run, config)
             if stop:  # the function's end ends the trial, as a finished one
                 break
         status = "FINISHED"
@@ -172,7 +195,7 @@ def train_gan(config: dict, context: TrialContext) -> None:
         # error for Tune to retry under tune.max_failures (meant for lost workers). The
         # trial ends here with a last result that says so, and its run ends FAILED.
         _record_failure(run, error)
-        tune.report({"fid": math.inf, "diverged": 1.0, "step": trainer.step})
+        tune.report({"fid": math.inf, "best/fid": math.inf, "diverged": 1.0, "step": trainer.step})
     except storage_fault.StorageUnwritable as error:  # not raised: Tune would retry it (trainables/storage_fault.py)
         run.set_tags({"failure": str(error)})
         fault = error

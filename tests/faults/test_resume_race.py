@@ -1,6 +1,7 @@
 """The driver SIGKILLed in the second after a trial finished (its MLflow run FINISHED,
 Tune's saved state still saying RUNNING), then `--resume`: the finished run is not reopened
 (it ends once), no step is logged twice, and Tune prints no checkpoint error."""
+import json
 
 import pytest
 from mlflow import MlflowClient
@@ -42,3 +43,8 @@ def test_a_driver_killed_just_after_a_trial_finished_resumes_without_redoing_it(
         for key in ("fid", "loss/D"):
             steps = [m.step for m in client.get_metric_history(child.info.run_id, key)]
             assert steps == [20, 40, 60], (child.info.run_name, key, steps)  # every step once
+    # Tune's own record: every iteration once and none past the last (the finished trial is
+    # not run again, nor reported once more as an iteration 4 of 3)
+    for path in (tmp_path / "runs" / "tune").glob("race-*/*/result.json"):
+        iterations = [json.loads(line)["training_iteration"] for line in path.read_text().splitlines() if line.strip()]
+        assert iterations == sorted(set(iterations)) and iterations[-1] <= 3, (path.parent.name, iterations)

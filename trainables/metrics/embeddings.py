@@ -31,33 +31,39 @@ from trainables.metrics.random_conv import RandomConvEmbedding
 __all__ = ["BUILDERS", "Embedding", "build"]
 
 
-def _inception(weights: str | None = None, spec: DatasetSpec | None = None) -> Embedding:
+def _inception(weights: str | None = None, spec: DatasetSpec | None = None, precision: str = "fp32") -> Embedding:
     from trainables.metrics.inception import InceptionEmbedding  # loads a large file: only when asked for
-    return InceptionEmbedding(weights)
+    return InceptionEmbedding(weights, precision=precision)
 
 
-def _inception_fast(weights: str | None = None, spec: DatasetSpec | None = None) -> Embedding:
+def _inception_fast(weights: str | None = None, spec: DatasetSpec | None = None, precision: str = "fp32") -> Embedding:
     from trainables.metrics.inception import FAST_SIZE, InceptionEmbedding
-    return InceptionEmbedding(weights, size=FAST_SIZE)
+    return InceptionEmbedding(weights, size=FAST_SIZE, precision=precision)
 
 
-def _musicnn(weights: str | None = None, spec: DatasetSpec | None = None) -> Embedding:
+def _musicnn(weights: str | None = None, spec: DatasetSpec | None = None, precision: str = "fp32") -> Embedding:
     from trainables.metrics.musicnn import MusicnnEmbedding  # reads a checkpoint: only when asked for
     return MusicnnEmbedding(spec)
 
 
-# name -> builder(inception_weights, dataset spec); the registry imports the embeddings, never the reverse
+# name -> builder(inception_weights, dataset spec, precision); the registry imports the embeddings, never the reverse
 BUILDERS: dict[str, Callable[..., Embedding]] = {
-    RandomConvEmbedding.name: lambda weights=None, spec=None: RandomConvEmbedding(),
-    MelStatsEmbedding.name: lambda weights=None, spec=None: MelStatsEmbedding(),
+    RandomConvEmbedding.name: lambda weights=None, spec=None, precision="fp32": RandomConvEmbedding(),
+    MelStatsEmbedding.name: lambda weights=None, spec=None, precision="fp32": MelStatsEmbedding(),
     "inception": _inception,
     "inception-fast": _inception_fast,
     "fad-musicnn": _musicnn,
 }
 
 
-def build(name: str, inception_weights: str | None = None, spec: DatasetSpec | None = None) -> Embedding:
+# the embeddings that run under autocast (`evaluation.precision`); the others are cheap in float32
+REDUCED_PRECISION = ("inception", "inception-fast")
+
+
+def build(name: str, inception_weights: str | None = None, spec: DatasetSpec | None = None,
+          precision: str = "fp32") -> Embedding:
     """`spec`: the dataset's, for embeddings that turn mel images back into audio (its mel
-    parameters and segment length); None: the project's default 64 x 64, 22,050 Hz, 5 s."""
+    parameters and segment length); None: the project's default 64 x 64, 22,050 Hz, 5 s.
+    `precision`: fp32, bf16 or fp16 for the Inception networks; the others ignore it."""
     assert name in BUILDERS, f"unknown embedding {name!r}"
-    return BUILDERS[name](inception_weights, spec)
+    return BUILDERS[name](inception_weights, spec, precision if name in REDUCED_PRECISION else "fp32")

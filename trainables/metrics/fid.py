@@ -88,28 +88,36 @@ class FeatureStats:
 
 
 class RunningStats:
-    """Mean and covariance of feature rows, accumulated in float64, plus a bounded sample."""
+    """Mean and covariance of feature rows, accumulated in float64 on the device the rows
+    come from (a GPU's features are not copied to the host batch by batch), plus a bounded
+    sample of rows."""
 
     def __init__(self, dim: int, keep: int = MAX_KEPT_ROWS):
-        self.n, self.keep = 0, keep
-        self.total = np.zeros(dim)
-        self.outer = np.zeros((dim, dim))
-        self.kept: list[np.ndarray] = []
+        self.n, self.keep, self.dim = 0, keep, dim
+        self.total: torch.Tensor | None = None
+        self.outer: torch.Tensor | None = None
+        self.kept: list[torch.Tensor] = []
 
-    def add(self, features: np.ndarray) -> None:
+    def add(self, features) -> None:
+        """`features`: (rows, dim), a tensor on any device or a numpy array."""
+        features = torch.as_tensor(features)
+        if self.total is None:
+            self.total = torch.zeros(self.dim, dtype=torch.float64, device=features.device)
+            self.outer = torch.zeros(self.dim, self.dim, dtype=torch.float64, device=features.device)
         room = self.keep - sum(len(k) for k in self.kept)
         if room > 0:
-            self.kept.append(features[:room].astype(np.float32))
-        features = features.astype(np.float64)
+            self.kept.append(features[:room].float())
+        features = features.to(device=self.total.device, dtype=torch.float64)
         self.n += len(features)
-        self.total += features.sum(axis=0)
+        self.total += features.sum(dim=0)
         self.outer += features.T @ features
 
     def result(self) -> FeatureStats:
         assert self.n >= 2, "need at least two feature rows for a covariance"
-        mu = self.total / self.n
-        cov = (self.outer - self.n * np.outer(mu, mu)) / (self.n - 1)
-        return FeatureStats(mu, cov, np.concatenate(self.kept), self.n)
+        total, outer = self.total.cpu().numpy(), self.outer.cpu().numpy()
+        mu = total / self.n
+        cov = (outer - self.n * np.outer(mu, mu)) / (self.n - 1)
+        return FeatureStats(mu, cov, torch.cat(self.kept).cpu().numpy(), self.n)
 
 
 @torch.no_grad()
@@ -118,7 +126,7 @@ def feature_stats(batches: Iterable[torch.Tensor], embedding: Embedding) -> Feat
     images need not all exist at once)."""
     stats = RunningStats(embedding.dim)
     for batch in batches:
-        stats.add(embedding(batch).double().cpu().numpy())
+        stats.add(embedding(batch))
     return stats.result()
 
 
