@@ -3,7 +3,10 @@ searched keys as Tune domains, a sweep's experiments as a grid), PBT's mutations
 searcher and the scheduler. Ray is imported here only, when a sweep starts.
 """
 import dataclasses
+import math
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from platform.spaces import Domain, SweepSpec, pbt_searched
@@ -54,16 +57,103 @@ def pbt_mutations(spec: SweepSpec) -> dict:
     return mutations
 
 
-def searcher(spec: SweepSpec):
+def _short_value(value: Any) -> str:
+    """3.0e-4, 0.47, 16: two significant digits, exponents without padding."""
+    if isinstance(value, float) and math.isfinite(value) and value != 0 and not 0.01 <= abs(value) < 1000:
+        mantissa, exponent = f"{value:.1e}".split("e")
+        return f"{mantissa}e{int(exponent)}"
+    if isinstance(value, float):
+        return f"{value:.2g}"
+    return str(value)
+
+
+def trial_name(config: dict, searched: list[str], number: int) -> str:
+    """What a trial is, the same in Tune's table and folders, MLflow, the report and
+    results.csv: its sweep experiment (paper.yaml) or model family, its number in the sweep
+    (which makes it unique) and its searched values, e.g.
+    `dcgan1 #3 lr_g=3.0e-4 lr_d=2.6e-4 beta1=0.47 width=16`."""
+    head = config.get("experiment") or (config.get("model") or {}).get("family", "trial")
+    values = []
+    for path in searched:
+        section, key = path.split(".")
+        value = (config.get(section) or {}).get(key)
+        if value is not None and not isinstance(value, dict):  # a Tune domain not yet resolved
+            values.append(f"{key}={_short_value(value)}")
+    return " ".join([f"{head} #{number}", *values])
+
+
+def trial_number(trial_id: str) -> int:
+    """Tune's trial ids end in the trial's index within the sweep: `0a9e1_00003` -> 3."""
+    tail = trial_id.rsplit("_", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+def trial_dirname(name: str) -> str:
+    """A trial's name as a folder name: letters, digits and `._=-` only, so no value can
+    name a path of its own."""
+    return re.sub(r"[^A-Za-z0-9._=-]+", "_", name.replace(" #", "-"))[:120].strip("._") or "trial"
+
+
+@dataclass(frozen=True)
+class TrialNames:
+    """Tune's trial_name_creator and trial_dirname_creator (a class, so Tune can pickle it)."""
+    searched: tuple[str, ...]
+
+    def name(self, trial) -> str:
+        return trial_name(trial.config, list(self.searched), trial_number(trial.trial_id))
+
+    def dirname(self, trial) -> str:
+        return trial_dirname(self.name(trial))
+
+
+OPTUNA_DB = "optuna.db"
+
+
+def optuna_storage_uri(spec: SweepSpec) -> str:
+    """The SQLite file holding every Optuna study of the sweeps under this storage root, each
+    named after its sweep: `optuna-dashboard` and `optuna.importance` read them afterwards."""
+    return f"sqlite:///{Path(spec.storage.resolved_root()).resolve() / OPTUNA_DB}"
+
+
+def searcher(spec: SweepSpec, sweep_name: str | None = None):
+    """`sweep_name`: with the optuna searcher, the study is stored under that name in
+    optuna_storage_uri (in memory when None)."""
     from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
     if spec.tune.searcher == "random":
         return BasicVariantGenerator(max_concurrent=spec.tune.max_concurrent, random_state=spec.tune.seed)
     from ray.tune.search.optuna import OptunaSearch
-    return ConcurrencyLimiter(OptunaSearch(seed=spec.tune.seed), max_concurrent=spec.tune.max_concurrent)
+    stored = {}
+    if sweep_name:
+        import optuna
+        stored = {"study_name": sweep_name, "storage": optuna.storages.RDBStorage(optuna_storage_uri(spec))}
+    return ConcurrencyLimiter(OptunaSearch(seed=spec.tune.seed, **stored), max_concurrent=spec.tune.max_concurrent)
+
+
+def _readable_asha():
+    from ray.tune.schedulers import ASHAScheduler
+
+    class ReadableASHA(ASHAScheduler):
+        """ASHA whose line in Tune's progress output reads in fid, not in the negated values
+        it keeps for a metric to minimise: `ASHA: 2 trial(s) stopped early; past iteration 2
+        needs fid <= 612.3`."""
+
+        def debug_string(self) -> str:
+            sign = -1.0 if self._mode == "min" else 1.0
+            relation = "<=" if sign < 0 else ">="
+            rungs = []
+            for bracket in self._brackets:
+                for milestone, recorded in bracket._rungs:
+                    cutoff = bracket.cutoff(recorded)
+                    if cutoff is not None:
+                        rungs.append(f"past iteration {milestone:g} needs {self._metric} {relation} {sign * cutoff:.4g}")
+            return (f"ASHA: {self._num_stopped} trial(s) stopped early"
+                    + (f"; {', '.join(reversed(rungs))}" if rungs else ""))
+
+    return ReadableASHA
 
 
 def scheduler(spec: SweepSpec):
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
+    from ray.tune.schedulers import FIFOScheduler, PopulationBasedTraining
     s = spec.tune.scheduler
     if s.name == "fifo":
         return FIFOScheduler()
@@ -72,5 +162,5 @@ def scheduler(spec: SweepSpec):
         return PopulationBasedTraining(time_attr="training_iteration", perturbation_interval=s.perturbation_interval,
                                        hyperparam_mutations=pbt_mutations(spec), quantile_fraction=s.quantile_fraction,
                                        resample_probability=s.resample_probability, synch=s.synch)
-    return ASHAScheduler(max_t=spec.max_iterations(), grace_period=s.grace_period,
-                         reduction_factor=s.reduction_factor)
+    return _readable_asha()(max_t=spec.max_iterations(), grace_period=s.grace_period,
+                            reduction_factor=s.reduction_factor)
