@@ -191,15 +191,18 @@ def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str
                                    param_space=tune_space.param_space(spec))
     else:
         stamp = time.strftime("%Y%m%d-%H%M%S")
+        name = f"{spec.name}-{stamp}"
+        # where the Optuna study lives, for platform.report's parameter importance and optuna-dashboard
+        study = {"optuna.storage": tune_space.optuna_storage_uri(spec), "optuna.study": name} \
+            if spec.tune.searcher == "optuna" else {}
         target = tracking.start_sweep(
             tracking_uri, spec.experiment, run_name=f"sweep-{stamp}",
-            tags=dataset_tags,
+            tags={**dataset_tags, **study},
             params={"tune.searcher": spec.tune.searcher, "tune.scheduler": spec.tune.scheduler.name,
                     "tune.num_samples": spec.tune.num_samples, "dataset.segments": dataset.segments,
                     **(overrides or {})},
             spec_file=spec_file, dataset=(str(dataset_source), dataset.fingerprint, dataset.segments))
         context = TrialContext(dataset_source, dataset.fingerprint, target, threads=threads)
-        name = f"{spec.name}-{stamp}"
         resuming.record(spec, name, target)  # what --resume needs to find this sweep again
         tuner = _new_tuner(spec, context, name)
     results = tuner.fit()
