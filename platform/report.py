@@ -343,10 +343,12 @@ def _baseline_of(parent) -> float | None:
         return None
 
 
-def build(client, parent, runs: list, out: Path, fmt: str, top_n: int) -> tuple[list[Path], list[dict]]:
-    """Write the figures and the page into `out`: (the files written, the trials)."""
+def build(client, parent, runs: list, out: Path, fmt: str, top_n: int,
+          started: float | None = None) -> tuple[list[Path], list[dict]]:
+    """Write the figures and the page into `out`: (the files written, the trials).
+    `started`: when the command began (time.monotonic), for its progress lines."""
     from platform import report_page
-    started = time.monotonic()
+    started = started or time.monotonic()
     trials = summaries(client, runs)
     _progress(f"read {len(trials)} trial runs of sweep {parent.info.run_name} in {time.monotonic() - started:.1f} s")
     top = trials[:top_n]
@@ -371,7 +373,8 @@ def build(client, parent, runs: list, out: Path, fmt: str, top_n: int) -> tuple[
                 figure.savefig(path, dpi=PNG_DPI)
                 written.append(path)
                 if name != "samples":  # the page shows the grids themselves, with their sound
-                    charts[name] = report_page.svg(figure)
+                    # the file itself where a browser shows it inline; a PDF is drawn again as SVG
+                    charts[name] = report_page.chart(path) if fmt != "pdf" else report_page.chart_of(figure)
                 del figure  # one figure in memory at a time
         _progress(f"writing {PAGE}")
         page = out / PAGE
@@ -399,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.top <= TOP_MAX:
         parser.error(f"--top: {args.top} is not between 1 and {TOP_MAX}")
     command.setup_logging(logging.WARNING)
+    started = time.monotonic()
     try:
         _, client = command.tracking_client(args.tracking_uri)
         parent, runs = _parent_and_runs(client, args.experiment, args.parent)
@@ -407,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    written, trials = build(client, parent, runs, out, args.format, args.top)
+    written, trials = build(client, parent, runs, out, args.format, args.top, started)
     for t in trials:
         if t.get("mos") is not None:
             interval = " ({:.2f} to {:.2f})".format(*t["mos_ci"]) if "mos_ci" in t else ""

@@ -1,6 +1,7 @@
 """The sweep's comparison page (platform.report writes it): one self-contained HTML file.
 
-Charts are SVG and sample grids PNG, audio WAV, all as data: URIs inside the page; the
+Charts are the report's figure files (SVG or PNG) and sample grids PNG, audio WAV, all as
+data: URIs inside the page; the
 table's sorting is a few lines of inline script. Nothing is fetched when it is viewed, so it
 opens the same from disk, from MLflow's artifact view of the parent run, or mailed along.
 Only the `top` trials carry media (their size bounds the page's); every trial is in the table.
@@ -49,15 +50,23 @@ CHART_TITLES = {"fid_curves": "fid during training", "fid_per_trial": "Score per
                 "loss_curves": "Loss evolution"}
 
 
-def svg(figure) -> str:
-    """A matplotlib figure as an SVG document."""
-    out = io.StringIO()
-    figure.savefig(out, format="svg")
-    return out.getvalue()
+MIME = {".svg": "image/svg+xml", ".png": "image/png"}
 
 
 def _data_uri(mime: str, data: bytes) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def chart(path: Path) -> str:
+    """A figure file (SVG or PNG) as the data: URI the page shows."""
+    return _data_uri(MIME[path.suffix], path.read_bytes())
+
+
+def chart_of(figure) -> str:
+    """A matplotlib figure, drawn as SVG, as a data: URI."""
+    out = io.BytesIO()
+    figure.savefig(out, format="svg")
+    return _data_uri(MIME[".svg"], out.getvalue())
 
 
 def _number(value, digits: int = 4) -> str:
@@ -109,7 +118,7 @@ def _card(t: dict) -> str:
 
 def write(path: Path, *, sweep: str, parent_run_id: str, trials: list[dict], top: list[dict], charts: dict[str, str],
           importance_note: str, baseline: float | None, embedding: str) -> None:
-    """`charts`: {figure name: SVG text}; `top`: the trials with media (add_media)."""
+    """`charts`: {figure name: its data: URI (chart)}; `top`: the trials with media (add_media)."""
     winner = trials[0] if trials and math.isfinite(trials[0]["best_fid"]) else None
     verdict = (f"Winner: <b>{html.escape(winner['name'])}</b>, best fid {_number(winner['best_fid'])}"
                + (f" at step {winner['best_step']}" if winner.get("best_step") is not None else "")
@@ -118,7 +127,7 @@ def write(path: Path, *, sweep: str, parent_run_id: str, trials: list[dict], top
     shown = [name for name in ("fid_curves", "fid_per_trial", "score_vs_speed", "importance", "loss_curves")
              if name in charts]
     figures = "".join(f'<h2>{CHART_TITLES[name]}</h2><img alt="{name}" id="chart-{name}" '
-                      f'src="{_data_uri("image/svg+xml", charts[name].encode())}">' for name in shown)
+                      f'src="{charts[name]}">' for name in shown)
     if "importance" not in charts:
         figures += f'<h2>Parameter importance</h2><p class="note">{html.escape(importance_note)}</p>'
     else:
