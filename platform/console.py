@@ -41,7 +41,16 @@ def tune_output(searched: list[str], tracking_uri: str) -> dict:
     if _verbose:
         return {}
     from ray import tune
-    reporter = tune.CLIReporter(metric_columns=METRICS, parameter_columns=[p.replace(".", "/") for p in searched],
+
+    class ScoreReporter(tune.CLIReporter):
+        """Tune's table, sorted and its "Current best trial" line chosen by the score (best fid),
+        while TuneConfig's metric stays `fid`, which ASHA compares at each rung: Tune would
+        refuse a reporter with a metric of its own beside it, so it keeps its own here."""
+
+        def set_search_properties(self, metric, mode):
+            return True
+
+    reporter = ScoreReporter(metric_columns=METRICS, parameter_columns=[p.replace(".", "/") for p in searched],
                                 max_report_frequency=REPORT_EVERY_S, print_intermediate_tables=True,
                                 metric=SCORE, mode="min", sort_by_metric=True)
     return {"verbose": 1, "progress_reporter": reporter, "callbacks": [_trial_lines(tracking_uri)]}

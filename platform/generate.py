@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         _, client = command.tracking_client(args.tracking_uri)
         run = (tracking.get_run(client, args.run_id) if args.run_id
                else tracking.best_trial_run(client, args.experiment))
+        print(f"generate: run {run.info.run_id} ({run.info.run_name}), reading its {args.checkpoint} checkpoint",
+              file=sys.stderr, flush=True)
         state = load_checkpoint(client, run, args.checkpoint)
     except (tracking.RunLookupError, CheckpointError) as error:
         return command.error(error)
@@ -93,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     step = state.step
     for i, image in enumerate(images):
+        # seconds a clip (HiFi-GAN on a CPU: minutes for 8): a line each, so the wait is not silent
+        print(f"generate: voicing clip {i + 1}/{args.n} with {vocoder}", file=sys.stderr, flush=True)
         mel_figure(image[None], info, title=f"{run.info.run_name}, step {step}, seed {args.seed}, #{i}").savefig(
             out / f"sample_{i:03d}.png", dpi=100)
         write_wav(out / f"sample_{i:03d}.wav", image, info, args.griffin_lim_iters, vocoder)
