@@ -6,7 +6,7 @@ as the same value written in the file (platform.spaces.load).
 `section.key` themselves); any other path is a nested key, e.g. `tune.scheduler.name=fifo`.
 A fixed value for a key the file searches (`training.lr_g=0.001` where `search:` has
 `training.lr_g`) replaces that search: the key is no longer searched, and the dry run and
-the sweep say so (replaced_searches).
+the sweep say so (replaced_searches), unless the command line sets that search too.
 Values are YAML: `4`, `0.5`, `true`, `[8, 16]`, `{uniform: [0.3, 0.7]}`.
 """
 import copy
@@ -61,7 +61,9 @@ def replaced_searches(raw: dict, overrides: dict[str, Any]) -> dict[str, Any]:
     search = raw.get("search") if isinstance(raw, dict) else None
     if not isinstance(search, dict):
         return {}
-    return {path: search[path] for path in overrides if not path.startswith("search.") and path in search}
+    # a search given on the command line too (`search.model.width=...`) is what the user asks for
+    return {path: search[path] for path in overrides
+            if not path.startswith("search.") and path in search and f"search.{path}" not in overrides}
 
 
 def replacement_lines(path: str, pairs: list[str], loader) -> list[str]:

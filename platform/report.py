@@ -135,9 +135,10 @@ def importance(parent) -> tuple[dict[str, float] | None, str]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         study = optuna.load_study(study_name=name, storage=storage)
-        # the score, the best fid a trial was evaluated at; Optuna's own value is its last report
+        # the score, the best fid a trial was evaluated at: Ray gives Optuna every result but a
+        # trial's last as an intermediate value and the last as the trial's value
         values = optuna.importance.get_param_importances(
-            study, target=lambda t: min(t.intermediate_values.values()) if t.intermediate_values else t.value)
+            study, target=lambda t: min([*t.intermediate_values.values(), t.value]))
     except (KeyError, ValueError, RuntimeError, ImportError) as error:
         return None, f"No parameter importance from study {name!r} in {storage}: {str(error).splitlines()[0]}"
     except Exception as error:  # noqa: BLE001 - e.g. the study's SQLite file is not on this machine
