@@ -71,7 +71,9 @@ def _new_tuner(spec: spaces.SweepSpec, context, name: str):
 
     from platform import tracking
     from trainables.storage_fault import StopOnStorageFault
-    names = tune_space.TrialNames(tuple(spec.search))  # the trials' names in the table, folders and MLflow
+    # the trials' names in the table, folders and MLflow
+    tune_root = spec.storage.resolved_tune()
+    names = tune_space.TrialNames(tuple(spec.search), None if "://" in tune_root else os.path.join(tune_root, name))
     output = console.tune_output(list(spec.search), context.tracking.tracking_uri)
     marks = tracking.stop_marks(context.tracking, spec.tune.scheduler.name, spec.max_iterations())
     return tune.Tuner(

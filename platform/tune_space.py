@@ -82,10 +82,11 @@ def trial_name(config: dict, searched: list[str], number: int) -> str:
     return " ".join([f"{head} #{number}", *values])
 
 
-def trial_number(trial_id: str) -> int:
-    """Tune's trial ids end in the trial's index within the sweep: `0a9e1_00003` -> 3."""
-    tail = trial_id.rsplit("_", 1)[-1]
-    return int(tail) if tail.isdigit() else 0
+def trial_number(trial_id: str) -> int | None:
+    """The random searcher's trial ids end in the trial's index within the sweep
+    (`0a9e1_00003` -> 3); a search algorithm's (Optuna's) are bare hex: None."""
+    head, _, tail = trial_id.rpartition("_")
+    return int(tail) if head and tail.isdigit() else None
 
 
 def trial_dirname(name: str) -> str:
@@ -94,13 +95,35 @@ def trial_dirname(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._=-]+", "_", name.replace(" #", "-"))[:120].strip("._") or "trial"
 
 
-@dataclass(frozen=True)
+FOLDER_NUMBER = re.compile(r"-(\d+)(?:_|$)")
+
+
+@dataclass
 class TrialNames:
-    """Tune's trial_name_creator and trial_dirname_creator (a class, so Tune can pickle it)."""
+    """Tune's trial_name_creator and trial_dirname_creator (a class, so Tune can pickle it).
+
+    A trial's number is its index in the sweep: the random searcher's ids carry it; under a
+    search algorithm (Optuna) trials are numbered here in the order Tune creates them, after
+    the numbers the trial folders of `folder` (the sweep's Tune folder) already hold, so the
+    trials a resumed sweep adds do not repeat a number."""
     searched: tuple[str, ...]
+    folder: str | None = None
+    numbers: dict = dataclasses.field(default_factory=dict)  # trial id -> number
+
+    def _number(self, trial_id: str) -> int:
+        if trial_id not in self.numbers:
+            known = trial_number(trial_id)
+            if known is None:
+                if not self.numbers and self.folder and Path(self.folder).is_dir():  # a resumed sweep's
+                    taken = [int(m.group(1)) for p in Path(self.folder).iterdir()
+                             if p.is_dir() and (m := FOLDER_NUMBER.search(p.name))]
+                    self.numbers[""] = max(taken, default=-1)
+                known = max(self.numbers.values(), default=-1) + 1
+            self.numbers[trial_id] = known
+        return self.numbers[trial_id]
 
     def name(self, trial) -> str:
-        return trial_name(trial.config, list(self.searched), trial_number(trial.trial_id))
+        return trial_name(trial.config, list(self.searched), self._number(trial.trial_id))
 
     def dirname(self, trial) -> str:
         return trial_dirname(self.name(trial))

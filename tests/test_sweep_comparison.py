@@ -59,6 +59,7 @@ def test_trials_have_the_same_readable_name_in_tune_mlflow_and_results(sweep):
     cwd, client, parent, children, output = sweep
     names = [child.info.run_name for child in children]
     assert len(set(names)) == 6 and all(NAME.fullmatch(name) for name in names), names
+    assert sorted(int(NAME.fullmatch(name).group(1)) for name in names) == list(range(6))  # numbered in order
     for child in children:  # the name says the searched values the run's params hold
         params, name = child.data.params, child.info.run_name
         assert f"width={params['model.width']}" in name
