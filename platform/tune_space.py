@@ -96,9 +96,12 @@ def trial_dirname(name: str) -> str:
 
 
 FOLDER_NUMBER = re.compile(r"-(\d+)(?:_|$)")
+# sweep key -> {trial id: number}, in the driver: Tune hands the name creator out as copies
+# (it deep-copies the experiment spec), so the numbers given so far cannot live in the copy
+_NUMBERS: dict[str, dict[str, int]] = {}
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrialNames:
     """Tune's trial_name_creator and trial_dirname_creator (a class, so Tune can pickle it).
 
@@ -108,19 +111,20 @@ class TrialNames:
     trials a resumed sweep adds do not repeat a number."""
     searched: tuple[str, ...]
     folder: str | None = None
-    numbers: dict = dataclasses.field(default_factory=dict)  # trial id -> number
+    key: str = dataclasses.field(default_factory=lambda: __import__("uuid").uuid4().hex)
 
     def _number(self, trial_id: str) -> int:
-        if trial_id not in self.numbers:
+        numbers = _NUMBERS.setdefault(self.key, {})
+        if trial_id not in numbers:
             known = trial_number(trial_id)
             if known is None:
-                if not self.numbers and self.folder and Path(self.folder).is_dir():  # a resumed sweep's
+                if not numbers and self.folder and Path(self.folder).is_dir():  # a resumed sweep's
                     taken = [int(m.group(1)) for p in Path(self.folder).iterdir()
                              if p.is_dir() and (m := FOLDER_NUMBER.search(p.name))]
-                    self.numbers[""] = max(taken, default=-1)
-                known = max(self.numbers.values(), default=-1) + 1
-            self.numbers[trial_id] = known
-        return self.numbers[trial_id]
+                    numbers[""] = max(taken, default=-1)  # not a trial id: where the count goes on from
+                known = max(numbers.values(), default=-1) + 1
+            numbers[trial_id] = known
+        return numbers[trial_id]
 
     def name(self, trial) -> str:
         return trial_name(trial.config, list(self.searched), self._number(trial.trial_id))
