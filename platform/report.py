@@ -26,6 +26,7 @@ import math
 import statistics
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -261,7 +262,8 @@ def losses_figure(top: list[dict]):
     share = len({t["family"] for t in top}) == 1
     axes = fig.subplots(rows, cols, squeeze=False, sharex=True, sharey=share)
     for ax, t in zip(axes.flat, top):
-        draw_losses(ax, t.get("history", {}), f"{t['name']}{_stop_note(t)}")
+        # wrapped: three long names side by side would run into each other
+        draw_losses(ax, t.get("history", {}), textwrap.fill(f"{t['name']}{_stop_note(t)}", 44))
         ax.title.set_fontsize(6)
     for ax in list(axes.flat)[len(top):]:
         ax.set_axis_off()
@@ -277,7 +279,8 @@ def samples_figure(top: list[dict]):
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax, t in zip(axes.flat, top):
         ax.set_axis_off()
-        ax.set_title(t["name"] + (f"\n{t['samples_artifact']}" if t.get("samples_artifact") else ""), fontsize=5.5)
+        ax.set_title(textwrap.fill(t["name"], 44) + (f"\n{t['samples_artifact']}" if t.get("samples_artifact") else ""),
+                     fontsize=5.5)
         if t.get("samples"):
             ax.imshow(matplotlib.image.imread(t["samples"]))  # one grid at a time: memory stays bounded
         else:

@@ -75,6 +75,15 @@ def _number(value, digits: int = 4) -> str:
     return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
 
+def _short(value: str) -> str:
+    """A param as MLflow holds it (text) shown with 3 significant digits when it is a float."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return value
+    return value if number.is_integer() and "e" not in value.lower() else f"{number:.3g}"
+
+
 def _cell(text, sort_value=None, cls: str = "") -> str:
     v = "" if sort_value is None else f' data-v="{html.escape(str(sort_value))}"'
     c = f' class="{cls}"' if cls else ""
@@ -95,7 +104,7 @@ def _table(trials: list[dict]) -> str:
                  _cell(_number(t["final_fid"]), _number(t["final_fid"], 12)),
                  _cell(_number(t.get("final_step"))), _cell(_number(t["speed"], 3), _number(t["speed"], 12)),
                  _cell(_number(t.get("mos"), 3))]
-        cells += [_cell(t["values"].get(key, ""), t["values"].get(key, "")) for key in keys]
+        cells += [_cell(_short(t["values"].get(key, "")), t["values"].get(key, "")) for key in keys]
         rows.append(f"<tr data-run=\"{html.escape(t['run_id'])}\">{''.join(cells)}</tr>")
     header = "".join(f'<th class="{"name" if h == "trial" else ""}">{html.escape(h)}</th>' for h in head)
     return (f'<table class="sortable" id="trials"><thead><tr>{header}</tr></thead>'
