@@ -68,8 +68,6 @@ def main(argv: list[str] | None = None) -> int:
         _, client = command.tracking_client(args.tracking_uri)
         run = (tracking.get_run(client, args.run_id) if args.run_id
                else tracking.best_trial_run(client, args.experiment))
-        print(f"generate: run {run.info.run_id} ({run.info.run_name}), reading its {args.checkpoint} checkpoint",
-              file=sys.stderr, flush=True)
         state = load_checkpoint(client, run, args.checkpoint)
     except (tracking.RunLookupError, CheckpointError) as error:
         return command.error(error)
@@ -94,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     step = state.step
+    print(f"generate: run {run.info.run_id} ({run.info.run_name}), {args.checkpoint} checkpoint at step {step}",
+          file=sys.stderr, flush=True)
     for i, image in enumerate(images):
         # seconds a clip (HiFi-GAN on a CPU: minutes for 8): a line each, so the wait is not silent
         print(f"generate: voicing clip {i + 1}/{args.n} with {vocoder}", file=sys.stderr, flush=True)
