@@ -16,8 +16,11 @@ QUIET_RAY = {
     "RAY_AIR_NEW_OUTPUT": "0",        # Tune's CLIReporter, whose table is ours to choose
     "MLFLOW_LOGGING_LEVEL": "WARNING",  # "Creating initial MLflow database tables..."
 }
-METRICS = {"training_iteration": "iter", "fid": "fid", "loss/D": "loss/D", "loss/G": "loss/G",
-           "throughput/img_s": "img/s"}
+# "best fid" is a trial's score (its lowest fid so far, docs/sweeps.md): the table is sorted by
+# it and Tune's "Current best trial" line reads it, as the summary and results.csv do
+METRICS = {"training_iteration": "iter", "best/fid": "best fid", "fid": "fid", "loss/D": "loss/D",
+           "loss/G": "loss/G", "throughput/img_s": "img/s"}
+SCORE = "best/fid"
 REPORT_EVERY_S = 60
 
 _verbose = True
@@ -38,9 +41,18 @@ def tune_output(searched: list[str], tracking_uri: str) -> dict:
     if _verbose:
         return {}
     from ray import tune
-    reporter = tune.CLIReporter(metric_columns=METRICS, parameter_columns=[p.replace(".", "/") for p in searched],
+
+    class ScoreReporter(tune.CLIReporter):
+        """Tune's table, sorted and its "Current best trial" line chosen by the score (best fid),
+        while TuneConfig's metric stays `fid`, which ASHA compares at each rung: Tune would
+        refuse a reporter with a metric of its own beside it, so it keeps its own here."""
+
+        def set_search_properties(self, metric, mode):
+            return True
+
+    reporter = ScoreReporter(metric_columns=METRICS, parameter_columns=[p.replace(".", "/") for p in searched],
                                 max_report_frequency=REPORT_EVERY_S, print_intermediate_tables=True,
-                                sort_by_metric=True)
+                                metric=SCORE, mode="min", sort_by_metric=True)
     return {"verbose": 1, "progress_reporter": reporter, "callbacks": [_trial_lines(tracking_uri)]}
 
 
@@ -75,11 +87,11 @@ def _trial_lines(tracking_uri: str):
             done = result.get("training_iteration", 0)
             planned = (trial.config.get("training") or {}).get("iterations")  # None: set by epochs
             how = "stopped early" if planned and done < planned else "finished"  # by the scheduler or budget
-            print(f"trial {trial.trial_id} {how} after {done}" + (f"/{planned}" if planned else "") + " iteration(s)"
+            print(f"trial {trial} {how} after {done}" + (f"/{planned}" if planned else "") + " iteration(s)"
                   + (f": best fid {fid:.4g}" if isinstance(fid, (int, float)) else ""), flush=True)
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            print(f"trial {trial.trial_id} FAILED after {(trial.last_result or {}).get('training_iteration', 0)} "
+            print(f"trial {trial} FAILED after {(trial.last_result or {}).get('training_iteration', 0)} "
                   f"iteration(s); its error: {trial.error_file}", file=sys.stderr, flush=True)
 
     return TrialLines()
@@ -96,8 +108,9 @@ def summary(*, trials: int, failed: int, diverged: int = 0, experiment_path: str
     if best:
         from trainables.metrics.fid import readable
         floor = f"; real vs real {baseline:.4g}" if baseline is not None else ""
-        lines.append(f"Best trial {best['trial_id']}: {readable(best['fid'], baseline)}{floor} "
-                     f"(MLflow run {best['run_id']})")
+        at = f" at step {best['step']}" if best.get("step") is not None else ""
+        lines.append(f"Best trial {best.get('name') or best['trial_id']}: best {readable(best['fid'], baseline)}{at}"
+                     f"{floor} (MLflow run {best['run_id']})")
         chosen = {path: best["config"].get(path.split(".")[0], {}).get(path.split(".")[1]) for path in searched}
         if chosen:
             lines.append("  " + ", ".join(f"{path}={_short(value)}" for path, value in chosen.items()))

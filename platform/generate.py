@@ -113,7 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     step = state.step
+    print(f"generate: run {run.info.run_id} ({run.info.run_name}), {args.checkpoint} checkpoint at step {step}",
+          file=sys.stderr, flush=True)
     for i, image in enumerate(images):
+        # seconds a clip (HiFi-GAN on a CPU: minutes for 8): a line each, so the wait is not silent
+        print(f"generate: voicing clip {i + 1}/{args.n} with {vocoder}", file=sys.stderr, flush=True)
         mel_figure(image[None], info, title=f"{run.info.run_name}, step {step}, seed {args.seed}, #{i}").savefig(
             out / f"sample_{i:03d}.png", dpi=100)
         write_wav(out / f"sample_{i:03d}.wav", image, info, args.griffin_lim_iters, vocoder)

@@ -81,7 +81,9 @@ def prepare_clips(client, runs: list, dataset_path: str | None, folder: Path, pe
         soundfile.write(folder / "clips" / f"{clip}.wav", audio, rate, subtype="PCM_16")
         clips.append({"clip": clip, "run_id": run_id, "source": source})
 
-    for run in runs:
+    for number, run in enumerate(runs, 1):
+        # voicing takes seconds a clip (HiFi-GAN on a CPU): a line per trial, so the wait is not silent
+        print(f"voicing trial {number}/{len(runs)} ({run.info.run_name}): {per_trial} clip(s)", flush=True)
         try:
             state = load_checkpoint(client, run, "best")
             generator, cfg = generator_from(state, f"run {run.info.run_id}'s best checkpoint")
@@ -101,6 +103,7 @@ def prepare_clips(client, runs: list, dataset_path: str | None, folder: Path, pe
         count = read_segments(dataset_path, columns=["track_id", "segment_index"]).num_rows
         rows = sorted(np.random.default_rng(seed).choice(count, size=min(reals, count), replace=False).tolist())
         vocoder = max(set(vocoders), key=vocoders.count) if vocoders else "griffin-lim"
+        print(f"voicing {len(rows)} real segment(s) with {vocoder}", flush=True)
         for image, name in zip(*_dataset_rows(Path(dataset_path), rows)):
             write(render(image, spec, vocoder, 64), spec.mel.sample_rate, REAL, f"{name} ({vocoder})")
     if not clips:

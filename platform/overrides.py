@@ -4,6 +4,9 @@ as the same value written in the file (platform.spaces.load).
 
 `search.training.lr_g={loguniform: [1e-4, 1e-3]}` sets one searched key (search keys are
 `section.key` themselves); any other path is a nested key, e.g. `tune.scheduler.name=fifo`.
+A fixed value for a key the file searches (`training.lr_g=0.001` where `search:` has
+`training.lr_g`) replaces that search: the key is no longer searched, and the dry run and
+the sweep say so (replaced_searches), unless the command line sets that search too.
 Values are YAML: `4`, `0.5`, `true`, `[8, 16]`, `{uniform: [0.3, 0.7]}`.
 """
 import copy
@@ -48,7 +51,32 @@ def apply(raw: dict, overrides: dict[str, Any]) -> dict:
                 raise SpecError(f"--set {path}: {where} is {preview(child)} in the file, not a section with keys.")
             node = child
         node[parts[-1]] = value
+    for path in replaced_searches(raw, overrides):
+        del raw["search"][path]  # the command line's fixed value wins over the file's search
     return raw
+
+
+def replaced_searches(raw: dict, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The searches of the file's mapping `raw` that `--set section.key=value` overrides
+    replace with a fixed value: {"training.lr_g": {"loguniform": [...]}}."""
+    search = raw.get("search") if isinstance(raw, dict) else None
+    if not isinstance(search, dict):
+        return {}
+    # a search given on the command line too (`search.model.width=...`) is what the user asks for
+    return {path: search[path] for path in overrides
+            if not path.startswith("search.") and path in search and f"search.{path}" not in overrides}
+
+
+def replacement_lines(path: str, pairs: list[str], loader) -> list[str]:
+    """What a sweep and its dry run print about the searches `--set` replaced."""
+    from pathlib import Path
+    if not pairs:
+        return []
+    parsed = parse(pairs, loader)
+    replaced = replaced_searches(yaml.load(Path(path).read_text(), Loader=loader), parsed)
+    return [f"--set {key}={yaml.safe_dump(parsed[key], default_flow_style=True).strip().removesuffix(chr(10) + '...')} "
+            f"replaces the file's search {key}: {yaml.safe_dump(domain, default_flow_style=True).strip()}; "
+            "it is not searched" for key, domain in replaced.items()]
 
 
 def as_params(overrides: dict[str, Any]) -> dict[str, str]:

@@ -1,103 +1,67 @@
-"""Draw the study's figures for a sweep: python -m platform.report EXPERIMENT --out DIR
+"""A sweep's report: python -m platform.report EXPERIMENT [--out DIR] [--format png|svg|pdf] [--top N]
 
 For the experiment's latest sweep (or `--parent RUN_ID`), from its trial runs in MLflow:
-    fid_per_trial.png   best and final fid of every trial (the study's Figure 16), and its mean
-                        opinion score beside it once the listening test has ratings
-    loss_curves.png     loss/D, loss/G (and the Wasserstein estimate of WGANs) per trial (Figures 3, 6-11)
-    samples.png         each trial's last sample grid (Figures 12-15)
+    report.html          the comparison page: every trial in a table sortable by score and by
+                         each searched value, with its status and where it stopped; the fid
+                         curves with the real-vs-real baseline; the best trials' latest sample
+                         grids with their audio playable beside them; parameter importance
+                         (Optuna's, on the sweep's stored study); score against training speed.
+                         Self-contained: images, audio and charts are inside it.
+    fid_per_trial.FMT    each trial's score (its best fid, with its step) and final fid (the
+                         study's Figure 16), trials the scheduler stopped marked, the baseline drawn
+    fid_curves.FMT       fid against step for the best trials, one shared axis, the baseline drawn
+    loss_curves.FMT      loss/D, loss/G (and the Wasserstein estimate of WGANs) per trial (Figures 3, 6-11)
+    samples.FMT          the best trials' latest sample grids (Figures 12-15)
+    score_vs_speed.FMT   every trial's score against its training throughput
+    importance.FMT       the searched values' importance for the score (with tune.searcher: optuna)
 written into --out and logged to the sweep's parent run under report/.
+
+A trial's score is its best evaluated fid, the one verdict of the sweep's summary, results.csv
+and platform.generate --experiment. Scales to any number of trials: the `--top` best are
+drawn one by one (their media downloaded), the rest are summarised and listed in the table.
 """
 import argparse
 import logging
 import math
+import statistics
 import sys
 import tempfile
+import textwrap
+import time
 from pathlib import Path
 
 from platform import command, tracking
 
-FIGURES = ("fid_per_trial.png", "loss_curves.png", "samples.png")
+FIGURES = ("fid_per_trial", "fid_curves", "loss_curves", "samples", "score_vs_speed")
+IMPORTANCE = "importance"
+PAGE = "report.html"
+FORMATS = ("png", "svg", "pdf")
+TOP = 12      # trials drawn one by one, with their histories, sample grids and audio
+TOP_MAX = 48  # past this a figure stops being readable at column width
+TEXT_WIDTH_IN = 7.0    # a two-column paper's text width; labels stay readable at it
+COLUMN_WIDTH_IN = 3.4  # one column
+PNG_DPI = 200
+# params that differ between trials but are bookkeeping, not settings
+NOT_SETTINGS = ("dataset.segments",)
 
 
-def _label(run) -> str:
-    """What the study calls an experiment (paper.yaml's tag) or the model family, and the
-    trial's number within its sweep."""
-    name = run.data.tags.get("experiment") or run.data.params.get("model.family", "?")
-    trial = run.data.tags.get("tune.trial_id", run.info.run_id[:8])
-    return f"{name}\n{trial.rsplit('_', 1)[-1]}"
+def _progress(message: str) -> None:
+    print(f"report: {message}", file=sys.stderr, flush=True)
 
 
-def _grid(n: int, columns: int = 3):
-    cols = max(1, min(columns, n))
-    return math.ceil(n / cols), cols
+# ---------- the trials, from MLflow ----------
+
+def _score(client, run) -> float:
+    """The trial's best evaluated fid (inf when it has none)."""
+    value = tracking.best_fid(client, run)
+    return value if math.isfinite(value) else math.inf
 
 
-def fid_figure(trials: list[dict]):
-    from matplotlib.figure import Figure
-    fig = Figure(figsize=(max(5.0, 1.1 * len(trials) + 2), 4), layout="constrained")
-    ax = fig.subplots()
-    x = range(len(trials))
-    best = [t["best_fid"] for t in trials]
-    final = [t["final_fid"] for t in trials]
-    ax.bar([i - 0.2 for i in x], best, width=0.4, label="best fid", color="tab:blue")
-    ax.bar([i + 0.2 for i in x], final, width=0.4, label="final fid", color="tab:gray")
-    for i, value in zip(x, best):
-        ax.annotate(f"{value:.3g}", (i - 0.2, value), ha="center", va="bottom", fontsize="x-small")
-    ax.set_xticks(list(x), [t["label"] for t in trials], fontsize="small")
-    finite = [v for v in best + final if math.isfinite(v) and v > 0]
-    if finite and max(finite) / min(finite) > 50:
-        ax.set_yscale("log")
-    ax.set_ylabel("fid (lower is better)")
-    ax.set_title("FID per trial")
-    ax.legend(fontsize="small", loc="upper left")
-    rated = [(i, t) for i, t in zip(x, trials) if t.get("mos") is not None]
-    if rated:  # the listening test's scores (platform.listening) on their own 1-5 axis
-        mos = ax.twinx()
-        for i, t in rated:
-            low, high = t.get("mos_ci", (t["mos"], t["mos"]))
-            mos.errorbar([i + 0.45], [t["mos"]], yerr=[[t["mos"] - low], [high - t["mos"]]], fmt="D",
-                         color="tab:red", capsize=3)
-            mos.annotate(f"{t['mos']:.2g} (n={t['mos_count']})", (i + 0.45, t["mos"]), xytext=(4, 0),
-                         textcoords="offset points", fontsize="x-small", color="tab:red", va="center")
-        mos.set_ylim(1, 5)
-        mos.set_ylabel("mos, 95 % interval (higher is better)", color="tab:red")
-    ax.grid(axis="y", alpha=0.3)
-    return fig
-
-
-def losses_figure(trials: list[dict]):
-    from matplotlib.figure import Figure
-    from trainables.figures import draw_losses
-    rows, cols = _grid(len(trials))
-    fig = Figure(figsize=(4.2 * cols, 3.2 * rows), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False)
-    for ax, trial in zip(axes.flat, trials):
-        draw_losses(ax, trial["history"], f"{trial['label'].replace(chr(10), ' ')}: best fid {trial['best_fid']:.3g}")
-    for ax in list(axes.flat)[len(trials):]:
-        ax.set_axis_off()
-    fig.suptitle("Loss evolution per trial")
-    return fig
-
-
-def samples_figure(trials: list[dict]):
-    import matplotlib.image
-    from matplotlib.figure import Figure
-    images = [matplotlib.image.imread(t["samples"]) if t["samples"] else None for t in trials]
-    aspect = next((image.shape[0] / image.shape[1] for image in images if image is not None), 0.8)
-    rows, cols = _grid(len(trials), 2)
-    fig = Figure(figsize=(6 * cols, (6 * aspect + 0.4) * rows + 0.5), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False)
-    for ax, trial, image in zip(axes.flat, trials, images):
-        ax.set_axis_off()
-        ax.set_title(trial["label"].replace("\n", " "), fontsize="small")
-        if image is not None:
-            ax.imshow(image)
-        else:
-            ax.text(0.5, 0.5, "no sample grid logged", ha="center", va="center", transform=ax.transAxes)
-    for ax in list(axes.flat)[len(trials):]:
-        ax.set_axis_off()
-    fig.suptitle("Generated mels: the last sample grid of each trial")
-    return fig
+def _varied(runs: list) -> list[str]:
+    """The params whose values differ between trials: what the sweep searched (or its
+    experiments set), in the order the trials' names give them."""
+    keys = sorted({key for run in runs for key in run.data.params} - set(NOT_SETTINGS))
+    return [key for key in keys if len({run.data.params.get(key) for run in runs}) > 1]
 
 
 def _mos(metrics: dict) -> dict:
@@ -110,21 +74,320 @@ def _mos(metrics: dict) -> dict:
     return mos
 
 
-def _trials(client, runs: list, downloads: Path) -> list[dict]:
-    from trainables.figures import LOSS_KEYS
-    from trainables.mlflow_run import metric_history
+def summaries(client, runs: list) -> list[dict]:
+    """One small dict per trial, best first, from what the run search returned (no query per
+    trial unless a run lacks `best/fid`): memory and time grow by a few hundred bytes and
+    nothing else per trial."""
+    varied = _varied(runs)
     trials = []
     for run in runs:
-        history = metric_history(client, run.info.run_id, ("fid",) + LOSS_KEYS)
-        fids = [value for _, value in history.get("fid", [])]
-        grids = sorted(a.path for a in client.list_artifacts(run.info.run_id, "samples") if a.path.endswith(".png"))
-        samples = None
-        if grids:
-            samples = client.download_artifacts(run.info.run_id, grids[-1], str(downloads / run.info.run_id))
-        trials.append({"label": _label(run), "history": history, "samples": samples,
-                       "best_fid": min(fids, default=math.nan), "final_fid": fids[-1] if fids else math.nan,
-                       **_mos(run.data.metrics)})
-    return sorted(trials, key=lambda t: t["best_fid"] if math.isfinite(t["best_fid"]) else math.inf)
+        metrics, tags = run.data.metrics, run.data.tags
+        trials.append({"run_id": run.info.run_id, "name": run.info.run_name or run.info.run_id[:8],
+                       "status": run.info.status, "stopped": tags.get("stopped", ""),
+                       "stopped_step": tags.get("stopped.step", ""), "failure": tags.get("failure", ""),
+                       "family": run.data.params.get("model.family", "?"),
+                       "embedding": run.data.params.get("evaluation.embedding", ""),
+                       "best_fid": _score(client, run), "best_step": None,
+                       "final_fid": metrics.get("fid", math.nan), "final_step": metrics.get("step"),
+                       "speed": metrics.get("throughput/img_s", math.nan),
+                       "values": {key: run.data.params.get(key, "") for key in varied}, **_mos(metrics)})
+    trials.sort(key=lambda t: (t["best_fid"], t["name"]))
+    for rank, trial in enumerate(trials, 1):
+        trial["rank"] = rank
+    return trials
+
+
+def _latest(client, run_id: str, folder: str, suffix: str) -> str | None:
+    """The artifact of `folder` with the highest step in its name (step_000400...)."""
+    found = sorted(a.path for a in client.list_artifacts(run_id, folder) if a.path.endswith(suffix))
+    return found[-1] if found else None
+
+
+def add_media(client, trials: list[dict], downloads: Path) -> None:
+    """The histories, latest sample grid and first audio clip of `trials` (the best ones)."""
+    from trainables.figures import LOSS_KEYS
+    from trainables.mlflow_run import metric_history
+    for i, trial in enumerate(trials, 1):
+        _progress(f"trial {i}/{len(trials)}: {trial['name']}")
+        run_id = trial["run_id"]
+        trial["history"] = metric_history(client, run_id, ("fid",) + LOSS_KEYS)
+        fids = trial["history"].get("fid", [])
+        if fids:
+            trial["best_step"] = min(fids, key=lambda point: point[1])[0]
+            trial["final_step"], trial["final_fid"] = fids[-1]
+        for key, folder, suffix in (("samples", "samples", ".png"), ("audio", "audio", ".wav")):
+            path = _latest(client, run_id, folder, suffix)
+            if path and suffix == ".wav":  # the first clip of the latest evaluation with audio
+                step = path.rsplit("_", 2)[-2]
+                path = min(a.path for a in client.list_artifacts(run_id, folder) if step in a.path)
+            trial[key] = client.download_artifacts(run_id, path, str(downloads / run_id)) if path else None
+            if path:
+                trial[f"{key}_artifact"] = path
+
+
+def importance(parent) -> tuple[dict[str, float] | None, str]:
+    """Optuna's parameter importance (fANOVA) of the searched values for the score, on the
+    sweep's stored study (platform/tune_space.py), and a sentence saying what it is or why
+    there is none."""
+    storage, name = parent.data.tags.get("optuna.storage"), parent.data.tags.get("optuna.study")
+    if not storage or not name:
+        return None, "Parameter importance needs tune.searcher: optuna, whose study the sweep stores."
+    import optuna
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+        # the score, the best fid a trial was evaluated at: Ray gives Optuna every result but a
+        # trial's last as an intermediate value and the last as the trial's value
+        values = optuna.importance.get_param_importances(
+            study, target=lambda t: min([*t.intermediate_values.values(), t.value]))
+    except (KeyError, ValueError, RuntimeError, ImportError) as error:
+        return None, f"No parameter importance from study {name!r} in {storage}: {str(error).splitlines()[0]}"
+    except Exception as error:  # noqa: BLE001 - e.g. the study's SQLite file is not on this machine
+        return None, f"No parameter importance: study {name!r} in {storage} could not be read ({type(error).__name__})."
+    trials = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+    return dict(values), (f"fANOVA importance of each searched value for the score, over the {trials} finished "
+                          f"trials of Optuna study {name!r} ({storage}).")
+
+
+# ---------- the figures ----------
+
+def _style():
+    """Labels readable at column width in a paper."""
+    import matplotlib
+    return matplotlib.rc_context({"font.size": 7, "axes.titlesize": 8, "axes.labelsize": 7, "legend.fontsize": 6,
+                                  "xtick.labelsize": 6, "ytick.labelsize": 6, "figure.titlesize": 8,
+                                  "svg.fonttype": "none", "pdf.fonttype": 42})
+
+
+def _fid_label(embedding: str) -> str:
+    return f"fid in {embedding} (lower is better)" if embedding else "fid (lower is better)"
+
+
+def _baseline(ax, baseline: float | None, vertical: bool = False) -> None:
+    if baseline is None:
+        return
+    draw = ax.axvline if vertical else ax.axhline
+    draw(baseline, color="tab:green", linestyle="--", linewidth=1, label=f"real vs real {baseline:.3g}")
+
+
+def _log_if_wide(values: list[float], set_scale) -> None:
+    finite = [v for v in values if math.isfinite(v) and v > 0]
+    if finite and max(finite) / min(finite) > 50:
+        set_scale("log")
+
+
+def _of_all(top: list[dict], trials: list[dict]) -> str:
+    """The summary of the trials not drawn one by one."""
+    if len(trials) <= len(top):
+        return ""
+    scores = [t["best_fid"] for t in trials if math.isfinite(t["best_fid"])]
+    spread = (f"; scores of all: min {min(scores):.4g}, median {statistics.median(scores):.4g}, max {max(scores):.4g}"
+              if scores else "")
+    return f"\nbest {len(top)} of {len(trials)} trials{spread}"
+
+
+def _stop_note(trial: dict) -> str:
+    return f" [stopped: {trial['stopped']}]" if trial.get("stopped") else ""
+
+
+def fid_figure(top: list[dict], trials: list[dict], baseline: float | None, embedding: str):
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(TEXT_WIDTH_IN, 0.9 + 0.24 * len(top)), layout="constrained")
+    ax = fig.subplots()
+    y = list(range(len(top)))[::-1]  # the best at the top
+    best = [t["best_fid"] for t in top]
+    final = [t["final_fid"] for t in top]
+    stopped = [bool(t.get("stopped")) for t in top]
+    ax.barh(y, best, height=0.6, color=["tab:orange" if s else "tab:blue" for s in stopped])
+    ax.scatter(final, y, marker="|", s=120, color="black", zorder=3)
+    for yi, t in zip(y, top):
+        step = f" @ step {t['best_step']}" if t.get("best_step") is not None else ""
+        mos = f", mos {t['mos']:.2f} (n={t['mos_count']})" if t.get("mos") is not None else ""
+        stop = ", stopped early" if t.get("stopped") else ""
+        if math.isfinite(t["best_fid"]):
+            ax.annotate(f"{t['best_fid']:.4g}{step}{stop}{mos}", (t["best_fid"], yi), xytext=(3, 0),
+                        textcoords="offset points", va="center", fontsize=5.5)
+    ax.set_yticks(y, [t["name"] for t in top])
+    _baseline(ax, baseline, vertical=True)
+    _log_if_wide(best + final + ([baseline] if baseline else []), ax.set_xscale)
+    ax.set_xlabel(_fid_label(embedding))
+    ax.margins(x=0.45)
+    ax.set_title("Score per trial" + _of_all(top, trials))
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    handles = [Patch(color="tab:blue", label="best fid (the score)"),
+               Patch(color="tab:orange", label="best fid, trial stopped early by the scheduler"),
+               Line2D([], [], marker="|", markersize=9, linestyle="", color="black", label="final fid"),
+               *[line for line in ax.lines if line.get_label().startswith("real vs real")]]
+    fig.legend(handles=handles, loc="outside lower center", ncol=4, frameon=False)
+    ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def fid_curves_figure(top: list[dict], trials: list[dict], baseline: float | None, embedding: str):
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(TEXT_WIDTH_IN, 3.4), layout="constrained")
+    ax = fig.subplots()
+    values = []
+    for t in top:
+        points = t.get("history", {}).get("fid", [])
+        if not points:
+            continue
+        steps, fids = zip(*points)
+        values += fids
+        line, = ax.plot(steps, fids, marker=".", linewidth=1, label=t["name"])
+        if t.get("stopped"):  # where the scheduler stopped it
+            ax.plot(steps[-1], fids[-1], marker="x", markersize=7, color=line.get_color())
+    _baseline(ax, baseline)
+    _log_if_wide(values + ([baseline] if baseline else []), ax.set_yscale)
+    ax.set_xlabel("generator step")
+    ax.set_ylabel(_fid_label(embedding))
+    ax.set_title("fid during training (x: where the scheduler stopped a trial)" + _of_all(top, trials))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=5.5)
+    return fig
+
+
+def _grid(n: int, columns: int = 3):
+    cols = max(1, min(columns, n))
+    return math.ceil(n / cols), cols
+
+
+def losses_figure(top: list[dict]):
+    from matplotlib.figure import Figure
+    from trainables.figures import draw_losses
+    rows, cols = _grid(len(top))
+    fig = Figure(figsize=(TEXT_WIDTH_IN, 1.9 * rows + 0.4), layout="constrained")
+    # one y scale where the losses are alike (one family); BCE and Wasserstein losses are not
+    share = len({t["family"] for t in top}) == 1
+    axes = fig.subplots(rows, cols, squeeze=False, sharex=True, sharey=share)
+    for ax, t in zip(axes.flat, top):
+        # wrapped: three long names side by side would run into each other
+        draw_losses(ax, t.get("history", {}), textwrap.fill(f"{t['name']}{_stop_note(t)}", 44))
+        ax.title.set_fontsize(6)
+    for ax in list(axes.flat)[len(top):]:
+        ax.set_axis_off()
+    fig.suptitle("Loss evolution per trial")
+    return fig
+
+
+def samples_figure(top: list[dict]):
+    import matplotlib.image
+    from matplotlib.figure import Figure
+    rows, cols = _grid(len(top))
+    fig = Figure(figsize=(TEXT_WIDTH_IN, 2.3 * rows + 0.3), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax, t in zip(axes.flat, top):
+        ax.set_axis_off()
+        ax.set_title(textwrap.fill(t["name"], 44) + (f"\n{t['samples_artifact']}" if t.get("samples_artifact") else ""),
+                     fontsize=5.5)
+        if t.get("samples"):
+            ax.imshow(matplotlib.image.imread(t["samples"]))  # one grid at a time: memory stays bounded
+        else:
+            ax.text(0.5, 0.5, "no sample grid logged", ha="center", va="center", transform=ax.transAxes)
+    for ax in list(axes.flat)[len(top):]:
+        ax.set_axis_off()
+    fig.suptitle("Generated mels: the latest sample grid of each trial")
+    return fig
+
+
+def speed_figure(top: list[dict], trials: list[dict], baseline: float | None, embedding: str):
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(COLUMN_WIDTH_IN, 2.6), layout="constrained")
+    ax = fig.subplots()
+    shown = [t for t in trials if math.isfinite(t["best_fid"]) and math.isfinite(t["speed"])]
+    ax.scatter([t["speed"] for t in shown], [t["best_fid"] for t in shown], s=8, color="tab:gray",
+               alpha=0.5 if len(shown) > 50 else 1, label="trials")
+    for t in top:
+        if t in shown:
+            ax.annotate(t["name"].split(" ")[1] if " #" in t["name"] else t["name"][:10], (t["speed"], t["best_fid"]),
+                        xytext=(2, 2), textcoords="offset points", fontsize=5)
+    _baseline(ax, baseline)
+    _log_if_wide([t["best_fid"] for t in shown] + ([baseline] if baseline else []), ax.set_yscale)
+    ax.set_xlabel("training throughput (images/s, last iteration)")
+    ax.set_ylabel(_fid_label(embedding).replace("fid", "best fid", 1))
+    ax.set_title("Score against training speed")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def importance_figure(values: dict[str, float]):
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(COLUMN_WIDTH_IN, 0.8 + 0.25 * len(values)), layout="constrained")
+    ax = fig.subplots()
+    names = list(values)[::-1]
+    ax.barh(names, [values[n] for n in names], color="tab:purple")
+    ax.set_xlabel("importance for the score (fANOVA, sums to 1)")
+    ax.set_title("Parameter importance")
+    ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+# ---------- the command ----------
+
+def _parent_and_runs(client, experiment_name: str, parent_id: str | None):
+    experiment = tracking.get_experiment(client, experiment_name)
+    if parent_id:
+        parent = tracking.get_run(client, parent_id)
+        if parent.info.experiment_id != experiment.experiment_id:
+            raise tracking.RunLookupError(f"run {parent_id} is not in experiment {experiment_name!r}.")
+    else:
+        parent = tracking.latest_parent_run(client, experiment_name)
+    runs = tracking.trial_runs(client, experiment.experiment_id, parent.info.run_id)
+    if not runs:
+        raise tracking.RunLookupError(f"sweep run {parent.info.run_id} ({parent.info.run_name}) has no trial runs.")
+    return parent, runs
+
+
+def _baseline_of(parent) -> float | None:
+    value = parent.data.tags.get("fid.real_vs_real")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def build(client, parent, runs: list, out: Path, fmt: str, top_n: int,
+          started: float | None = None) -> tuple[list[Path], list[dict]]:
+    """Write the figures and the page into `out`: (the files written, the trials).
+    `started`: when the command began (time.monotonic), for its progress lines."""
+    from platform import report_page
+    started = started or time.monotonic()
+    trials = summaries(client, runs)
+    _progress(f"read {len(trials)} trial runs of sweep {parent.info.run_name} in {time.monotonic() - started:.1f} s")
+    top = trials[:top_n]
+    baseline = _baseline_of(parent)
+    embedding = next((t["embedding"] for t in trials if t["embedding"]), "")
+    weights, importance_note = importance(parent)
+    written = []
+    with tempfile.TemporaryDirectory(prefix="sweep-report-") as tmp:
+        add_media(client, top, Path(tmp))
+        figures = {"fid_per_trial": lambda: fid_figure(top, trials, baseline, embedding),
+                   "fid_curves": lambda: fid_curves_figure(top, trials, baseline, embedding),
+                   "loss_curves": lambda: losses_figure(top), "samples": lambda: samples_figure(top),
+                   "score_vs_speed": lambda: speed_figure(top, trials, baseline, embedding)}
+        if weights:
+            figures[IMPORTANCE] = lambda: importance_figure(weights)
+        charts = {}
+        with _style():
+            for name, draw in figures.items():
+                _progress(f"drawing {name}.{fmt}")
+                figure = draw()
+                path = out / f"{name}.{fmt}"
+                figure.savefig(path, dpi=PNG_DPI)
+                written.append(path)
+                if name != "samples":  # the page shows the grids themselves, with their sound
+                    # the file itself where a browser shows it inline; a PDF is drawn again as SVG
+                    charts[name] = report_page.chart(path) if fmt != "pdf" else report_page.chart_of(figure)
+                del figure  # one figure in memory at a time
+        _progress(f"writing {PAGE}")
+        page = out / PAGE
+        report_page.write(page, sweep=parent.info.run_name, parent_run_id=parent.info.run_id, trials=trials,
+                          top=top, charts=charts, importance_note=importance_note, baseline=baseline,
+                          embedding=embedding)
+        written.append(page)
+    _progress(f"done in {time.monotonic() - started:.1f} s")
+    return written, trials
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,44 +395,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("experiment", help="the MLflow experiment (a search space's name)")
     parser.add_argument("--parent", help="the sweep's parent run id (default: the experiment's latest sweep)")
     parser.add_argument("--out", default="report", help="output folder (default: report)")
+    parser.add_argument("--format", default="png", choices=FORMATS,
+                        help="the figures' format (default png at 200 dpi; svg and pdf for papers)")
+    parser.add_argument("--top", type=int, default=TOP, metavar="N",
+                        help=f"the N best trials are drawn one by one with their samples and audio, the rest "
+                             f"summarised (default {TOP}, at most {TOP_MAX})")
     command.add_tracking_option(parser)
-    parser.add_argument("--no-log", action="store_true", help="do not log the figures to the parent run")
+    parser.add_argument("--no-log", action="store_true", help="do not log the figures and the page to the parent run")
     args = parser.parse_args(argv)
     if Path(args.out).exists() and not Path(args.out).is_dir():
         return command.error(f"--out {args.out}: is a file, not a folder for the figures.")
+    if not 1 <= args.top <= TOP_MAX:
+        parser.error(f"--top: {args.top} is not between 1 and {TOP_MAX}")
     command.setup_logging(logging.WARNING)
+    started = time.monotonic()
     try:
         _, client = command.tracking_client(args.tracking_uri)
-        experiment = tracking.get_experiment(client, args.experiment)
-        if args.parent:
-            parent = tracking.get_run(client, args.parent)
-            if parent.info.experiment_id != experiment.experiment_id:
-                raise tracking.RunLookupError(f"run {args.parent} is not in experiment {args.experiment!r}.")
-        else:
-            parent = tracking.latest_parent_run(client, args.experiment)
-        runs = tracking.trial_runs(client, experiment.experiment_id, parent.info.run_id)
-        if not runs:
-            raise tracking.RunLookupError(f"sweep run {parent.info.run_id} ({parent.info.run_name}) has no trial runs.")
+        parent, runs = _parent_and_runs(client, args.experiment, args.parent)
     except tracking.RunLookupError as error:
         return command.error(error)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="sweep-report-") as tmp:
-        trials = _trials(client, runs, Path(tmp))
-        for name, draw in zip(FIGURES, (fid_figure, losses_figure, samples_figure)):
-            draw(trials).savefig(out / name, dpi=100)
+    written, trials = build(client, parent, runs, out, args.format, args.top, started)
     for t in trials:
         if t.get("mos") is not None:
             interval = " ({:.2f} to {:.2f})".format(*t["mos_ci"]) if "mos_ci" in t else ""
-            print(f"{t['label'].replace(chr(10), ' ')}: best fid {t['best_fid']:.4g}, "
-                  f"mos {t['mos']:.2f}{interval} from {t['mos_count']} ratings")
-    for name in FIGURES:
+            print(f"{t['name']}: best fid {t['best_fid']:.4g}, mos {t['mos']:.2f}{interval} from {t['mos_count']} ratings")
+    for path in written:
         if not args.no_log:
-            client.log_artifact(parent.info.run_id, str(out / name), "report")
-        print(out / name)
+            client.log_artifact(parent.info.run_id, str(path), "report")
+        print(path)
     print(f"{len(trials)} trials of sweep {parent.info.run_name} ({parent.info.run_id})"
-          + ("" if args.no_log else ", figures logged to it under report/"))
+          + ("" if args.no_log else f", logged to it under report/: open report/{PAGE} in its artifacts"))
     return 0
 
 

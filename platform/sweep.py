@@ -70,22 +70,28 @@ def _trainable(spec: spaces.SweepSpec, context):
 def _new_tuner(spec: spaces.SweepSpec, context, name: str):
     from ray import tune
 
+    from platform import tracking
     from trainables.storage_fault import StopOnStorageFault
+    # the trials' names in the table, folders and MLflow
+    tune_root = spec.storage.resolved_tune()
+    names = tune_space.TrialNames(tuple(spec.search), None if "://" in tune_root else os.path.join(tune_root, name))
+    output = console.tune_output(list(spec.search), context.tracking.tracking_uri)
+    marks = tracking.stop_marks(context.tracking, spec.tune.scheduler.name, spec.max_iterations())
     return tune.Tuner(
         _trainable(spec, context),
         param_space=tune_space.param_space(spec),
-        tune_config=tune.TuneConfig(metric="fid", mode="min", search_alg=tune_space.searcher(spec),
+        tune_config=tune.TuneConfig(metric="fid", mode="min", search_alg=tune_space.searcher(spec, name),
                                     scheduler=tune_space.scheduler(spec), num_samples=spec.tune.num_samples,
                                     time_budget_s=spec.tune.time_budget_s,
                                     # PBT's in-place reset needs reset_config, which function trainables lack
                                     reuse_actors=spec.tune.scheduler.name != "pbt",
-                                    trial_dirname_creator=lambda trial: f"{trial.trainable_name}_{trial.trial_id}"),
+                                    trial_name_creator=names.name, trial_dirname_creator=names.dirname),
         run_config=tune.RunConfig(name=name, storage_path=spec.storage.resolved_tune(),
                                   stop=StopOnStorageFault(),  # a full disk stops the sweep, no retries
                                   failure_config=tune.FailureConfig(max_failures=spec.tune.max_failures),
                                   checkpoint_config=tune.CheckpointConfig(
                                       num_to_keep=spec.tune.checkpoints_to_keep),
-                                  **console.tune_output(list(spec.search), context.tracking.tracking_uri)),
+                                  **{**output, "callbacks": [*output.get("callbacks", []), marks]}),
     )
 
 
@@ -112,17 +118,21 @@ def _dataset_for_trials(spec: spaces.SweepSpec, storage_root: str):
 
 
 def _best_trial(results, target) -> dict | None:
-    """The trial with the lowest fid it ever reached (not its last), with its MLflow run."""
+    """The trial with the lowest fid it ever reached (not its last: the one verdict, the same
+    as results.csv, the report and platform.generate --experiment), with its MLflow run."""
     from platform import tracking
     scored = [r for r in results if r.metrics_dataframe is not None and "fid" in r.metrics_dataframe
               and math.isfinite(r.metrics_dataframe["fid"].min())]  # a trial that diverged at once has inf
     if not scored:
         return None
     best = min(scored, key=lambda r: r.metrics_dataframe["fid"].min())
-    runs = {r.data.tags.get("tune.trial_id"): r.info.run_id for r in tracking.child_runs(target)}
+    runs = {r.data.tags.get("tune.trial_id"): r for r in tracking.child_runs(target)}
     trial_id = best.metrics["trial_id"]
-    return {"fid": float(best.metrics_dataframe["fid"].min()), "trial_id": trial_id,
-            "run_id": runs.get(trial_id), "config": best.config}
+    run = runs.get(trial_id)
+    frame = best.metrics_dataframe
+    return {"fid": float(frame["fid"].min()), "trial_id": trial_id, "run_id": run.info.run_id if run else None,
+            "name": run.info.run_name if run else trial_id, "config": best.config,
+            "step": int(frame.loc[frame["fid"].idxmin(), "step"]) if "step" in frame else None}
 
 
 def _print_summary(spec: spaces.SweepSpec, results, errors: dict, diverged: int, best: dict | None, target,
@@ -189,15 +199,18 @@ def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str
                                    param_space=tune_space.param_space(spec))
     else:
         stamp = time.strftime("%Y%m%d-%H%M%S")
+        name = f"{spec.name}-{stamp}"
+        # where the Optuna study lives, for platform.report's parameter importance and optuna-dashboard
+        study = {"optuna.storage": tune_space.optuna_storage_uri(spec), "optuna.study": name} \
+            if spec.tune.searcher == "optuna" else {}
         target = tracking.start_sweep(
             tracking_uri, spec.experiment, run_name=f"sweep-{stamp}",
-            tags=dataset_tags,
+            tags={**dataset_tags, **study},
             params={"tune.searcher": spec.tune.searcher, "tune.scheduler": spec.tune.scheduler.name,
                     "tune.num_samples": spec.tune.num_samples, "dataset.segments": dataset.segments,
                     **(overrides or {})},
-            spec_file=spec_file)
+            spec_file=spec_file, dataset=(str(dataset_source), dataset.fingerprint, dataset.segments))
         context = TrialContext(dataset_source, dataset.fingerprint, target, threads=threads, schedule=schedule)
-        name = f"{spec.name}-{stamp}"
         resuming.record(spec, name, target)  # what --resume needs to find this sweep again
         tuner = _new_tuner(spec, context, name)
     results = tuner.fit()
@@ -236,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
         spec = spaces.load(args.space, args.overrides)
     except spaces.SpecError as error:
         return command.error(error)
+    from platform import overrides
+    for line in overrides.replacement_lines(args.space, args.overrides, spaces._Loader):
+        print(f"# {line}" if args.dry_run else line)
     if args.dry_run:
         _print_dry_run(spec, args.overrides)
         return 0
@@ -243,7 +259,6 @@ def main(argv: list[str] | None = None) -> int:
     command.setup_logging(logging.INFO if args.verbose else logging.WARNING)
     from data.pipeline import BuildError
     from data.remote import StoreError
-    from platform import overrides
     from platform.cluster import ClusterError
     from platform.resume import ResumeError
     with tempfile.TemporaryDirectory(prefix="sweep-spec-") as tmp:

@@ -14,7 +14,7 @@ from pathlib import Path
 from mlflow import MlflowClient
 from mlflow.entities import RunStatus
 
-from trainables.mlflow_run import TrackingTarget
+from trainables.mlflow_run import TrackingTarget, log_dataset
 
 RESULTS_CSV = "results.csv"
 # MLflow 3's UI opens an experiment on the view its kind names, GenAI's when it has none:
@@ -127,7 +127,8 @@ def ui_url(experiment_id: str, tracking_uri: str | None = None) -> str:
 
 
 def start_sweep(tracking_uri: str, experiment: str, run_name: str, tags: dict,
-                params: dict, spec_file: str) -> TrackingTarget:
+                params: dict, spec_file: str, dataset: tuple[str, str, int] | None = None) -> TrackingTarget:
+    """`dataset`: (source, fingerprint, segments), logged as the parent run's dataset input."""
     client = MlflowClient(tracking_uri=tracking_uri)
     found = client.get_experiment_by_name(experiment)
     experiment_id = found.experiment_id if found else client.create_experiment(experiment, tags=TRAINING_VIEW)
@@ -137,6 +138,8 @@ def start_sweep(tracking_uri: str, experiment: str, run_name: str, tags: dict,
     for key, value in sorted(params.items()):
         client.log_param(run.info.run_id, key, value)
     client.log_artifact(run.info.run_id, spec_file)
+    if dataset:
+        log_dataset(tracking_uri, run.info.run_id, *dataset)
     target = TrackingTarget(tracking_uri, experiment_id, run.info.run_id)
     _OPEN_SWEEPS.append(target)
     return target
@@ -177,6 +180,35 @@ def fail_open_sweeps(reason: str) -> list[str]:
             logging.getLogger(__name__).warning("could not end the parent run %s (%s)", target.parent_run_id,
                                                 str(error).splitlines()[0] if str(error) else type(error).__name__)
     return ended
+
+
+def stop_marks(target: TrackingTarget, scheduler: str, planned_default: int):
+    """A Tune callback that tags the MLflow run of every trial the scheduler ended before its
+    last iteration: `stopped` = `asha at iteration 2 of 8` (searchable in the runs table:
+    `tags.stopped LIKE 'asha%'`), and `stopped.step`, the training step of its last result.
+    A trial that stopped itself (training.stop_on_collapse) has tagged its own reason."""
+    from ray.tune import Callback
+
+    class StopMarks(Callback):
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            result = trial.last_result or {}
+            done = result.get("training_iteration", 0)
+            planned = (trial.config.get("training") or {}).get("iterations") or planned_default
+            if not done or done >= planned or result.get("diverged"):
+                return
+            try:
+                client = MlflowClient(tracking_uri=target.tracking_uri)
+                found = client.search_runs([target.experiment_id], max_results=1, filter_string=(
+                    f"tags.mlflow.parentRunId = '{target.parent_run_id}' and tags.`tune.trial_id` = '{trial.trial_id}'"))
+                if found and "stopped" not in found[0].data.tags:
+                    client.set_tag(found[0].info.run_id, "stopped", f"{scheduler} at iteration {done} of {planned}")
+                    if "step" in result:
+                        client.set_tag(found[0].info.run_id, "stopped.step", str(int(result["step"])))
+            except Exception as error:  # noqa: BLE001 - a mark, not worth a sweep: say so and go on
+                logging.getLogger(__name__).warning("could not mark trial %s as stopped early (%s)", trial.trial_id,
+                                                    str(error).splitlines()[0] if str(error) else type(error).__name__)
+
+    return StopMarks()
 
 
 def child_runs(target: TrackingTarget) -> list:
@@ -224,14 +256,18 @@ def failure_reason(error_text: str) -> str:
 
 
 def results_table(client: MlflowClient, runs: list) -> list[dict]:
-    """One row per trial run, best first (by its lowest fid): ids, status, final and best
-    fid, then every hyperparameter as a column."""
+    """One row per trial run, best first by its score (the lowest fid it was evaluated at,
+    the one verdict of docs/sweeps.md): ids, name, status, who stopped it early, best fid and
+    its step, final fid and its step, then every hyperparameter as a column."""
     rows = []
     for run in runs:
-        fids = [m.value for m in client.get_metric_history(run.info.run_id, "fid")]
+        fids = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "fid"))
+        best = min(fids, key=lambda point: point[1]) if fids else ("", "")
         rows.append({"trial_id": run.data.tags.get("tune.trial_id", ""), "run_id": run.info.run_id,
                      "run_name": run.info.run_name, "status": run.info.status,
-                     "final_fid": run.data.metrics.get("fid", ""), "best_fid": min(fids) if fids else "",
+                     "stopped": run.data.tags.get("stopped", ""),
+                     "best_fid": best[1], "best_fid_step": best[0],
+                     "final_fid": fids[-1][1] if fids else "", "final_fid_step": fids[-1][0] if fids else "",
                      "step": run.data.metrics.get("step", ""), **dict(sorted(run.data.params.items()))})
     rows.sort(key=lambda row: row["best_fid"] if row["best_fid"] != "" else math.inf)
     return rows

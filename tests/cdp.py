@@ -30,6 +30,7 @@ class Browser:
                                         stderr=subprocess.DEVNULL)
         os.close(to_browser), os.close(from_browser)
         self._next, self._buffer, self.session = 0, b"", None
+        self.events: list[dict] = []  # what the browser told unasked (Network.requestWillBeSent, ...)
         deadline = time.monotonic() + STARTUP_S
         while True:  # a busy machine: the first page may not be there yet
             pages = [t for t in self.send("Target.getTargets")["targetInfos"] if t["type"] == "page"]
@@ -58,6 +59,8 @@ class Browser:
         os.write(self._in, json.dumps(message).encode() + b"\0")
         while True:
             answer = self._message()
+            if "method" in answer:
+                self.events.append(answer)
             if answer.get("id") == self._next:
                 if "error" in answer:
                     raise RuntimeError(f"{method}: {answer['error']}")

@@ -173,15 +173,18 @@ def test_generate_rejects_bad_input_with_one_sentence(sweep, capsys):
 
 
 @pytest.mark.slow
-def test_report_draws_the_three_figures_and_logs_them(sweep, capsys):
+def test_report_draws_the_figures_and_the_page_and_logs_them(sweep, capsys):
     from platform import report
-    cwd, client, parent, _ = sweep
+    cwd, client, parent, children = sweep
     out = cwd / "report"
     assert report.main([SWEEP["name"], "--out", str(out), "--tracking-uri", f"sqlite:///{cwd / 'mlflow.db'}"]) == 0
     for name in report.FIGURES:
-        assert (out / name).read_bytes()[:8] == PNG, name
+        assert (out / f"{name}.png").read_bytes()[:8] == PNG, name
+    page = (out / report.PAGE).read_text()
+    assert all(child.info.run_name in page for child in children)
     logged = _artifacts(client, parent.info.run_id, "report")
-    assert sorted(logged) == sorted(f"report/{name}" for name in report.FIGURES)
+    # no importance figure: this sweep's searcher is random, so no Optuna study
+    assert sorted(logged) == sorted([f"report/{name}.png" for name in report.FIGURES] + [f"report/{report.PAGE}"])
     assert report.main(["nope", "--tracking-uri", f"sqlite:///{cwd / 'mlflow.db'}"]) == 2
     assert "there is no experiment 'nope'" in capsys.readouterr().err
 

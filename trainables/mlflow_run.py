@@ -5,6 +5,7 @@ by id when a trial restores from a checkpoint, so a restored trial keeps one his
 A plain MlflowClient, not the fluent API: a reused Ray actor runs many trials and must
 not carry an "active run" from one to the next.
 """
+import logging
 import time
 from dataclasses import dataclass
 
@@ -17,6 +18,9 @@ from trainables.mlflow_buffer import BufferedClient
 # server is unreachable from them (platform/console.py)
 TRACKING_KEPT = "tracking/kept_writes"
 TRACKING_DOWN_S = "tracking/unreachable_s"
+SYSTEM_METRICS_EVERY_S = 5  # MLflow's system/* metrics (CPU, memory, GPU where there is one)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,57 @@ def finished_trial_run(target: TrackingTarget, trial_id: str, steps: int) -> dic
     return dict(run.data.metrics) if done else None
 
 
+def dataset_input(source: str, fingerprint: str, segments: int, context: str = "training"):
+    """A built dataset as MLflow's dataset input (the runs table's Datasets column): named
+    and digested by its fingerprint, its source the Parquet folder or URI, its profile the
+    segment count. Metadata only: MLflow never reads the data."""
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.entities import DatasetInput, InputTag
+
+    import json
+    import warnings
+
+    class SegmentsDataset(MetaDataset):
+        @property
+        def profile(self):
+            return {"segments": segments}
+
+        def to_dict(self) -> dict[str, str]:
+            return {**super().to_dict(), "profile": json.dumps(self.profile)}
+
+    uri = source if "://" in source else f"file://{source}"
+    with warnings.catch_warnings():  # "can be interpreted in multiple ways": two local sources, the same
+        warnings.simplefilter("ignore")
+        where = resolve_dataset_source(uri)
+    dataset = SegmentsDataset(where, name=f"mels-{fingerprint[:12]}", digest=fingerprint[:12])
+    return DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)])
+
+
+def log_dataset(tracking_uri: str, run_id: str, source: str, fingerprint: str, segments: int) -> None:
+    """Best effort: a run without its dataset input still trains; the tags name it too."""
+    try:
+        MlflowClient(tracking_uri=tracking_uri).log_inputs(run_id, datasets=[dataset_input(source, fingerprint,
+                                                                                           segments)])
+    except Exception as error:  # noqa: BLE001 - e.g. the server is away: the trial's buffer has the rest
+        log.warning("the dataset input of run %s was not logged (%s)", run_id,
+                    str(error).splitlines()[0] if str(error) else type(error).__name__)
+
+
+def system_metrics(tracking_uri: str, run_id: str, resumed: bool):
+    """MLflow's own monitor of CPU, memory, disk, network and (with nvidia-ml-py, the `gpu`
+    extra) GPU use, logged as `system/*` to the run until `finish()`; None if it cannot start."""
+    try:
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+        monitor = SystemMetricsMonitor(run_id, sampling_interval=SYSTEM_METRICS_EVERY_S,
+                                       resume_logging=resumed, tracking_uri=tracking_uri)
+        monitor.start()
+        return monitor
+    except Exception as error:  # noqa: BLE001 - e.g. psutil missing: train without them, saying so
+        log.warning("no system metrics for run %s (%s)", run_id, error)
+        return None
+
+
 def metric_history(client: MlflowClient, run_id: str, keys) -> dict[str, list[tuple[int, float]]]:
     history = {}
     for key in keys:
@@ -78,6 +133,7 @@ class TrialRun:
                  tags: dict | None = None):
         # keeps training through a tracking-server outage (trainables/mlflow_buffer.py)
         self.client = BufferedClient(target.tracking_uri, _trial_dir())
+        reopened = run_id is not None
         if run_id is None:
             run = self.client.create_run(target.experiment_id, run_name=run_name,
                                          tags={"mlflow.parentRunId": target.parent_run_id, **(tags or {})})
@@ -89,6 +145,8 @@ class TrialRun:
             run = self.client.get_run(run_id)
         self.run_id = run_id
         self.run_name = run.info.run_name or run_name
+        self.tracking_uri = target.tracking_uri
+        self.monitor = system_metrics(target.tracking_uri, run_id, resumed=reopened)
         # A trial that restarts from its last checkpoint repeats the steps after it; their
         # metrics are in the run already (the same values: resume is exact), so skip them.
         # loss/G: logged at every iteration (fid only at evaluated ones)
@@ -99,6 +157,9 @@ class TrialRun:
         items = [Param(key, str(value)) for key, value in sorted(params.items())]
         for start in range(0, len(items), 100):  # MLflow's batch limit is 100 params
             self.client.log_batch(self.run_id, params=items[start:start + 100])
+
+    def log_dataset(self, source: str, fingerprint: str, segments: int) -> None:
+        log_dataset(self.tracking_uri, self.run_id, source, fingerprint, segments)
 
     def tags(self) -> dict:
         return self.client.get_run(self.run_id).data.tags
@@ -135,6 +196,9 @@ class TrialRun:
         self.client.log_figure(self.run_id, figure, artifact_file)
 
     def end(self, status: str) -> None:
+        if self.monitor is not None:
+            self.monitor.finish()
+            self.monitor = None
         if status == "FINISHED":  # a failure an earlier attempt recorded, now recovered from
             failure = self.tags().get("failure")
             if failure is not None:

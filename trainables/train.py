@@ -132,14 +132,16 @@ def _open_run(context: TrialContext, config: dict, segments: int, tags: dict) ->
     trial = tune.get_context()
     run_id = find_trial_run(context.tracking, trial.get_trial_id())
     experiment = config.get("experiment")  # one of a sweep's fixed settings (paper.yaml)
-    name = f"{experiment}-{trial.get_trial_name()}" if experiment else trial.get_trial_name()
-    run = TrialRun(context.tracking, run_name=name, run_id=run_id,
+    # the sweep names its trials (platform.tune_space.trial_name: the experiment or family and
+    # the searched values); the same name in Tune's table, its folders and the runs table
+    run = TrialRun(context.tracking, run_name=trial.get_trial_name(), run_id=run_id,
                    tags={"tune.trial_id": trial.get_trial_id(), **({"experiment": experiment} if experiment else {}),
                          "dataset.fingerprint": context.dataset_fingerprint,
                          # which node trained it: a multi-node sweep can be checked from MLflow
                          "ray.node_id": ray.get_runtime_context().get_node_id(), **tags})
     if run_id is None:
         run.log_params({**flatten(config), "dataset.segments": segments})
+        run.log_dataset(context.dataset_path, context.dataset_fingerprint, segments)  # MLflow's Datasets column
     return run, run_id is not None
 
 
