@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from data.ffmpeg import ffmpeg_binary
-from data.spec import DownloadParams
+from data.spec import AUDIO_EXTENSIONS, DownloadParams
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ CAUSES = (
                       "requires authentication", "members-only"),
           "YouTube asked to sign in",
           "set dataset.download.cookies to a cookies.txt exported from a browser signed in to YouTube"),
-    Cause("geo_blocked", ("not available in your country", "geo restrict", "geo-restrict", "georestrict",
+    Cause("geo_blocked", ("available in your country", "geo restrict", "geo-restrict", "georestrict",
                           "not available from your location"),
           "blocked in this country",
           "set dataset.download.proxy to a proxy in a country where the video is available, or leave it out"),
@@ -206,7 +206,10 @@ def video_key(url: str) -> str | None:
     """The cache key of a single-video URL, known without the network; None for a playlist."""
     ie = _extractor(url)
     if ie.ie_key() == "Generic":
-        return f"url-{_hashed(url)}"
+        # a link to an audio or video file is one track; any other page (an RSS feed, an
+        # HTML page of players) may be a playlist, which only yt-dlp's listing can tell
+        path = urllib.parse.urlsplit(url).path.lower()
+        return f"url-{_hashed(url)}" if path.endswith(AUDIO_EXTENSIONS) else None
     if getattr(ie, "_RETURN_TYPE", None) == "video":
         return _key(ie.ie_key(), ie.get_temp_id(url), url)
     return None
