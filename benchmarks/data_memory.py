@@ -1,0 +1,271 @@
+"""A node's memory with 1, 2 and 4 trials on one dataset, and each data path's throughput.
+
+    .venv/bin/python benchmarks/data_memory.py [--segments 40000] [--trials 1 2 4] [--steps 40]
+
+Paths, each trials on one node (Ray actors, the processes Tune runs trials in):
+  private       today's before issue 21: every trial reads the Parquet into its own memory
+                (load_mels, float16), as `trainables/train.py: load_images` did
+  object-store  one `ray.put` of that array (what `tune.with_parameters` does); every trial
+                `ray.get`s it, zero-copy on the node
+  mmap          trainables/dataset_share.py: every trial maps one .npy beside the Parquet
+  mmap-uint8    the same, quantised (training.data_dtype: uint8)
+  none          trials that train the same networks on one batch of their own: the
+                processes' own memory, subtracted as the baseline
+
+Memory: the peak over the trials' run of the summed proportional set size (PSS, from
+/proc/PID/smaps_rollup: a page shared by n processes counts 1/n in each, so the sum is what
+the node holds) of the trials, this driver and Ray's own processes; "data" is that minus the
+`none` path's with the same number of trials. Each trial reads every image once, then trains
+`--steps` steps of a small DCGAN 1 and reports its throughput (2 cores shared by 4 trials:
+read those as contention, not as the path's speed).
+
+Throughput, side by side: one process alternates the paths' trainers (same config, seed and
+batch) iteration by iteration for `--rounds` rounds; the figure is each path's median img/s
+and its ratio to `private` (today's in-memory tensor). Target: >= 0.95.
+
+Last, the extrapolation to the study's 260k segments at 64 x 64 and at the HiFi-GAN preset's
+80 x 432, from the bytes per segment measured here (both shapes are written, the second
+small) and the per-trial baseline, against a g5.xlarge worker (16 GiB host, 24 GiB A10G;
+4 trials at a quarter GPU, search_spaces/hifigan.yaml).
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from data.dataset import MANIFEST, SEGMENTS  # noqa: E402
+
+PATHS = ("none", "private", "object-store", "mmap", "mmap-uint8")
+GIB = 2 ** 30
+STUDY_SEGMENTS = 260_000
+WORKER = {"name": "g5.xlarge", "host_gib": 16, "gpu_gib": 24, "trials": 4}  # cluster.yaml, hifigan.yaml
+CONFIG = {"model": {"width": 16, "latent_dim": 64}, "evaluation": {},
+          "training": {"batch_size": 64, "iterations": 10_000, "steps_per_iteration": 10}}
+
+
+def write_dataset(folder: Path, segments: int, shape: tuple[int, int], seed: int = 0) -> Path:
+    """A dataset directory as the pipeline writes it, of smooth random images in [-1, 1]
+    (memory and speed do not depend on the music), 1,000 segments a track."""
+    rng = np.random.default_rng(seed)
+    parts = folder / SEGMENTS
+    parts.mkdir(parents=True)
+    tensor = pa.fixed_shape_tensor(pa.float16(), list(shape))
+    for track, start in enumerate(range(0, segments, 1000)):
+        n = min(1000, segments - start)
+        images = np.tanh(rng.standard_normal((n, *shape), dtype=np.float32)).astype(np.float16)
+        table = pa.table({"track_id": pa.array([f"t{track:05d}"] * n), "segment_index": pa.array(np.arange(n, dtype=np.int32)),
+                          "mel": pa.FixedShapeTensorArray.from_numpy_ndarray(images)})
+        pq.write_table(table, parts / f"t{track:05d}.parquet")
+    (folder / MANIFEST).write_text(json.dumps({"shape": list(shape), "counts": {"segments": segments},
+                                               "scaling": {"db_min": -80.0, "db_max": 0.0}}))
+    return folder
+
+
+def pss_kb(pid: int) -> int:
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0  # gone
+    return next(int(line.split()[1]) for line in text.splitlines() if line.startswith("Pss:"))
+
+
+def ray_pids() -> list[int]:
+    """This driver and the Ray processes it started (raylet holds the object store)."""
+    import ray._private.worker as worker
+    node = worker._global_node
+    return [os.getpid()] + [info.process.pid for infos in node.all_processes.values() for info in infos]
+
+
+def trial_images(path: str, kind: str, shared=None):
+    """What one trial trains on, by path."""
+    import torch
+    from data.dataset import load_mels
+    from trainables.dataset_share import shared_images
+    cpu = torch.device("cpu")
+    if kind == "private":
+        return torch.from_numpy(load_mels(path)).unsqueeze(1)
+    if kind == "object-store":
+        import warnings
+        with warnings.catch_warnings():  # read-only, zero-copy: nothing writes it
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.from_numpy(shared).unsqueeze(1)
+    return shared_images(path, None, cpu, dtype="uint8" if kind == "mmap-uint8" else "float16")
+
+
+def make_trial_class():
+    import ray
+
+    @ray.remote(num_cpus=0)
+    class Trial:
+        """One trial's process: its images, one pass over them, then `steps` training steps."""
+
+        def pid(self):
+            return os.getpid()
+
+        def run(self, path: str, kind: str, steps: int, shared=None):
+            import torch
+            from trainables.config import TrialConfig
+            from trainables.trainer import GANTrainer
+            torch.set_num_threads(1)
+            if kind == "none":  # the same process, networks and steps, on one batch of its own
+                images = torch.zeros(CONFIG["training"]["batch_size"], 1, 64, 64, dtype=torch.float16)
+            else:
+                images = trial_images(path, kind, shared)
+            for start in range(0, len(images), 1024):  # an epoch's reads, every page once
+                images[torch.arange(start, min(start + 1024, len(images)))].float().sum()
+            trainer = GANTrainer(TrialConfig.from_tune(CONFIG), images, torch.device("cpu"))
+            started = time.perf_counter()
+            for _ in range(max(1, steps // 10)):
+                trainer.run_iteration()
+            return max(1, steps // 10) * 10 * 64 / (time.perf_counter() - started)
+
+    return Trial
+
+
+def measure_memory(path: Path, kind: str, trials: int, steps: int, Trial) -> dict:
+    import ray
+    actors = [Trial.remote() for _ in range(trials)]
+    pids = ray.get([a.pid.remote() for a in actors])
+    shared = None
+    if kind == "object-store":
+        from data.dataset import load_mels
+        shared = ray.put(load_mels(path))  # as tune.with_parameters would
+    peak, done = 0, threading.Event()
+
+    def sample():
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, sum(pss_kb(p) for p in set(pids + ray_pids())))
+            time.sleep(0.2)
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        rates = ray.get([a.run.remote(str(path), kind, steps, shared) for a in actors])
+    finally:
+        done.set()
+        sampler.join()
+        for a in actors:
+            ray.kill(a)
+        del shared
+    # wait until the killed trials are gone, so the next measurement starts clean
+    deadline = time.time() + 120
+    while any(Path(f"/proc/{p}").exists() for p in pids) and time.time() < deadline:
+        time.sleep(0.2)
+    return {"peak_mib": peak / 1024, "img_s": sum(rates)}
+
+
+def measure_throughput(path: Path, rounds: int, kinds: list[str]) -> dict:
+    """Each path's trainer, iterations alternating: median img/s per path."""
+    import ray
+    import torch
+    from data.dataset import load_mels
+    from trainables.config import TrialConfig
+    from trainables.trainer import GANTrainer
+    torch.set_num_threads(1)
+    cfg = TrialConfig.from_tune(CONFIG)
+    shared = ray.get(ray.put(load_mels(path))) if "object-store" in kinds else None
+    trainers = {kind: GANTrainer(cfg, trial_images(str(path), kind, shared), torch.device("cpu")) for kind in kinds}
+    for trainer in trainers.values():  # warm-up
+        trainer.run_iteration()
+    rates = {kind: [] for kind in kinds}
+    for _ in range(rounds):
+        for kind, trainer in trainers.items():
+            rates[kind].append(trainer.run_iteration()["throughput/img_s"])
+    return {kind: statistics.median(r) for kind, r in rates.items()}
+
+
+def bytes_per_segment(folder: Path, shape: tuple[int, int], segments: int) -> dict:
+    from data.dataset import mel_array
+    path = write_dataset(folder, segments, shape, seed=1)
+    parquet = sum(p.stat().st_size for p in (path / SEGMENTS).glob("*.parquet"))
+    return {"parquet": parquet / segments,
+            "float16": os.path.getsize(mel_array(path, "float16").filename) / segments,
+            "uint8": os.path.getsize(mel_array(path, "uint8").filename) / segments}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--segments", type=int, default=40_000, help="64 x 64 segments in the measured dataset")
+    parser.add_argument("--trials", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--steps", type=int, default=40, help="training steps per trial in the memory runs")
+    parser.add_argument("--rounds", type=int, default=15, help="alternating iterations per path for throughput")
+    args = parser.parse_args()
+    import ray
+    with tempfile.TemporaryDirectory(prefix="data-memory-") as tmp:
+        tmp = Path(tmp)
+        path = write_dataset(tmp / "ds", args.segments, (64, 64))
+        per_segment = {"64x64": bytes_per_segment(tmp / "b64", (64, 64), 2000),
+                       "80x432": bytes_per_segment(tmp / "b80", (80, 432), 2000)}
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+        try:
+            Trial = make_trial_class()
+            from data.dataset import mel_array
+            mel_array(path, "float16"), mel_array(path, "uint8")  # written once, as by the node's first trial
+            memory = {}
+            for n in args.trials:
+                for kind in PATHS:
+                    memory[(kind, n)] = measure_memory(path, kind, n, args.steps, Trial)
+                    print(f"  {n} trial(s), {kind}: peak {memory[(kind, n)]['peak_mib']:.0f} MiB", file=sys.stderr)
+            speed = measure_throughput(path, args.rounds, [k for k in PATHS if k != "none"])
+        finally:
+            ray.shutdown()
+    report(args, memory, speed, per_segment)
+
+
+def report(args, memory: dict, speed: dict, per_segment: dict) -> None:
+    dataset_mib = args.segments * per_segment["64x64"]["float16"] / 2 ** 20
+    print(f"\n{args.segments} segments of 64 x 64 ({dataset_mib:.0f} MiB in float16); trials {args.trials}; "
+          f"{os.cpu_count()} cores")
+    print("\nPeak node memory (MiB, summed PSS; data = above the `none` trials' own)")
+    print(f"{'path':<14}" + "".join(f"{f'{n} trial(s)':>22}" for n in args.trials) + f"{'data 4/1':>10}")
+    for kind in PATHS:
+        cells, data = [], {}
+        for n in args.trials:
+            m = memory[(kind, n)]
+            data[n] = m["peak_mib"] - memory[("none", n)]["peak_mib"]
+            cells.append(f"{m['peak_mib']:8.0f} (data {data[n]:6.0f})" if kind != "none" else f"{m['peak_mib']:22.0f}")
+        ratio = f"{data[args.trials[-1]] / data[args.trials[0]]:10.2f}" if kind != "none" and data[args.trials[0]] > 0 else ""
+        print(f"{kind:<14}" + "".join(f"{c:>22}" for c in cells) + ratio)
+    print("\nTotal node memory, most trials / 1 trial: " + ", ".join(
+        f"{k} {memory[(k, args.trials[-1])]['peak_mib'] / memory[(k, args.trials[0])]['peak_mib']:.2f}" for k in PATHS))
+    print("\nThroughput, one process alternating the paths (median img/s, ratio to private)")
+    for kind, rate in speed.items():
+        print(f"  {kind:<14}{rate:8.0f}  {rate / speed['private']:.3f}")
+    print("Throughput of the trials in the memory runs (img/s, all trials together; 2 cores shared): " + "; ".join(
+        f"{k} " + "/".join(f"{memory[(k, n)]['img_s']:.0f}" for n in args.trials) for k in PATHS if k != "none"))
+
+    baseline_mib = memory[("none", args.trials[0])]["peak_mib"]
+    per_trial_mib = ((memory[("none", args.trials[-1])]["peak_mib"] - baseline_mib) / (args.trials[-1] - args.trials[0])
+                     if len(args.trials) > 1 else baseline_mib)
+    print(f"\nBytes per segment, measured: " + "; ".join(
+        f"{shape}: Parquet {b['parquet']:.0f}, float16 {b['float16']:.0f}, uint8 {b['uint8']:.0f}"
+        for shape, b in per_segment.items()))
+    print(f"A trial process without data: {per_trial_mib:.0f} MiB (CPU; a CUDA context adds host memory on a GPU)")
+    w = WORKER
+    print(f"\nAt {STUDY_SEGMENTS:,} segments, {w['trials']} trials on one {w['name']} worker "
+          f"({w['host_gib']} GiB host, {w['gpu_gib']} GiB GPU); GiB of data:")
+    print(f"{'shape':<8}{'dtype':<9}{'one copy':>9}{'private x4':>11}{'host, shared':>14}  fits host?   on GPU (share 0.15)")
+    for shape, b in per_segment.items():
+        for dtype in ("float16", "uint8"):
+            one = STUDY_SEGMENTS * b[dtype] / GIB
+            host = one + w["trials"] * per_trial_mib / 1024
+            on_gpu = one <= 0.15 * w["gpu_gib"]
+            print(f"{shape:<8}{dtype:<9}{one:9.2f}{w['trials'] * one:11.2f}{host:14.2f}  "
+                  f"{'yes' if host < w['host_gib'] else 'NO':<11}  "
+                  f"{'copied to each trial' if on_gpu else 'no: pinned batches from the host copy'}")
+
+
+if __name__ == "__main__":
+    main()
