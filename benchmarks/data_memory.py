@@ -5,8 +5,9 @@
 Paths, each trials on one node (Ray actors, the processes Tune runs trials in):
   private       today's before issue 21: every trial reads the Parquet into its own memory
                 (load_mels, float16), as `trainables/train.py: load_images` did
-  object-store  one `ray.put` of that array (what `tune.with_parameters` does); every trial
-                `ray.get`s it, zero-copy on the node
+  object-store  that array once in Ray's object store (as `tune.with_parameters` puts its
+                arguments; loaded by one more process, counted with the trials); every
+                trial gets it zero-copy on the node
   mmap          trainables/dataset_share.py: every trial maps one .npy beside the Parquet
   mmap-uint8    the same, quantised (training.data_dtype: uint8)
   none          trials that train the same networks on one batch of their own: the
@@ -55,7 +56,7 @@ CONFIG = {"model": {"width": 16, "latent_dim": 64}, "evaluation": {},
 
 
 def write_dataset(folder: Path, segments: int, shape: tuple[int, int], seed: int = 0) -> Path:
-    """A dataset directory as the pipeline writes it, of smooth random images in [-1, 1]
+    """A dataset directory as the pipeline writes it, of uniform random images in [-1, 1]
     (memory and speed do not depend on the music), 1,000 segments a track."""
     rng = np.random.default_rng(seed)
     parts = folder / SEGMENTS
@@ -63,7 +64,7 @@ def write_dataset(folder: Path, segments: int, shape: tuple[int, int], seed: int
     tensor = pa.fixed_shape_tensor(pa.float16(), list(shape))
     for track, start in enumerate(range(0, segments, 1000)):
         n = min(1000, segments - start)
-        images = np.tanh(rng.standard_normal((n, *shape), dtype=np.float32)).astype(np.float16)
+        images = (rng.random((n, *shape), dtype=np.float32) * 2 - 1).astype(np.float16)
         table = pa.table({"track_id": pa.array([f"t{track:05d}"] * n), "segment_index": pa.array(np.arange(n, dtype=np.int32)),
                           "mel": pa.FixedShapeTensorArray.from_numpy_ndarray(images)})
         pq.write_table(table, parts / f"t{track:05d}.parquet")
@@ -113,6 +114,12 @@ def make_trial_class():
         def pid(self):
             return os.getpid()
 
+        def load(self, path: str):
+            """The dataset as this method's return value: Ray stores it in the object store,
+            owned by the driver, as `tune.with_parameters` stores its arguments."""
+            from data.dataset import load_mels
+            return load_mels(path)
+
         def run(self, path: str, kind: str, steps: int, shared=None):
             import torch
             from trainables.config import TrialConfig
@@ -134,35 +141,43 @@ def make_trial_class():
 
 
 def measure_memory(path: Path, kind: str, trials: int, steps: int, Trial) -> dict:
+    """Peak summed PSS while `trials` trials of path `kind` run. One Ray session serves every
+    measurement, the object store's last: it keeps the pages of a freed object resident,
+    which would count against the paths measured after it."""
     import ray
     actors = [Trial.remote() for _ in range(trials)]
     pids = ray.get([a.pid.remote() for a in actors])
     shared = None
-    if kind == "object-store":
-        from data.dataset import load_mels
-        shared = ray.put(load_mels(path))  # as tune.with_parameters would
-    peak, done = 0, threading.Event()
+    if kind == "object-store":  # loaded by a process of its own, counted with the trials
+        loader = Trial.remote()
+        actors.append(loader)
+        pids.append(ray.get(loader.pid.remote()))
+        shared = loader.load.remote(str(path))
+        ray.wait([shared], fetch_local=False)
+    peak, parts, done = 0, {}, threading.Event()
 
     def sample():
-        nonlocal peak
+        nonlocal peak, parts
         while not done.is_set():
-            peak = max(peak, sum(pss_kb(p) for p in set(pids + ray_pids())))
+            now = {"trials": sum(pss_kb(p) for p in pids), "driver": pss_kb(os.getpid()),
+                   "ray": sum(pss_kb(p) for p in set(ray_pids()) - {os.getpid()})}
+            if sum(now.values()) > peak:
+                peak, parts = sum(now.values()), now
             time.sleep(0.2)
     sampler = threading.Thread(target=sample)
     sampler.start()
     try:
-        rates = ray.get([a.run.remote(str(path), kind, steps, shared) for a in actors])
+        rates = ray.get([a.run.remote(str(path), kind, steps, shared) for a in actors[:trials]])
     finally:
         done.set()
         sampler.join()
         for a in actors:
             ray.kill(a)
         del shared
-    # wait until the killed trials are gone, so the next measurement starts clean
-    deadline = time.time() + 120
+    deadline = time.time() + 120  # the killed trials gone before the next measurement
     while any(Path(f"/proc/{p}").exists() for p in pids) and time.time() < deadline:
         time.sleep(0.2)
-    return {"peak_mib": peak / 1024, "img_s": sum(rates)}
+    return {"peak_mib": peak / 1024, "img_s": sum(rates), "parts_mib": {k: v / 1024 for k, v in parts.items()}}
 
 
 def measure_throughput(path: Path, rounds: int, kinds: list[str]) -> dict:
@@ -198,8 +213,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--segments", type=int, default=40_000, help="64 x 64 segments in the measured dataset")
     parser.add_argument("--trials", type=int, nargs="+", default=[1, 2, 4])
-    parser.add_argument("--steps", type=int, default=40, help="training steps per trial in the memory runs")
-    parser.add_argument("--rounds", type=int, default=15, help="alternating iterations per path for throughput")
+    parser.add_argument("--steps", type=int, default=20, help="training steps per trial in the memory runs")
+    parser.add_argument("--rounds", type=int, default=10, help="alternating iterations per path for throughput")
     args = parser.parse_args()
     import ray
     with tempfile.TemporaryDirectory(prefix="data-memory-") as tmp:
@@ -207,17 +222,19 @@ def main() -> None:
         path = write_dataset(tmp / "ds", args.segments, (64, 64))
         per_segment = {"64x64": bytes_per_segment(tmp / "b64", (64, 64), 2000),
                        "80x432": bytes_per_segment(tmp / "b80", (80, 432), 2000)}
+        from data.dataset import mel_array
+        mel_array(path, "float16"), mel_array(path, "uint8")  # written once, as by the node's first trial
+        memory = {}
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
                  runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
         try:
             Trial = make_trial_class()
-            from data.dataset import mel_array
-            mel_array(path, "float16"), mel_array(path, "uint8")  # written once, as by the node's first trial
-            memory = {}
-            for n in args.trials:
-                for kind in PATHS:
-                    memory[(kind, n)] = measure_memory(path, kind, n, args.steps, Trial)
-                    print(f"  {n} trial(s), {kind}: peak {memory[(kind, n)]['peak_mib']:.0f} MiB", file=sys.stderr)
+            order = [(k, n) for n in args.trials for k in PATHS if k != "object-store"] + \
+                    [("object-store", n) for n in args.trials]
+            for kind, n in order:
+                memory[(kind, n)] = m = measure_memory(path, kind, n, args.steps, Trial)
+                print(f"  {n} trial(s), {kind}: peak {m['peak_mib']:.0f} MiB (" +
+                      ", ".join(f"{k} {v:.0f}" for k, v in m["parts_mib"].items()) + ")", file=sys.stderr, flush=True)
             speed = measure_throughput(path, args.rounds, [k for k in PATHS if k != "none"])
         finally:
             ray.shutdown()

@@ -8,6 +8,7 @@ page cache however many trials read it (benchmarks/data_memory.py, docs/data.md)
 import fcntl
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -111,13 +112,24 @@ def mel_array(path: str | os.PathLike, dtype: str = "float16") -> np.ndarray:
     starting together write it once). uint8: `quantise`d; float16: as in the Parquet."""
     assert dtype in MEL_DTYPES, f"dtype must be one of {MEL_DTYPES}"
     path = Path(path)
-    target = path / f".mels-{dtype}.npy"
+    folder = path if os.access(path, os.W_OK) else _elsewhere(path)  # a read-only dataset: this node's cache
+    target = folder / f".mels-{dtype}.npy"
     if not target.exists():
-        with open(path / f".mels-{dtype}.lock", "w") as lock:
+        with open(folder / f".mels-{dtype}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not target.exists():
                 _write_mel_array(path, target, dtype)
     return np.load(target, mmap_mode="r")
+
+
+def _elsewhere(path: Path) -> Path:
+    """Where the shared array of a dataset this process cannot write beside goes: the node's
+    cache ($PLATFORM_CACHE), under the dataset's fingerprint."""
+    from data.remote import cache_dir
+    name = read_manifest(path).get("fingerprint") or path.resolve().name
+    folder = cache_dir() / "mels" / re.sub(r"[^A-Za-z0-9_-]", "_", str(name))[:64]
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def _write_mel_array(path: Path, target: Path, dtype: str) -> None:
