@@ -1,6 +1,6 @@
 """A node's memory with 1, 2 and 4 trials on one dataset, and each data path's throughput.
 
-    .venv/bin/python benchmarks/data_memory.py [--segments 40000] [--trials 1 2 4] [--steps 40]
+    .venv/bin/python benchmarks/data_memory.py [--segments 20000] [--trials 1 2 4] [--rounds 10]
 
 Paths, each trials on one node (Ray actors, the processes Tune runs trials in):
   private       today's before issue 21: every trial reads the Parquet into its own memory
@@ -13,12 +13,14 @@ Paths, each trials on one node (Ray actors, the processes Tune runs trials in):
   none          trials that train the same networks on one batch of their own: the
                 processes' own memory, subtracted as the baseline
 
-Memory: the peak over the trials' run of the summed proportional set size (PSS, from
-/proc/PID/smaps_rollup: a page shared by n processes counts 1/n in each, so the sum is what
-the node holds) of the trials, this driver and Ray's own processes; "data" is that minus the
-`none` path's with the same number of trials. Each trial reads every image once, then trains
-`--steps` steps of a small DCGAN 1 and reports its throughput (2 cores shared by 4 trials:
-read those as contention, not as the path's speed).
+Memory: the peak, while the trials take their images, read every one once and hold them,
+of the summed proportional set size (PSS, from /proc/PID/smaps_rollup: a page shared by n
+processes counts 1/n in each, so the sum is what the node holds) of the trials, this driver
+and Ray's own processes; "data" is that minus the `none` path's with the same number of
+trials. The trials hold the very arrays a trial does (load_mels, the object store's array,
+data.dataset.mel_array) in numpy, without importing torch, which 15 trial starts on 2
+shared cores could not afford; a trial's own memory (torch, the trainer) is measured once,
+apart, for the extrapolation.
 
 Throughput, side by side: one process alternates the paths' trainers (same config, seed and
 batch) iteration by iteration for `--rounds` rounds; the figure is each path's median img/s
@@ -109,7 +111,7 @@ def make_trial_class():
 
     @ray.remote(num_cpus=0)
     class Trial:
-        """One trial's process: its images, one pass over them, then `steps` training steps."""
+        """One trial's process."""
 
         def pid(self):
             return os.getpid()
@@ -120,27 +122,39 @@ def make_trial_class():
             from data.dataset import load_mels
             return load_mels(path)
 
-        def run(self, path: str, kind: str, steps: int, shared=None):
+        def hold(self, path: str, kind: str, shared=None) -> int:
+            """Take this path's images as a trial does and read every one once (an epoch's
+            reads), then keep them until killed. numpy only: the same arrays a trial holds,
+            without the seconds of importing torch that 2 shared cores cannot spare 15 times."""
+            if kind == "none":
+                return 0
+            if kind == "private":
+                from data.dataset import load_mels
+                self.images = load_mels(path)
+            elif kind == "object-store":
+                self.images = shared
+            else:
+                from data.dataset import mel_array
+                self.images = mel_array(path, "uint8" if kind == "mmap-uint8" else "float16")
+            for start in range(0, len(self.images), 1024):
+                np.asarray(self.images[start:start + 1024], dtype=np.float32).sum()
+            return len(self.images)
+
+        def trial_process(self) -> int:
+            """A trial's own memory without data: torch and the trainer, on one batch."""
             import torch
             from trainables.config import TrialConfig
             from trainables.trainer import GANTrainer
             torch.set_num_threads(1)
-            if kind == "none":  # the same process, networks and steps, on one batch of its own
-                images = torch.zeros(CONFIG["training"]["batch_size"], 1, 64, 64, dtype=torch.float16)
-            else:
-                images = trial_images(path, kind, shared)
-            for start in range(0, len(images), 1024):  # an epoch's reads, every page once
-                images[torch.arange(start, min(start + 1024, len(images)))].float().sum()
-            trainer = GANTrainer(TrialConfig.from_tune(CONFIG), images, torch.device("cpu"))
-            started = time.perf_counter()
-            for _ in range(max(1, steps // 10)):
-                trainer.run_iteration()
-            return max(1, steps // 10) * 10 * 64 / (time.perf_counter() - started)
+            images = torch.zeros(CONFIG["training"]["batch_size"], 1, 64, 64, dtype=torch.float16)
+            self.trainer = GANTrainer(TrialConfig.from_tune(CONFIG), images, torch.device("cpu"))
+            self.trainer.run_iteration()
+            return pss_kb(os.getpid())
 
     return Trial
 
 
-def measure_memory(path: Path, kind: str, trials: int, steps: int, Trial) -> dict:
+def measure_memory(path: Path, kind: str, trials: int, Trial) -> dict:
     """Peak summed PSS while `trials` trials of path `kind` run. One Ray session serves every
     measurement, the object store's last: it keeps the pages of a freed object resident,
     which would count against the paths measured after it."""
@@ -167,7 +181,8 @@ def measure_memory(path: Path, kind: str, trials: int, steps: int, Trial) -> dic
     sampler = threading.Thread(target=sample)
     sampler.start()
     try:
-        rates = ray.get([a.run.remote(str(path), kind, steps, shared) for a in actors[:trials]])
+        ray.get([a.hold.remote(str(path), kind, shared) for a in actors[:trials]])
+        time.sleep(1.0)  # a last few samples with every trial holding its images
     finally:
         done.set()
         sampler.join()
@@ -177,7 +192,7 @@ def measure_memory(path: Path, kind: str, trials: int, steps: int, Trial) -> dic
     deadline = time.time() + 120  # the killed trials gone before the next measurement
     while any(Path(f"/proc/{p}").exists() for p in pids) and time.time() < deadline:
         time.sleep(0.2)
-    return {"peak_mib": peak / 1024, "img_s": sum(rates), "parts_mib": {k: v / 1024 for k, v in parts.items()}}
+    return {"peak_mib": peak / 1024, "parts_mib": {k: v / 1024 for k, v in parts.items()}}
 
 
 def measure_throughput(path: Path, rounds: int, kinds: list[str]) -> dict:
@@ -211,17 +226,16 @@ def bytes_per_segment(folder: Path, shape: tuple[int, int], segments: int) -> di
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--segments", type=int, default=40_000, help="64 x 64 segments in the measured dataset")
+    parser.add_argument("--segments", type=int, default=20_000, help="64 x 64 segments in the measured dataset")
     parser.add_argument("--trials", type=int, nargs="+", default=[1, 2, 4])
-    parser.add_argument("--steps", type=int, default=20, help="training steps per trial in the memory runs")
     parser.add_argument("--rounds", type=int, default=10, help="alternating iterations per path for throughput")
     args = parser.parse_args()
     import ray
     with tempfile.TemporaryDirectory(prefix="data-memory-") as tmp:
         tmp = Path(tmp)
         path = write_dataset(tmp / "ds", args.segments, (64, 64))
-        per_segment = {"64x64": bytes_per_segment(tmp / "b64", (64, 64), 2000),
-                       "80x432": bytes_per_segment(tmp / "b80", (80, 432), 2000)}
+        per_segment = {"64x64": bytes_per_segment(tmp / "b64", (64, 64), 500),
+                       "80x432": bytes_per_segment(tmp / "b80", (80, 432), 500)}
         from data.dataset import mel_array
         mel_array(path, "float16"), mel_array(path, "uint8")  # written once, as by the node's first trial
         memory = {}
@@ -232,16 +246,19 @@ def main() -> None:
             order = [(k, n) for n in args.trials for k in PATHS if k != "object-store"] + \
                     [("object-store", n) for n in args.trials]
             for kind, n in order:
-                memory[(kind, n)] = m = measure_memory(path, kind, n, args.steps, Trial)
+                memory[(kind, n)] = m = measure_memory(path, kind, n, Trial)
                 print(f"  {n} trial(s), {kind}: peak {m['peak_mib']:.0f} MiB (" +
                       ", ".join(f"{k} {v:.0f}" for k, v in m["parts_mib"].items()) + ")", file=sys.stderr, flush=True)
+            probe = Trial.remote()
+            trial_mib = ray.get(probe.trial_process.remote()) / 1024
+            ray.kill(probe)
             speed = measure_throughput(path, args.rounds, [k for k in PATHS if k != "none"])
         finally:
             ray.shutdown()
-    report(args, memory, speed, per_segment)
+    report(args, memory, speed, per_segment, trial_mib)
 
 
-def report(args, memory: dict, speed: dict, per_segment: dict) -> None:
+def report(args, memory: dict, speed: dict, per_segment: dict, trial_mib: float) -> None:
     dataset_mib = args.segments * per_segment["64x64"]["float16"] / 2 ** 20
     print(f"\n{args.segments} segments of 64 x 64 ({dataset_mib:.0f} MiB in float16); trials {args.trials}; "
           f"{os.cpu_count()} cores")
@@ -260,16 +277,12 @@ def report(args, memory: dict, speed: dict, per_segment: dict) -> None:
     print("\nThroughput, one process alternating the paths (median img/s, ratio to private)")
     for kind, rate in speed.items():
         print(f"  {kind:<14}{rate:8.0f}  {rate / speed['private']:.3f}")
-    print("Throughput of the trials in the memory runs (img/s, all trials together; 2 cores shared): " + "; ".join(
-        f"{k} " + "/".join(f"{memory[(k, n)]['img_s']:.0f}" for n in args.trials) for k in PATHS if k != "none"))
-
-    baseline_mib = memory[("none", args.trials[0])]["peak_mib"]
-    per_trial_mib = ((memory[("none", args.trials[-1])]["peak_mib"] - baseline_mib) / (args.trials[-1] - args.trials[0])
-                     if len(args.trials) > 1 else baseline_mib)
+    per_trial_mib = trial_mib
     print(f"\nBytes per segment, measured: " + "; ".join(
         f"{shape}: Parquet {b['parquet']:.0f}, float16 {b['float16']:.0f}, uint8 {b['uint8']:.0f}"
         for shape, b in per_segment.items()))
-    print(f"A trial process without data: {per_trial_mib:.0f} MiB (CPU; a CUDA context adds host memory on a GPU)")
+    print(f"A trial process without data (torch, DCGAN 1 width 16, one iteration; PSS): {per_trial_mib:.0f} MiB "
+          "(CPU; a CUDA context adds host memory on a GPU)")
     w = WORKER
     print(f"\nAt {STUDY_SEGMENTS:,} segments, {w['trials']} trials on one {w['name']} worker "
           f"({w['host_gib']} GiB host, {w['gpu_gib']} GiB GPU); GiB of data:")

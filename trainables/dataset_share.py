@@ -5,10 +5,12 @@ segments: 2.1 GB a trial at 64 x 64, 18 GB at 80 x 432), so four trials on a nod
 copies. Now every trial memory-maps the same `.npy` file beside the Parquet
 (data.dataset.mel_array): the node's page cache holds it once, whatever the number of trials.
 Measured against Tune's object store (`ray.put`, also zero-copy on a node) in
-benchmarks/data_memory.py; the file won because it needs no object store sized to hold it
-(Ray's default is 30 % of the host's memory: 4.8 GB on a g5.xlarge, less than the HiFi-GAN
-preset's 9 GB in uint8), it outlives a trial, a sweep and a Ray restart, and it is written
-once per node, not once per sweep.
+benchmarks/data_memory.py (docs/data.md, "Memory"): the object store shares one copy too,
+but its array must first be read whole by one process (in Tune the driver), which peaks at
+4.5 times the images; the file is written one track at a time, once per node, outlives a
+sweep, and lives in the page cache, which the kernel can drop and re-read under pressure,
+where Ray's store is sized at 30 % of the host's memory (4.8 GiB on a g5.xlarge, less than
+the HiFi-GAN preset's 8.4 GiB in uint8).
 
 Where a batch comes from:
 - on a GPU, when the trial's rows take at most `training.data_device_share` of the GPU's
