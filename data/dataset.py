@@ -1,6 +1,14 @@
-"""Read a built dataset: its manifest, its failures and its mel images, with plain pyarrow."""
+"""Read a built dataset: its manifest, its failures and its mel images, with plain pyarrow.
+
+`mel_array` is the mel images as one read-only, memory-mapped `.npy` file beside the
+Parquet (`.mels-float16.npy` or `.mels-uint8.npy`, hidden: a machine's own, never
+published): every trial on a node maps the same file, so the node holds one copy in its
+page cache however many trials read it (benchmarks/data_memory.py, docs/data.md).
+"""
+import fcntl
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +48,15 @@ def subset_indices(total: int, max_segments: int | None, seed: int = 0) -> np.nd
     return np.sort(chosen)
 
 
+def selected_rows(total: int, max_segments: int | None = None, seed: int = 0, fraction: float = 1.0,
+                  at_least: int = 1) -> np.ndarray:
+    """The rows `load_mels` returns for these arguments, ascending."""
+    if fraction < 1:
+        share = max(at_least, round(fraction * total))
+        max_segments = share if max_segments is None else min(max_segments, share)
+    return subset_indices(total, max_segments, seed)
+
+
 def read_segments(path: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
     """The segments table in a stable order: by track, then segment."""
     table = pq.read_table(Path(path) / SEGMENTS, columns=columns)
@@ -55,10 +72,78 @@ def load_mels(path: str | os.PathLike, max_segments: int | None = None, seed: in
     a share instead (0.23: 60k of 260k), never fewer than `at_least` rows.
     """
     table = read_segments(path, columns=["track_id", "segment_index", "mel"])
-    if fraction < 1:
-        share = max(at_least, round(fraction * table.num_rows))
-        max_segments = share if max_segments is None else min(max_segments, share)
-    rows = subset_indices(table.num_rows, max_segments, seed)
+    rows = selected_rows(table.num_rows, max_segments, seed, fraction, at_least)
     if len(rows) < table.num_rows:
         table = table.take(pa.array(rows))
     return _tensor_chunks_to_numpy(table.column("mel")).astype(np.float16, copy=False)
+
+
+# uint8 mels: the image's [-1, 1] in 255 equal steps. In dB a step is (db_max - db_min) / 255
+# of the manifest's scaling: 80 dB / 255 = 0.31 dB for the study's mel (top_db 80), so a
+# value is off by at most half that, 0.16 dB (`uint8_step_db`).
+UINT8_LEVELS = 255
+MEL_DTYPES = ("float16", "uint8")
+
+
+def quantise(images: np.ndarray) -> np.ndarray:
+    """Images in [-1, 1] -> uint8, to the nearest of 256 levels."""
+    return np.rint((np.clip(images.astype(np.float32), -1, 1) + 1) * (UINT8_LEVELS / 2)).astype(np.uint8)
+
+
+def dequantise(levels: np.ndarray) -> np.ndarray:
+    return levels.astype(np.float32) * (2 / UINT8_LEVELS) - 1
+
+
+def uint8_step_db(path: str | os.PathLike) -> float:
+    """One uint8 level of this dataset's mels, in dB."""
+    scaling = read_manifest(path)["scaling"]
+    return (scaling["db_max"] - scaling["db_min"]) / UINT8_LEVELS
+
+
+def _part_files(path: Path) -> list[Path]:
+    # one file per track, named by its track id: sorting the names sorts by track, as read_segments does
+    return sorted((path / SEGMENTS).glob("*.parquet"), key=lambda p: p.stem)
+
+
+def mel_array(path: str | os.PathLike, dtype: str = "float16") -> np.ndarray:
+    """All the dataset's mel images, (segments, n_mels, frames) in read_segments' order, as a
+    read-only memory map of `<dataset>/.mels-<dtype>.npy`, written on first use (one track
+    at a time, so a dataset larger than memory can be written; under a lock, so that trials
+    starting together write it once). uint8: `quantise`d; float16: as in the Parquet."""
+    assert dtype in MEL_DTYPES, f"dtype must be one of {MEL_DTYPES}"
+    path = Path(path)
+    folder = path if os.access(path, os.W_OK) else _elsewhere(path)  # a read-only dataset: this node's cache
+    target = folder / f".mels-{dtype}.npy"
+    if not target.exists():
+        with open(folder / f".mels-{dtype}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not target.exists():
+                _write_mel_array(path, target, dtype)
+    return np.load(target, mmap_mode="r")
+
+
+def _elsewhere(path: Path) -> Path:
+    """Where the shared array of a dataset this process cannot write beside goes: the node's
+    cache ($PLATFORM_CACHE), under the dataset's fingerprint."""
+    from data.remote import cache_dir
+    name = read_manifest(path).get("fingerprint") or path.resolve().name
+    folder = cache_dir() / "mels" / re.sub(r"[^A-Za-z0-9_-]", "_", str(name))[:64]
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _write_mel_array(path: Path, target: Path, dtype: str) -> None:
+    files = _part_files(path)
+    rows = sum(pq.read_metadata(f).num_rows for f in files)
+    shape = pq.read_schema(files[0]).field("mel").type.shape if files else read_manifest(path)["shape"]
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(dtype), shape=(rows, *shape))
+    at = 0
+    for f in files:
+        table = pq.read_table(f, columns=["segment_index", "mel"]).sort_by("segment_index")
+        mels = _tensor_chunks_to_numpy(table.column("mel"))
+        out[at:at + len(mels)] = quantise(mels) if dtype == "uint8" else mels.astype(np.float16, copy=False)
+        at += len(mels)
+    out.flush()
+    del out
+    os.replace(tmp, target)  # whole or absent: a trial never maps half a file

@@ -6,7 +6,11 @@ Output, under `<root>/datasets/<fingerprint>/`:
                     float16 tensor (n_mels, frames)
   failures.parquet  inputs that gave no segments: input, stage, reason
   manifest.json     the spec, its fingerprint, counts, the mel scaling, library versions
-Downloads go to `<root>/downloads/`, one file per video id, shared by every dataset.
+Downloads go to `<root>/downloads/`, one file per video id, shared by every dataset; at
+most `download.per_host_concurrency` at once from one site, `download.concurrency` in all.
+The failures' reasons name their cause (data/download.py); platform.prepare's report
+ends with one line per cause and its fix ("YouTube asked to sign in for 37 videos: set
+dataset.download.cookies ...").
 
 Resumable: the build works in `<root>/datasets/.<fingerprint>.building/`, where each track's
 Parquet file appears whole (written aside, then renamed) once the track is done. A re-run
@@ -31,7 +35,7 @@ import pyarrow.parquet as pq
 
 from data import mel, sources, tracks as track_work
 from data.dataset import FAILURES, MANIFEST, SEGMENTS, read_manifest
-from data.spec import DatasetSpec
+from data.spec import DatasetSpec, redacted
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +86,30 @@ def _blocks(n_tracks: int) -> int:
     return -(-n_tracks // per_task)
 
 
+def _site(url: str) -> str:
+    """The site a URL fetches from, for the per-site cap: youtube.com for www.youtube.com,
+    m.youtube.com and youtu.be alike."""
+    import urllib.parse
+    host = (urllib.parse.urlsplit(url).hostname or "").lower()
+    site = ".".join(host.split(".")[-2:])
+    return "youtube.com" if site == "youtu.be" else site
+
+
+def _fetch_slots(sites: dict[str, int], concurrency: int, per_host: int) -> dict[str, int]:
+    """Downloads at once per site: at most `per_host` each, `concurrency` in all (each site
+    gets at least one), the sites with the most tracks served first."""
+    slots, left = {}, concurrency
+    for site, tracks in sorted(sites.items(), key=lambda item: -item[1]):
+        slots[site] = max(1, min(per_host, tracks, left))
+        left -= slots[site]
+    return slots
+
+
 def _run(pending: list[dict], spec: DatasetSpec, parts: Path, cache_dir: Path,
          here_only: bool = False) -> tuple[list[dict], str]:
-    """Ray Data: fetch (URL tracks, a few at a time) -> decode, segment, mel, write per track.
-    `here_only`: every task on this node, for a root the other nodes do not see."""
+    """Ray Data: fetch (URL tracks, a few at a time per site) -> decode, segment, mel,
+    write per track. `here_only`: every task on this node, for a root the other nodes do
+    not see."""
     import ray
     import ray.data
     placement = {}
@@ -93,14 +117,27 @@ def _run(pending: list[dict], spec: DatasetSpec, parts: Path, cache_dir: Path,
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
         placement["scheduling_strategy"] = NodeAffinitySchedulingStrategy(
             ray.get_runtime_context().get_node_id(), soft=False)
-    ds = ray.data.from_items(pending, override_num_blocks=_blocks(len(pending)))
-    n_urls = sum(1 for t in pending if t["kind"] == "url")
-    if n_urls:
-        # Downloads wait on the network, not the CPU: a small CPU share, and the
-        # concurrency limit is what bounds them.
-        limit = ray.data.TaskPoolStrategy(size=min(spec.download.concurrency, len(pending)))
-        ds = ds.map(track_work.fetch, fn_kwargs={"spec": spec, "cache_dir": cache_dir},
-                    compute=limit, num_cpus=0.25, **placement)
+    urls = [t for t in pending if t["kind"] == "url"]
+    if not urls:
+        ds = ray.data.from_items(pending, override_num_blocks=_blocks(len(pending)))
+    else:
+        # One fetch stage per site, each with its own concurrency (Ray Data's TaskPoolStrategy):
+        # YouTube asks parallel fetches from one address to sign in. Downloads wait on the
+        # network, not the CPU: a small CPU share, and the concurrency is what bounds them.
+        by_site: dict[str, list[dict]] = {}
+        for track in urls:
+            by_site.setdefault(_site(track["locator"]), []).append(track)
+        slots = _fetch_slots({site: len(tracks) for site, tracks in by_site.items()},
+                             spec.download.concurrency, spec.download.per_host_concurrency)
+        fetch = {"fn_kwargs": {"spec": spec, "cache_dir": cache_dir}, "num_cpus": 0.25, **placement}
+        stages = [ray.data.from_items(tracks, override_num_blocks=_blocks(len(tracks)))
+                  .map(track_work.fetch, compute=ray.data.TaskPoolStrategy(size=slots[site]), **fetch)
+                  for site, tracks in by_site.items()]
+        others = [t for t in pending if t["kind"] != "url"]
+        if others:  # through fetch too (it passes them on), so that every row has the same columns
+            stages.append(ray.data.from_items(others, override_num_blocks=_blocks(len(others)))
+                          .map(track_work.fetch, **fetch))
+        ds = stages[0].union(*stages[1:]) if len(stages) > 1 else stages[0]
     ds = ds.map(track_work.process, fn_kwargs={"spec": spec, "parts_dir": parts}, **placement)
     rows = ds.take_all()
     return rows, ds.stats()
@@ -197,7 +234,7 @@ def _build_locked(spec: DatasetSpec, fingerprint: str, root: Path, final: Path, 
     _write_failures(work / FAILURES, failures)
     manifest = {
         "fingerprint": fingerprint,
-        "spec": asdict(spec),
+        "spec": redacted(asdict(spec), "dataset."),  # no cookies path in a manifest
         "hop_length": spec.hop_length(),
         "shape": [spec.mel.n_mels, spec.mel.frames],
         "scaling": mel.scaling(spec),

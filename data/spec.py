@@ -114,11 +114,24 @@ class MelParams:
 
 @dataclass(frozen=True)
 class DownloadParams:
-    """How URL sources are fetched. Not part of the fingerprint: it does not change the data."""
-    concurrency: int = 4            # downloads at once
+    """How URL sources are fetched. Not part of the fingerprint: it does not change the data.
+
+    The defaults suit one user on a home connection: YouTube answers many parallel fetches
+    from one address with "Sign in to confirm you're not a bot", so at most two fetches go
+    to one site at once and yt-dlp waits 1-3 s before each download (its --sleep-interval
+    and --max-sleep-interval). `cookies` is yt-dlp's --cookies (a Netscape cookies.txt,
+    e.g. exported from a browser signed in to YouTube): only its path is kept, and it is
+    never logged, written into a manifest, a spec artifact or an MLflow param (`redacted`).
+    """
+    concurrency: int = 4            # downloads at once, all sites together
+    per_host_concurrency: int = 2   # downloads at once from one site (youtube.com, ...)
     socket_timeout: float = 10.0    # seconds; short, so that no network fails fast
     retries: int = 2
     proxy: str = ""                 # e.g. http://proxy:3128; empty: a direct connection
+    cookies: str = field(default="", repr=False)  # path of a cookies.txt for yt-dlp; empty: none
+    sleep_seconds: float = 1.0      # yt-dlp waits at least this long before each download ...
+    max_sleep_seconds: float = 3.0  # ... and at most this (a random wait in between)
+    sleep_requests_seconds: float = 0.0  # and this between the requests of one extraction (playlist pages)
     # file:// URLs, for offline tests only: never a spec key (a search-space file could copy
     # /etc/passwd into the downloads cache), only $PLATFORM_ALLOW_FILE_URLS=1 where the
     # spec is made; carried to the workers that download inside this object
@@ -126,10 +139,38 @@ class DownloadParams:
 
     def __post_init__(self):
         object.__setattr__(self, "allow_file_urls", os.environ.get(ALLOW_FILE_URLS) == "1")
-        if not 1 <= self.concurrency <= 256:
-            raise ValueError("concurrency must lie between 1 and 256")
+        if not 1 <= self.concurrency <= 256 or not 1 <= self.per_host_concurrency <= 256:
+            raise ValueError("concurrency and per_host_concurrency must lie between 1 and 256")
         if not 0 < self.socket_timeout <= 3600 or not 0 <= self.retries <= 100:
             raise ValueError("socket_timeout must lie in (0, 3600] and retries in [0, 100]")
+        if not 0 <= self.sleep_seconds <= self.max_sleep_seconds <= 3600 or not 0 <= self.sleep_requests_seconds <= 3600:
+            raise ValueError("sleep_seconds, max_sleep_seconds and sleep_requests_seconds must lie in [0, 3600], "
+                             "with sleep_seconds at most max_sleep_seconds")
+        if self.cookies and not Path(self.cookies).expanduser().is_file():
+            # the path is the user's own, so naming it here is no leak; its contents never are
+            raise ValueError(f"cookies: no file at {self.cookies} (export a cookies.txt from a browser "
+                             "signed in to YouTube, see docs/data.md)")
+
+
+# Settings whose value is a secret or points at one: shown as "<redacted>" everywhere a spec
+# is written down (manifest, dry run, the sweep's spec artifact and `set/` params).
+SECRET_KEYS = ("dataset.download.cookies",)
+REDACTED = "<redacted>"
+
+
+def redacted(mapping: dict, prefix: str = "") -> dict:
+    """A copy of a (nested) spec mapping with the SECRET_KEYS that are set replaced by
+    REDACTED; `prefix` is where `mapping` sits ("dataset." for a DatasetSpec's asdict)."""
+    out = {}
+    for key, value in mapping.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out[key] = redacted(value, f"{path}.")
+        elif path in SECRET_KEYS and value:
+            out[key] = REDACTED
+        else:
+            out[key] = value
+    return out
 
 
 def url_problem(url: str, allow_file_urls: bool) -> str | None:

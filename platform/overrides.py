@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from data.spec import REDACTED, SECRET_KEYS, redacted
 from platform.typed import SpecError, preview
 
 
@@ -80,19 +81,33 @@ def replacement_lines(path: str, pairs: list[str], loader) -> list[str]:
 
 
 def as_params(overrides: dict[str, Any]) -> dict[str, str]:
-    """What the parent run records of them: `set/tune.num_samples` = "4"."""
-    return {f"set/{path}": yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...")
+    """What the parent run records of them: `set/tune.num_samples` = "4" (a secret such as
+    dataset.download.cookies as "<redacted>")."""
+    return {f"set/{path}": REDACTED if path in SECRET_KEYS and value else
+            yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...")
             for path, value in overrides.items()}
+
+
+def shown(pairs: list[str]) -> list[str]:
+    """`--set` pairs as they may be printed or recorded: secrets' values redacted."""
+    return [f"{pair.partition('=')[0]}={REDACTED}" if pair.partition("=")[0].strip() in SECRET_KEYS else pair
+            for pair in pairs]
 
 
 def effective_file(path: str, pairs: list[str], loader, folder: str) -> str:
     """The search-space file as a sweep with these `--set`s runs it: the file itself when
-    there are none, else a copy (same name, in `folder`) with the values in place."""
+    there are none and it holds no secret, else a copy (same name, in `folder`) with the
+    values in place and secrets (dataset.download.cookies) redacted."""
     from pathlib import Path
-    if not pairs:
-        return str(Path(path).resolve())
+
     from platform.spaces import read_text  # bounded, regular files only (already loaded once)
-    raw = apply(yaml.load(read_text(path), Loader=loader), parse(pairs, loader))
+    raw = yaml.load(read_text(path), Loader=loader)
+    changed = apply(raw, parse(pairs, loader)) if pairs and isinstance(raw, dict) else raw
+    safe = redacted(changed) if isinstance(changed, dict) else changed
+    if not pairs and safe == raw:
+        return str(Path(path).resolve())
     out = Path(folder) / Path(path).name
-    out.write_text(f"# {path} with --set {' '.join(pairs)}\n" + yaml.safe_dump(raw, sort_keys=False))
+    header = f"# {path}" + (f" with --set {' '.join(shown(pairs))}" if pairs else "") + \
+        (" (secrets redacted)" if safe != changed else "")
+    out.write_text(header + "\n" + yaml.safe_dump(safe, sort_keys=False))
     return str(out)

@@ -78,6 +78,9 @@ def report(built, show: int) -> None:
             print(f"  {f['input']}  [{f['stage']}] {f['reason']}")
         if len(failures) > show:
             print(f"  ... and {len(failures) - show} more, all in {built.path / 'failures.parquet'}")
+        from data.download import summary
+        for line in summary(failures):  # once per cause, with its fix
+            print(line)
     if built.unreachable:
         print(f"The URL sources could not be reached ({built.unreachable} input(s): no network?); "
               "the dataset was built from the other sources. Once online, add them with --retry-failed.")

@@ -22,9 +22,11 @@ log = logging.getLogger("platform.sweep")
 
 
 def _print_dry_run(spec: spaces.SweepSpec, overrides: list[str]) -> None:
+    from data.spec import redacted
+    from platform.overrides import shown
     if overrides:
-        print(f"# with --set {' '.join(overrides)}")
-    resolved = dataclasses.asdict(dataclasses.replace(spec, search={}))
+        print(f"# with --set {' '.join(shown(overrides))}")
+    resolved = redacted(dataclasses.asdict(dataclasses.replace(spec, search={})))
     resolved["search"] = {path: str(domain) for path, domain in spec.search.items()}
     print("# resolved spec")
     print(yaml.safe_dump(resolved, sort_keys=False), end="")

@@ -23,12 +23,12 @@ import ray
 import torch
 from ray import tune
 
-from data.dataset import load_mels
 from data.remote import local_path
 from trainables import health, storage_fault
 from trainables.artifacts import FAILURE_ARTIFACT, TrialArtifacts
 from trainables.checkpoint import CHECKPOINT_FILE, Checkpoint
 from trainables.config import TrialConfig, flatten
+from trainables.dataset_share import SharedImages, shared_images
 from trainables.evaluation import EvaluationSchedule, Evaluator
 from trainables.mlflow_run import TrackingTarget, TrialRun, find_trial_run, finished_trial_run
 from trainables.trainer import GANTrainer, TrainingDiverged
@@ -52,14 +52,12 @@ class TrialContext:
 
 
 def load_images(dataset_path: str, max_segments: int | None, device: torch.device,
-                fraction: float = 1.0, batch_size: int = 1) -> torch.Tensor:
-    """The dataset (or its seeded subset) as (segments, 1, n_mels, frames) float16 on `device`:
-    260k 64 x 64 images take about 2 GB there; batches are cast up as they are drawn."""
-    mels = load_mels(dataset_path, max_segments=max_segments, fraction=fraction, at_least=batch_size)
-    if max_segments is not None and len(mels) < max_segments:
-        log.warning("training.max_segments is %d but the dataset at %s has %d segments: training on all of them",
-                    max_segments, dataset_path, len(mels))
-    return torch.from_numpy(mels).unsqueeze(1).to(device)
+                fraction: float = 1.0, batch_size: int = 1, dtype: str = "float16",
+                device_share: float = 0.15) -> SharedImages:
+    """The dataset (or its seeded subset) as (segments, 1, n_mels, frames) images for the
+    trainer: the node's one shared copy (trainables/dataset_share.py), on the GPU when it
+    fits `device_share` of its memory; batches are cast up as they are drawn."""
+    return shared_images(dataset_path, max_segments, device, fraction, batch_size, dtype, device_share)
 
 
 # First in every report, so Tune's progress table shows them (it shows the first four);
@@ -151,8 +149,8 @@ def train_gan(config: dict, context: TrialContext) -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     dataset_path = local_path(context.dataset_path)  # a URI: this node's copy, downloaded once
-    images = load_images(dataset_path, cfg.training.max_segments, device,
-                         cfg.training.data_fraction, cfg.training.batch_size)
+    images = load_images(dataset_path, cfg.training.max_segments, device, cfg.training.data_fraction,
+                         cfg.training.batch_size, cfg.training.data_dtype, cfg.training.data_device_share)
     trainer = GANTrainer(cfg, images, device)
     evaluate = Evaluator(cfg.evaluation, dataset_path, images, cfg.model.latent_dim, device)
     # after the evaluator, which may draw random numbers: the checkpoint's generators win
