@@ -98,7 +98,7 @@ def train_seconds(cfg: TrialConfig, steps: int, device: torch.device) -> float:
     """Seconds per Tune iteration of the file's training, from `steps` measured steps."""
     shape = cfg.model.shape
     images = (torch.rand(max(cfg.training.batch_size * 4, 256), 1, *shape) * 2 - 1).half().to(device)
-    short = dataclasses.replace(cfg.training, steps_per_iteration=1, iterations=10**6)
+    short = dataclasses.replace(cfg.training, steps_per_iteration=1, iterations=10**6, epochs=None)
     trainer = GANTrainer(dataclasses.replace(cfg, training=short), images, device)
     trainer.run_iteration()  # warm-up: first-call costs
     seconds = sum(timed(trainer.run_iteration) for _ in range(steps)) / steps
