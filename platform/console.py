@@ -6,6 +6,7 @@ own output, every trial's config and result boxes included.
 The quiet settings are Ray's environment variables, so they must be set before Ray is
 imported (`setup`, first thing in a command's main).
 """
+import logging
 import os
 import sys
 
@@ -29,6 +30,9 @@ _verbose = True
 def setup(verbose: bool) -> None:
     global _verbose
     _verbose = verbose
+    # Tune's TensorBoard logger warns at every result with an infinite value: a trial's
+    # best/fid is infinite until its first evaluation (trainables/train.py), on purpose
+    logging.getLogger("tensorboardX.x2num").setLevel(logging.ERROR)
     if not verbose:
         for name, value in QUIET_RAY.items():
             os.environ.setdefault(name, value)
@@ -49,6 +53,11 @@ def tune_output(searched: list[str], tracking_uri: str) -> dict:
 
         def set_search_properties(self, metric, mode):
             return True
+
+        def should_report(self, trials, done=False):
+            if not done and all(t.status == "PENDING" for t in trials):
+                return False  # the sweep's first second: every trial pending, a table of nothing
+            return super().should_report(trials, done)
 
     reporter = ScoreReporter(metric_columns=METRICS, parameter_columns=[p.replace(".", "/") for p in searched],
                                 max_report_frequency=REPORT_EVERY_S, print_intermediate_tables=True,
