@@ -22,7 +22,7 @@ QUIET_RAY = {
 METRICS = {"training_iteration": "iter", "best/fid": "best fid", "fid": "fid", "loss/D": "loss/D",
            "loss/G": "loss/G", "throughput/img_s": "img/s"}
 SCORE = "best/fid"
-REPORT_EVERY_S = 60
+REPORT_EVERY_S = 90  # a 3-minute quickstart shows one table mid-way and the last
 
 _verbose = True
 
