@@ -91,20 +91,22 @@ def _iteration(trainer: GANTrainer, evaluate: Evaluator, artifacts: TrialArtifac
                config: dict, seen: dict) -> tuple[dict, dict]:
     """One Tune iteration: train, evaluate where the schedule says (and where the trial is
     about to stop on its health: a trial's last result always carries fid), assess health,
-    log what artifacts are due. (its metrics, not logged yet; its health states); `seen`
-    keeps the latest evaluation's density and coverage."""
+    log the artifacts due. Returns its metrics (not logged yet) and health states; `seen`
+    keeps the latest evaluation's density and coverage, which mode collapse is judged from."""
     cfg = trainer.cfg
     metrics = trainer.run_iteration()
     metrics.update({"lr/G": cfg.training.lr_g, "lr/D": cfg.training.lr_d})
-    evaluated = schedule.due(trainer.iteration, trainer.finished, cfg.evaluation, cfg.training.iterations)
-    for _ in range(2):
+
+    def judged(evaluated: bool) -> dict:
         if evaluated:
             metrics.update(evaluate(trainer.G))
             seen.update({k: metrics[k] for k in ("density", "coverage") if k in metrics})
-        states = health.assess({**seen, **metrics}, trainer.loss_ranges, trainer.wasserstein)
-        if evaluated or not cfg.training.stop_on_collapse or health.verdict(states) == "ok":
-            break
-        evaluated = True  # stop_on_collapse ends the trial here: evaluate, and judge again
+        return health.assess({**seen, **metrics}, trainer.loss_ranges, trainer.wasserstein)
+
+    evaluated = schedule.due(trainer.iteration, trainer.finished, cfg.evaluation, cfg.training.iterations)
+    states = judged(evaluated)
+    if not evaluated and cfg.training.stop_on_collapse and health.verdict(states) != "ok":
+        states = judged(True)  # stop_on_collapse ends the trial here: evaluate, and judge again
     metrics.update(health.metrics(states))
     metrics.update(artifacts.after_iteration(trainer, metrics, config))
     if trainer.finished:  # evaluation.final_metrics, before the last report (where Tune may stop it)
