@@ -19,9 +19,9 @@ and is not comparable with published FIDs: it is the CPU stand-in for Inception 
 chosen by benchmarks/metric_agreement.py on real music, where it ranked checkpoints like
 the standard network and smaller inputs did not (docs/fid.md).
 
-`precision` runs either network under autocast: bf16 on a CPU with native bf16 (AMX or
-AVX512-BF16: about 3 times the float32 speed here, with channels_last) and bf16 or fp16 on
-a GPU. Features come back in float32; the precision is part of the cache key, so the real
+`precision` runs either network under autocast, in channels_last: bf16 on a CPU with
+native bf16 (AMX or AVX512-BF16) and bf16 or fp16 on a GPU; its speed-up is measured in
+docs/fid.md (benchmarks/fid_cost.py). Features come back in float32; the precision is part of the cache key, so the real
 statistics are always computed in the same precision as the generated ones. Its FID drift
 and ranking on real music: docs/fid.md (benchmarks/metric_agreement.py).
 """
@@ -93,7 +93,7 @@ class InceptionEmbedding(Embedding):
         # the trunk's layers without its final fixed 8 x 8 average pool, for any input size
         self.layers = None if self.whole_classifier or size == STANDARD_SIZE else \
             list(self.net.net.layers.children())[:-1]
-        # NHWC: oneDNN's and cuDNN's fast convolution layout (1.4x in float32 on this CPU)
+        # NHWC: oneDNN's and cuDNN's fast convolution layout
         self.net.to(memory_format=torch.channels_last)
 
     def settings(self) -> dict:
