@@ -71,6 +71,14 @@ HIFIGAN_MEL = {"sample_rate": 22050, "n_mels": 80, "n_fft": 1024, "fmin": 0.0}
 HIFIGAN_HOP, HIFIGAN_FMAX = 256, 8000.0
 
 
+def _number(value) -> str:
+    """A number as `:g` shows it; an integer too large for a float (10**400) by its size in bits."""
+    try:
+        return f"{value:g}"
+    except (OverflowError, ValueError, TypeError):
+        return f"an integer of {value.bit_length()} bits" if isinstance(value, int) else repr(value)[:40]
+
+
 @dataclass(frozen=True)
 class MelParams:
     """Log-mel image of one segment: n_mels rows x frames columns.
@@ -96,7 +104,8 @@ class MelParams:
 
     def __post_init__(self):
         if self.kind == "hifigan":
-            wrong = [f"{key} {getattr(self, key):g}" for key, value in HIFIGAN_MEL.items() if getattr(self, key) != value]
+            wrong = [f"{key} {_number(getattr(self, key))}" for key, value in HIFIGAN_MEL.items()
+                     if getattr(self, key) != value]
             if wrong:
                 raise ValueError("kind hifigan needs HiFi-GAN's mel (" + ", ".join(f"{k} {v:g}" for k, v in HIFIGAN_MEL.items())
                                  + f"), got {', '.join(wrong)}")
