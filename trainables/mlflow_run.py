@@ -6,6 +6,7 @@ A plain MlflowClient, not the fluent API: a reused Ray actor runs many trials an
 not carry an "active run" from one to the next.
 """
 import logging
+import os
 import time
 from dataclasses import dataclass
 
@@ -107,7 +108,9 @@ def system_metrics(tracking_uri: str, run_id: str, resumed: bool):
     extra) GPU use, logged as `system/*` to the run until `finish()`; None if it cannot start."""
     try:
         from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
-        monitor = SystemMetricsMonitor(run_id, sampling_interval=SYSTEM_METRICS_EVERY_S,
+        # MLflow's own variable for the period, as docs/tracking.md says (the tests sample each second)
+        every = float(os.environ.get("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", SYSTEM_METRICS_EVERY_S))
+        monitor = SystemMetricsMonitor(run_id, sampling_interval=every,
                                        resume_logging=resumed, tracking_uri=tracking_uri)
         monitor.start()
         return monitor
