@@ -104,14 +104,14 @@ def log_dataset(tracking_uri: str, run_id: str, source: str, fingerprint: str, s
 
 
 def system_metrics(tracking_uri: str, run_id: str, resumed: bool):
-    """MLflow's own monitor of CPU, memory, disk, network and (with nvidia-ml-py, the `gpu`
-    extra) GPU use, logged as `system/*` to the run until `finish()`; None if it cannot start."""
+    """`system/*` metrics logged to the run until `finish()` (trainables/system_metrics.py);
+    None if they cannot start."""
     try:
-        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+        from trainables.system_metrics import TrialSystemMetrics
         # MLflow's own variable for the period, as docs/tracking.md says (the tests sample each second)
         every = float(os.environ.get("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", SYSTEM_METRICS_EVERY_S))
-        monitor = SystemMetricsMonitor(run_id, sampling_interval=every,
-                                       resume_logging=resumed, tracking_uri=tracking_uri)
+        monitor = TrialSystemMetrics(run_id, sampling_interval=every,
+                                     resume_logging=resumed, tracking_uri=tracking_uri)
         monitor.start()
         return monitor
     except Exception as error:  # noqa: BLE001 - e.g. psutil missing: train without them, saying so
