@@ -39,7 +39,7 @@ import platform  # noqa: E402,F401  (the repo's shim, before torch)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from platform import spaces, tune_space  # noqa: E402
+from platform.spec import spaces, tune_space  # noqa: E402
 from trainables import models  # noqa: E402
 from trainables.artifacts import write_wav  # noqa: E402
 from trainables.config import TrialConfig  # noqa: E402

@@ -20,7 +20,8 @@ import platform  # noqa: E402,F401  (the repo's shim, before torch)
 
 import torch  # noqa: E402
 
-from platform import command, generate, tracking  # noqa: E402
+from platform.driver import command, tracking
+from platform import generate  # noqa: E402
 from data.dataset import read_manifest  # noqa: E402
 from trainables.metrics import embeddings, fid  # noqa: E402
 

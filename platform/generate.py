@@ -11,7 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from platform import command, tracking
+from platform.driver import command, tracking
 
 
 def load_checkpoint(client, run, which: str):

@@ -7,7 +7,7 @@ parameters. Each image becomes a WAV file by --vocoder: Griffin-Lim (data/mel.py
 HiFi-GAN (trainables/vocoder.py) for a dataset whose mel is kind hifigan, its default there.
 
 python -m platform.listen --serve EXPERIMENT runs the blind listening test instead
-(platform/listening.py).
+(platform/blind_test/app.py).
 """
 import argparse
 import logging
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from platform import command
-from platform.typed import SpecError, build
+from platform.driver import command
+from platform.spec.typed import SpecError, build
 
 
 def _spec_of(dataset: Path):
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give a SOURCE to render, or --serve EXPERIMENT (one of them)")
     command.setup_logging(logging.INFO)
     if args.serve:
-        from platform.listening import main as serve
+        from platform.blind_test.app import main as serve
         return serve(args)
 
     import soundfile

@@ -14,7 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from platform import command, console, spaces
+from platform.driver import command, console
+from platform.spec import spaces
 
 
 def _store_error(uri: str, doing: str, error: Exception):
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     command.setup_logging(logging.INFO if args.verbose else logging.WARNING)
 
     from data import pipeline, remote
-    from platform import cluster
+    from platform.driver import cluster
     root = Path(args.root or spec.storage.resolved_root()).resolve()
 
     def start_ray():  # a finished dataset needs none

@@ -30,7 +30,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from platform import command, tracking
+from platform.driver import command, tracking
 
 FIGURES = ("fid_per_trial", "fid_curves", "loss_curves", "samples", "score_vs_speed")
 IMPORTANCE = "importance"
@@ -127,7 +127,7 @@ def add_media(client, trials: list[dict], downloads: Path) -> None:
 
 def importance(parent) -> tuple[dict[str, float] | None, str]:
     """Optuna's parameter importance (fANOVA) of the searched values for the score, on the
-    sweep's stored study (platform/tune_space.py), and a sentence saying what it is or why
+    sweep's stored study (platform/spec/tune_space.py), and a sentence saying what it is or why
     there is none."""
     storage, name = parent.data.tags.get("optuna.storage"), parent.data.tags.get("optuna.study")
     if not storage or not name:
@@ -351,7 +351,7 @@ def build(client, parent, runs: list, out: Path, fmt: str, top_n: int,
           started: float | None = None) -> tuple[list[Path], list[dict]]:
     """Write the figures and the page into `out`: (the files written, the trials).
     `started`: when the command began (time.monotonic), for its progress lines."""
-    from platform import report_page
+    from platform.reporting import page as report_page
     started = started or time.monotonic()
     trials = summaries(client, runs)
     _progress(f"read {len(trials)} trial runs of sweep {parent.info.run_name} in {time.monotonic() - started:.1f} s")

@@ -16,14 +16,15 @@ import time
 
 import yaml
 
-from platform import command, console, spaces, tune_space
+from platform.driver import command, console
+from platform.spec import spaces, tune_space
 
 log = logging.getLogger("platform.sweep")
 
 
 def _print_dry_run(spec: spaces.SweepSpec, overrides: list[str]) -> None:
     from data.spec import redacted
-    from platform.overrides import shown
+    from platform.spec.overrides import shown
     if overrides:
         print(f"# with --set {' '.join(shown(overrides))}")
     resolved = redacted(dataclasses.asdict(dataclasses.replace(spec, search={})))
@@ -49,7 +50,7 @@ def _check_resources_fit(spec: spaces.SweepSpec, address: str | None) -> None:
     """On this machine nothing scales up: a trial asking for a GPU it lacks would wait forever."""
     import ray
 
-    from platform.cluster import ClusterError, is_local
+    from platform.driver.cluster import ClusterError, is_local
     if not is_local(address):
         return  # a cluster's autoscaler may add GPU workers on demand
     have = ray.cluster_resources()
@@ -72,7 +73,7 @@ def _trainable(spec: spaces.SweepSpec, context):
 def _new_tuner(spec: spaces.SweepSpec, context, name: str):
     from ray import tune
 
-    from platform import tracking
+    from platform.driver import tracking
     from trainables.storage_fault import StopOnStorageFault
     # the trials' names in the table, folders and MLflow
     tune_root = spec.storage.resolved_tune()
@@ -122,7 +123,7 @@ def _dataset_for_trials(spec: spaces.SweepSpec, storage_root: str):
 def _best_trial(results, target) -> dict | None:
     """The trial with the lowest fid it ever reached (not its last: the one verdict, the same
     as results.csv, the report and platform.generate --experiment), with its MLflow run."""
-    from platform import tracking
+    from platform.driver import tracking
     scored = [r for r in results if r.metrics_dataframe is not None and "fid" in r.metrics_dataframe
               and math.isfinite(r.metrics_dataframe["fid"].min())]  # a trial that diverged at once has inf
     if not scored:
@@ -141,7 +142,7 @@ def _print_summary(spec: spaces.SweepSpec, results, errors: dict, diverged: int,
                    tracking_uri: str, baseline: float | None) -> None:
     """`baseline`: the real-vs-real fid _dataset_for_trials computed (None when the search varies
     the evaluation)."""
-    from platform import tracking
+    from platform.driver import tracking
     generate = None
     if best and best.get("run_id"):
         store = "" if tracking_uri == tracking.default_uri() else f" --tracking-uri {tracking_uri}"
@@ -163,7 +164,7 @@ def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str
     # Trials report fid only where the scheduler reads it (tune_space.evaluation_schedule);
     # Tune's check that every result carries the metric would fail the others.
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
-    from platform import cluster, resume as resuming, stopping, tracking
+    from platform.driver import cluster, resume as resuming, stopping, tracking
     from trainables.train import TrialContext
 
     storage_root = spec.storage.resolved_root()
@@ -251,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         spec = spaces.load(args.space, args.overrides)
     except spaces.SpecError as error:
         return command.error(error)
-    from platform import overrides
+    from platform.spec import overrides
     for line in overrides.replacement_lines(args.space, args.overrides, spaces._Loader):
         print(f"# {line}" if args.dry_run else line)
     if args.dry_run:
@@ -261,8 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     command.setup_logging(logging.INFO if args.verbose else logging.WARNING)
     from data.pipeline import BuildError
     from data.remote import StoreError
-    from platform.cluster import ClusterError
-    from platform.resume import ResumeError
+    from platform.driver.cluster import ClusterError
+    from platform.driver.resume import ResumeError
     with tempfile.TemporaryDirectory(prefix="sweep-spec-") as tmp:
         # the file as run: the spec artifact shows the --set values in place
         spec_file = overrides.effective_file(args.space, args.overrides, spaces._Loader, tmp)
@@ -272,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
                                    usage=(ClusterError, ResumeError, StoreError),
                                    failed=(BuildError,))  # nothing to train on; what was built so far is kept
         except BaseException as error:  # the parent run ends whatever the driver dies of (SIGKILL: --resume)
-            from platform import stopping
+            from platform.driver import stopping
             code = stopping.died(error)
             if code is None:
                 raise

@@ -77,7 +77,7 @@ def test_metric_history_keeps_the_last_value_of_a_repeated_step(store):
 
 
 def test_results_table_and_loss_curves_on_sweep_end(store):
-    from platform import tracking
+    from platform.driver import tracking
     client, target, children = store
     tracking.finish_sweep(target, {}, {"fid": 4.0, "trial_id": "x_00000", "run_id": children[0]})
     path = client.download_artifacts(target.parent_run_id, "results.csv", tempfile.mkdtemp())

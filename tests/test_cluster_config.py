@@ -115,7 +115,7 @@ def test_shipped_package_leaves_data_and_environments_behind(tmp_path):
     code from a copy of the repo's layout with the things that must stay behind."""
     from ray._private.runtime_env.packaging import _zip_files
 
-    from platform.cluster import SHIP_EXCLUDES
+    from platform.driver.cluster import SHIP_EXCLUDES
     tree = {
         "platform/sweep.py": b"x", "trainables/train.py": b"x", "data/mel.py": b"x", "cluster.yaml": b"x",
         "runs/benchmarks/audio/clip.wav": b"\0" * 1_000_000, "runs/datasets/f/part-0.parquet": b"\0" * 1000,
@@ -136,7 +136,7 @@ def test_shipped_package_leaves_data_and_environments_behind(tmp_path):
 def test_repo_package_is_small(tmp_path):
     from ray._private.runtime_env.packaging import _zip_files
 
-    from platform.cluster import SHIP_EXCLUDES
+    from platform.driver.cluster import SHIP_EXCLUDES
     package = tmp_path / "repo.zip"
     _zip_files(str(ROOT), SHIP_EXCLUDES, str(package), include_gitignore=True)
     names = zipfile.ZipFile(package).namelist()
@@ -147,7 +147,7 @@ def test_repo_package_is_small(tmp_path):
 def test_check_shared_names_the_node_that_cannot_see_the_path(tmp_path, monkeypatch):
     """One machine cannot make a path that only some nodes see without root (tests/test_two_node.py
     does it with a mount namespace where it can); here the per-node probe is stubbed."""
-    from platform import cluster
+    from platform.driver import cluster
     nodes = [cluster.Node("a" * 8, "10.0.0.1"), cluster.Node("b" * 8, "10.0.0.2")]
     seen = {}
 
@@ -192,7 +192,7 @@ def test_bootstrap_extras_install_once_and_keep_the_fast_path(tmp_path, monkeypa
 
 
 def test_a_ray_client_address_without_the_client_says_what_to_install(monkeypatch):
-    from platform import cluster
+    from platform.driver import cluster
     monkeypatch.setattr(cluster.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(cluster.ClusterError, match=r"ray://127\.0\.0\.1:10001 is a Ray Client address, which needs "
                                                    r"Ray's client \(grpcio\): run `python3 -m platform.bootstrap "

@@ -6,8 +6,8 @@ import pytest
 
 from data import dataset, mel, segment, sources, synthetic, tracks
 from data.spec import ALLOW_FILE_URLS, DatasetSpec, DownloadParams, SegmentParams, SyntheticSource
-from platform import spaces
-from platform.typed import SpecError
+from platform.spec import spaces
+from platform.spec.typed import SpecError
 from tests.helpers import write_spec
 
 FORMATS = ("mp3", "m4a", "aac", "wav", "flac", "ogg")

@@ -9,7 +9,7 @@ import pytest
 from data import mel, pipeline, segment, synthetic
 from data.dataset import load_mels, read_manifest
 from data.spec import DatasetSpec, MelParams, SyntheticSource
-from platform.typed import build
+from platform.spec.typed import build
 from tests.helpers import TINY_DATASET
 
 

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from platform.typed import SpecError, build
+from platform.spec.typed import SpecError, build
 from trainables.metrics import fid, probes as fid_probes
 from trainables.evaluation import EvaluationConfig, Evaluator, prepare_reference
 from tests.helpers import CHEAP_EMBEDDING

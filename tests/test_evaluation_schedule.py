@@ -1,11 +1,11 @@
 """Trials evaluate where the scheduler reads fid, and the scheduler decides as it did when
 every iteration was evaluated (trainables/evaluation.py EvaluationSchedule,
-platform/tune_space.py evaluation_schedule)."""
+platform/spec/tune_space.py evaluation_schedule)."""
 import json
 
 import pytest
 
-from platform import spaces, tune_space
+from platform.spec import spaces, tune_space
 from tests.helpers import run_module, tiny_sweep, write_spec
 from trainables.evaluation import EvaluationConfig, EvaluationSchedule
 

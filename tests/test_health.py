@@ -1,8 +1,8 @@
 """Degenerate trials are told apart from healthy ones (trainables/health.py), and a trial's
-failure reason is one clean line (platform/tracking.py)."""
+failure reason is one clean line (platform/driver/tracking.py)."""
 import torch
 
-from platform.tracking import failure_reason
+from platform.driver.tracking import failure_reason
 from tests.test_models import images, trial_config
 from trainables import health
 from trainables.trainer import GANTrainer

@@ -148,7 +148,7 @@ STUDY = {  # DESIGN.md's table and the study's experiments
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_each_family_search_space_is_centred_on_the_study(family):
-    from platform import spaces
+    from platform.spec import spaces
     from tests.helpers import ROOT
     spec = spaces.load(ROOT / "search_spaces" / f"{family}.yaml")
     assert spec.model.family == family and spec.model.latent_dim == 100 and spec.model.image_size == 64

@@ -129,7 +129,7 @@ def test_join_keeps_the_query_last_and_display_hides_keys():
 
 
 def test_a_bad_store_is_one_sentence(tmp_path, s3):
-    from platform import cluster
+    from platform.driver import cluster
     for uri, why in [(s3("x").replace("s3://datasets/", "s3://no-such-bucket/"), "Bucket 'no-such-bucket' not found"),
                      ("s4://bucket/prefix", "Unrecognized filesystem type"),
                      ("s3://datasets/x?endpoint_override=127.0.0.1:1&scheme=http&connect_timeout=1"
@@ -146,7 +146,7 @@ def test_a_bad_store_is_one_sentence(tmp_path, s3):
 
 
 def test_a_node_that_cannot_read_the_store_is_named(s3, monkeypatch):
-    from platform import cluster
+    from platform.driver import cluster
     nodes = [cluster.Node("a" * 8, "10.0.0.1"), cluster.Node("b" * 8, "10.0.0.2")]
     monkeypatch.setattr(cluster, "_on_each", lambda nodes, fn, *args: {
         n: None if n.address == "10.0.0.1" else "AWS Error ACCESS_DENIED" for n in nodes})

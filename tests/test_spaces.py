@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from platform import spaces, tune_space
-from platform.typed import SpecError
+from platform.spec import spaces, tune_space
+from platform.spec.typed import SpecError
 from tests.helpers import ROOT, run_module, write_spec
 
 
@@ -116,7 +116,7 @@ def test_dry_run_prints_the_resolved_spec_and_starts_nothing(tmp_path):
 
 
 def test_the_hifigan_preset_resolves_in_a_dry_run(tmp_path):
-    from platform.spaces import load
+    from platform.spec.spaces import load
     result = run_module("platform.sweep", str(ROOT / "search_spaces" / "hifigan.yaml"), "--dry-run",
                         cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr

@@ -4,8 +4,9 @@ import pytest
 from ray.tune.search.variant_generator import generate_variants
 
 from data.dataset import load_mels
-from platform import resume, spaces, tune_space
-from platform.typed import SpecError
+from platform.driver import resume
+from platform.spec import spaces, tune_space
+from platform.spec.typed import SpecError
 from tests.helpers import ROOT, run_module, write_spec
 
 
@@ -110,7 +111,7 @@ def test_resume_finds_the_latest_recorded_sweep(tmp_path):
 def test_a_data_fraction_is_a_seeded_share_of_the_rows(ray_local, tmp_path):
     from data import pipeline
     from data.spec import DatasetSpec
-    from platform.typed import build
+    from platform.spec.typed import build
     from tests.helpers import TINY_DATASET
     built = pipeline.build(build(DatasetSpec, TINY_DATASET, "dataset"), tmp_path)
     everything = load_mels(built.path)

@@ -55,7 +55,7 @@ def _results(client, parent) -> list[dict]:
 
 @pytest.mark.slow
 def test_trials_have_the_same_readable_name_in_tune_mlflow_and_results(sweep):
-    from platform.tune_space import trial_dirname
+    from platform.spec.tune_space import trial_dirname
     cwd, client, parent, children, output = sweep
     names = [child.info.run_name for child in children]
     assert len(set(names)) == 6 and all(NAME.fullmatch(name) for name in names), names
@@ -147,7 +147,8 @@ def test_runs_carry_the_dataset_input_and_system_metrics(sweep):
 
 
 def test_set_on_a_searched_key_replaces_the_search_and_says_so(tmp_path):
-    from platform import spaces, sweep as sweeping
+    from platform.spec import spaces
+    from platform import sweep as sweeping
     spec_file = write_spec(tmp_path / "s.yaml", **SWEEP)
     spec = spaces.load(spec_file, ["training.lr_g=0.002"])
     assert "training.lr_g" not in spec.search and spec.training.lr_g == 0.002

@@ -116,7 +116,7 @@ def test_parent_run_holds_results_table(sweep):
 
 @pytest.mark.slow
 def test_the_sweep_prints_a_short_run_and_records_its_set_values(sweep):
-    from platform import tracking
+    from platform.driver import tracking
     cwd, client, parent, children = sweep
     lines = (cwd / "sweep-output.txt").read_text().splitlines()
     assert len(lines) <= OUTPUT_LINES, "\n".join(lines)
@@ -232,7 +232,7 @@ def test_mlflow_ui_shows_trials_and_a_sample_image(sweep, mlflow_server, tmp_pat
         browser.send("Emulation.setDeviceMetricsOverride", width=1400, height=900, deviceScaleFactor=1, mobile=False)
         # the page the sweep's last lines name: the experiment's runs table (the "Model
         # training" view, not GenAI's overview), where the sweep's parent run is listed
-        from platform import tracking
+        from platform.driver import tracking
         runs_page = tracking.ui_url(experiment, url)  # the server's address, as a sweep on a cluster prints it
         _shown(browser, runs_page, parent.info.run_name, "matching runs")
         browser.screenshot(SCREENSHOTS / "mlflow_runs.png")

@@ -52,8 +52,8 @@ def sweep(ray_local, tmp_path_factory):
 
     from data import pipeline
     from data.spec import DatasetSpec
-    from platform import tracking
-    from platform.typed import build
+    from platform.driver import tracking
+    from platform.spec.typed import build
     from trainables.train import TrialContext
 
     root = tmp_path_factory.mktemp("tune")

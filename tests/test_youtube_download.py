@@ -16,7 +16,8 @@ import pytest
 from data import download, pipeline, synthetic
 from data.dataset import read_failures, read_manifest
 from data.spec import DatasetSpec, DownloadParams
-from platform import overrides, spaces, sweep
+from platform.spec import overrides, spaces
+from platform import sweep
 from tests.helpers import ROOT, write_spec
 
 COOKIE = "SESSION=a-secret-cookie-value"

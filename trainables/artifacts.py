@@ -136,7 +136,7 @@ class TrialArtifacts:
         does, on purpose: Tune gives a trial it stops (ASHA) 2 s to end
         (TUNE_FUNCTION_THREAD_TIMEOUT_S) before it reuses its actor, and a slower end fails
         the next trial ("reset_config() ... return True"). The driver draws the loss curves
-        of stopped trials (platform/tracking.py). Never raises."""
+        of stopped trials (platform/driver/tracking.py). Never raises."""
         if status != "FAILED" or self.saved["curves"] == trainer.step:
             return
         try:

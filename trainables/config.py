@@ -128,7 +128,7 @@ class TrialConfig:
 
     @classmethod
     def from_tune(cls, config: dict) -> "TrialConfig":
-        # "experiment" names which of a sweep's fixed settings this trial runs (platform/spaces.py)
+        # "experiment" names which of a sweep's fixed settings this trial runs (platform/spec/spaces.py)
         if set(config) - {"experiment"} != set(SECTIONS):
             raise ValueError(f"a trial config has the sections {sorted(SECTIONS)}, got {sorted(config)}")
         return cls(**{name: SECTIONS[name](**config[name]) for name in SECTIONS})

@@ -98,7 +98,7 @@ def dataset_spec(dataset_path: str) -> DatasetSpec | None:
 class EvaluationSchedule:
     """The iterations whose results carry `fid`: where the sweep's scheduler reads it, every
     `evaluation.every` and a trial's last. Tune's ASHA and PBT skip results without their
-    metric (platform/tune_space.py says which iterations they act on), so evaluating only
+    metric (platform/spec/tune_space.py says which iterations they act on), so evaluating only
     here leaves every decision as it was and spends the rest of the trial training."""
     at: tuple[int, ...] = ()  # ASHA's rungs: the first iteration at or past each milestone
     period: int = 0           # PBT's perturbation interval: every multiple of it

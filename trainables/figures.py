@@ -1,5 +1,5 @@
 """Figures of mel images and training curves, shared by the trial's artifacts
-(trainables/artifacts.py), `platform.generate`, `platform.report` and `platform.tracking`.
+(trainables/artifacts.py), `platform.generate`, `platform.report` and `platform.driver.tracking`.
 Figures are drawn on `matplotlib.figure.Figure` objects, never pyplot, so nothing global is
 touched in a reused worker.
 """

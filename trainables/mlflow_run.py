@@ -16,7 +16,7 @@ from mlflow.entities import Metric, Param, RunStatus
 from trainables.mlflow_buffer import BufferedClient
 
 # Keys of Tune's result (not MLflow metrics): the driver's console says when a trial's tracking
-# server is unreachable from them (platform/console.py)
+# server is unreachable from them (platform/driver/console.py)
 TRACKING_KEPT = "tracking/kept_writes"
 TRACKING_DOWN_S = "tracking/unreachable_s"
 SYSTEM_METRICS_EVERY_S = 5  # MLflow's system/* metrics (CPU, memory, GPU where there is one)

@@ -43,7 +43,7 @@ class TrialContext:
     dataset_fingerprint: str
     tracking: TrackingTarget
     threads: int = 1
-    # the iterations the sweep's scheduler reads fid at (platform/tune_space.py)
+    # the iterations the sweep's scheduler reads fid at (platform/spec/tune_space.py)
     schedule: EvaluationSchedule = EvaluationSchedule()
     # a sweep continued by --resume: a trial whose run finished before the driver died is
     # not run again. Only then: under PBT a trial is restarted from its own checkpoint
@@ -132,7 +132,7 @@ def _open_run(context: TrialContext, config: dict, segments: int, tags: dict) ->
     trial = tune.get_context()
     run_id = find_trial_run(context.tracking, trial.get_trial_id())
     experiment = config.get("experiment")  # one of a sweep's fixed settings (paper.yaml)
-    # the sweep names its trials (platform.tune_space.trial_name: the experiment or family and
+    # the sweep names its trials (platform.spec.tune_space.trial_name: the experiment or family and
     # the searched values); the same name in Tune's table, its folders and the runs table
     run = TrialRun(context.tracking, run_name=trial.get_trial_name(), run_id=run_id,
                    tags={"tune.trial_id": trial.get_trial_id(), **({"experiment": experiment} if experiment else {}),

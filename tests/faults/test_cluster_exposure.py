@@ -36,7 +36,7 @@ def test_basic_auth_server_refuses_strangers_and_logs_for_the_cluster(tmp_path, 
         assert _status(search) == 401
         wrong = base64.b64encode(b"platform:guess").decode()
         assert _status(search, {"Authorization": f"Basic {wrong}"}) == 401
-        from platform import cluster
+        from platform.driver import cluster
         with pytest.raises(cluster.ClusterError, match="refused this driver's credentials; set MLFLOW_TRACKING_USERNAME"):
             cluster.check_login(server.url)  # the preflight, before the parent run is created
 
@@ -70,7 +70,7 @@ def _server_commands(text: str) -> list[str]:
 def test_every_command_that_starts_a_server_gives_an_absolute_artifact_folder():
     import re
 
-    from platform import tracking
+    from platform.driver import tracking
     from tests.helpers import ROOT
     documents = [ROOT / "cluster.yaml", ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
     commands = [(path.name, line) for path in documents for line in _server_commands(path.read_text())]

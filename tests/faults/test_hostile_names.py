@@ -4,8 +4,8 @@ id from a site is hashed, and an object-store key with `..` is not copied."""
 import pytest
 
 from data import download, remote
-from platform import spaces
-from platform.typed import SpecError
+from platform.spec import spaces
+from platform.spec.typed import SpecError
 from tests.helpers import TINY_DATASET, run_module, write_spec
 
 HOSTILE = ["../../escape", "/etc/cron.d/x", "a/b", "..", "nul\x00byte", "x" * 101, "%(title)s", ""]

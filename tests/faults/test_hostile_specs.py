@@ -8,9 +8,9 @@ import threading
 import pytest
 import yaml
 
-from platform import spaces
-from platform.overrides import parse
-from platform.typed import SpecError
+from platform.spec import spaces
+from platform.spec.overrides import parse
+from platform.spec.typed import SpecError
 from tests.helpers import TINY_DATASET, write_spec
 
 SHORT = 600  # characters: one sentence, whatever the file holds

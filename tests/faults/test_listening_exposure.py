@@ -1,7 +1,7 @@
 """The listening page answers its own page only: another site's page (a cross-origin post,
 a DNS-rebinding name in Host) is refused, a malformed request is a 400 and one log line,
 an idle connection is closed, and a bind beyond loopback is said out loud. The server is
-the real one (platform.listening.serve) on a folder of one real clip; real clips log to no
+the real one (platform.blind_test.app.serve) on a folder of one real clip; real clips log to no
 MLflow run, so no store is needed."""
 import http.client
 import json
@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from platform import listening
+from platform.blind_test import app as listening
 
 CLIP = "0123456789ab"
 GOOD = {"rater": "rater-0001", "clip": CLIP, "score": 4, "techno": True}
@@ -85,7 +85,7 @@ def test_a_rebound_dns_name_in_host_is_refused(page):
 
 def test_malformed_requests_are_a_400_and_one_log_line_each(page, caplog, capfd):
     port, folder = page
-    caplog.set_level(logging.WARNING, logger="platform.listening")
+    caplog.set_level(logging.WARNING, logger="platform.blind_test.app")
     json_headers = {"Content-Type": "application/json"}
     status, answer = _call(port, "POST", "/api/rate", b"{}", {**json_headers, "Content-Length": "abc"})
     assert status == 400 and "Content-Length" in answer["error"], answer

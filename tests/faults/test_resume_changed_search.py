@@ -4,7 +4,8 @@ The sweep records its resolved spec; a resume with a different one is refused, e
 with the difference named, before Ray starts. The same file resumes as before."""
 import pytest
 
-from platform import resume, spaces
+from platform.driver import resume
+from platform.spec import spaces
 from tests.helpers import run_module, tiny_sweep, write_spec
 
 SWEEP = tiny_sweep("edited", training={"batch_size": 4, "iterations": 1, "steps_per_iteration": 2},

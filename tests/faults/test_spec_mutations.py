@@ -8,8 +8,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from platform import spaces
-from platform.typed import SpecError
+from platform.spec import spaces
+from platform.spec.typed import SpecError
 from tests.helpers import ROOT
 
 FILES = sorted((ROOT / "search_spaces").glob("*.yaml"))

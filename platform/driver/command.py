@@ -22,7 +22,7 @@ def guarded(body: Callable[[], int], usage: tuple[type[BaseException], ...] = ()
             failed: tuple[type[BaseException], ...] = ()) -> int:
     """`body()`, with the errors a user can cause printed as one line: `usage` ones exit 2,
     `failed` ones exit 1. Anything else is a bug and keeps its traceback."""
-    from platform.typed import SpecError
+    from platform.spec.typed import SpecError
     try:
         return body()
     except (SpecError, *usage) as caught:
@@ -45,7 +45,7 @@ def add_tracking_option(parser) -> None:
 def tracking_client(uri: str | None):
     """(uri, MlflowClient) on an existing store: `--tracking-uri`, else the sweeps' default.
     Raises tracking.RunLookupError for a store that is not there."""
-    from platform import tracking
+    from platform.driver import tracking
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     uri = tracking.resolve_uri(uri) if uri else tracking.default_uri()
     return uri, tracking.open_store(uri)

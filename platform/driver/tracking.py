@@ -34,7 +34,7 @@ def resolve_uri(uri: str) -> str:
 
 def default_uri() -> str:
     """As a sweep without `mlflow.tracking_uri`: $MLFLOW_TRACKING_URI, else ./mlflow.db."""
-    from platform.spaces import MlflowSpec
+    from platform.spec.spaces import MlflowSpec
     return resolve_uri(MlflowSpec().resolved_uri())
 
 

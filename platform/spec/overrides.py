@@ -1,6 +1,6 @@
 """`--set section.key=value` on the commands: changes to a search-space file's YAML mapping
 before it is validated, so a value given on the command line is typed and checked exactly
-as the same value written in the file (platform.spaces.load).
+as the same value written in the file (platform.spec.spaces.load).
 
 `search.training.lr_g={loguniform: [1e-4, 1e-3]}` sets one searched key (search keys are
 `section.key` themselves); any other path is a nested key, e.g. `tune.scheduler.name=fifo`.
@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from data.spec import REDACTED, SECRET_KEYS, redacted
-from platform.typed import SpecError, preview
+from platform.spec.typed import SpecError, preview
 
 
 def parse(pairs: list[str], loader=yaml.SafeLoader) -> dict[str, Any]:
@@ -100,7 +100,7 @@ def effective_file(path: str, pairs: list[str], loader, folder: str) -> str:
     values in place and secrets (dataset.download.cookies) redacted."""
     from pathlib import Path
 
-    from platform.spaces import read_text  # bounded, regular files only (already loaded once)
+    from platform.spec.spaces import read_text  # bounded, regular files only (already loaded once)
     raw = yaml.load(read_text(path), Loader=loader)
     changed = apply(raw, parse(pairs, loader)) if pairs and isinstance(raw, dict) else raw
     safe = redacted(changed) if isinstance(changed, dict) else changed

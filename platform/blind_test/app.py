@@ -443,8 +443,8 @@ call(`/api/next?rater=${rater}`).then(show);
 
 def main(args) -> int:
     """`platform.listen --serve`: find the runs, render the clips once, serve until Ctrl-C."""
-    from platform import command, tracking
-    from platform.spaces import StorageSpec
+    from platform.driver import command, tracking
+    from platform.spec.spaces import StorageSpec
     if args.clips_per_trial < 1 or args.real_clips < 0:
         return command.error("--clips-per-trial must be at least 1 and --real-clips at least 0.")
     try:

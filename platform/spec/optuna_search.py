@@ -1,6 +1,6 @@
 """Ray Tune's OptunaSearch for trials that report `fid` only at evaluated iterations.
 
-Trials evaluate where the scheduler reads fid (platform/tune_space.py,
+Trials evaluate where the scheduler reads fid (platform/spec/tune_space.py,
 `evaluation_schedule`); OptunaSearch.on_trial_result indexes the metric in every result
 and would fail on the others, so it is given only the results that carry it: Optuna's
 intermediate values are then the evaluated fids, at their iterations. A module of its own

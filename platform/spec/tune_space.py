@@ -1,4 +1,4 @@
-"""A validated SweepSpec (platform/spaces.py) in Ray Tune's terms: the param space (the
+"""A validated SweepSpec (platform/spec/spaces.py) in Ray Tune's terms: the param space (the
 searched keys as Tune domains, a sweep's experiments as a grid), PBT's mutations, the
 searcher, the scheduler, and the iterations at which that scheduler reads `fid` (where
 trials evaluate). Ray is imported here only, when a sweep starts.
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from platform.spaces import Domain, SweepSpec, pbt_searched
+from platform.spec.spaces import Domain, SweepSpec, pbt_searched
 from trainables.config import SECTIONS as TRIAL_SECTIONS
 from trainables.evaluation import EvaluationSchedule
 
@@ -151,7 +151,7 @@ def searcher(spec: SweepSpec, sweep_name: str | None = None):
     from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
     if spec.tune.searcher == "random":
         return BasicVariantGenerator(max_concurrent=spec.tune.max_concurrent, random_state=spec.tune.seed)
-    from platform.optuna_search import OptunaOnEvaluations
+    from platform.spec.optuna_search import OptunaOnEvaluations
     stored = {}
     if sweep_name:
         import optuna

@@ -1,4 +1,4 @@
-"""Search-space files: YAML -> a typed, validated SweepSpec (platform/tune_space.py turns
+"""Search-space files: YAML -> a typed, validated SweepSpec (platform/spec/tune_space.py turns
 it into Tune's param space, searcher and scheduler).
 
 A file has these sections, each optional but `name` (see search_spaces/quickstart.yaml):
@@ -17,7 +17,7 @@ A file has these sections, each optional but `name` (see search_spaces/quickstar
   mlflow    tracking URI and experiment name
   storage   where datasets and Tune results go
 Every mistake stops the command before Ray starts with one sentence naming the file and
-the key path (platform.typed.SpecError).
+the key path (platform.spec.typed.SpecError).
 """
 import dataclasses
 import math
@@ -32,7 +32,7 @@ from typing import Any, Literal
 import yaml
 
 from data.spec import DatasetSpec
-from platform.typed import SpecError, build, convert, preview
+from platform.spec.typed import SpecError, build, convert, preview
 from trainables.config import SECTIONS as TRIAL_SECTIONS
 from trainables.config import ModelConfig, TrainingConfig
 from trainables.evaluation import EvaluationConfig
@@ -335,7 +335,7 @@ def _parse_search(raw: Any, spec: SweepSpec, file: str) -> dict[str, Domain]:
 
 
 def load(path: str | Path, overrides: list[str] | None = None) -> SweepSpec:
-    """Read and validate a search-space file, with `--set` overrides (platform.overrides)
+    """Read and validate a search-space file, with `--set` overrides (platform.spec.overrides)
     applied to its mapping first; any mistake raises SpecError."""
     shown = [pair if len(pair) <= 60 else preview(pair) for pair in overrides or []]
     file = str(path) + (f" with --set {' '.join(shown)}" if shown else "")
@@ -351,7 +351,7 @@ def load(path: str | Path, overrides: list[str] | None = None) -> SweepSpec:
     if not isinstance(raw, dict):
         raise SpecError(f"{file}: expected a mapping of sections at the top level, got {type(raw).__name__}.")
     if overrides:
-        from platform import overrides as overriding
+        from platform.spec import overrides as overriding
         raw = overriding.apply(raw, overriding.parse(overrides, _Loader))
     search = raw.pop("search", None)
     experiments = raw.pop("experiments", None)

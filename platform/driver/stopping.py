@@ -43,7 +43,7 @@ def _say(reason: str, ended: list[str], then: str) -> None:
 def stopped_short(target, reason: str, then: str) -> int:
     """A sweep whose trials did not all finish (a storage fault, Ctrl+C): its parent run ends
     FAILED, even when some trial scored."""
-    from platform import tracking
+    from platform.driver import tracking
     tracking.fail_sweep(target, reason)
     _say(reason, [target.parent_run_id], then)
     return 1
@@ -60,7 +60,7 @@ def unfinished(results) -> tuple[str, str] | None:
 
 def died(error: BaseException) -> int | None:
     """The exit status for what the driver died of, after ending its parent runs; None: re-raise."""
-    from platform import tracking
+    from platform.driver import tracking
     full = storage_fault.unwritable(error)
     if full is not None:
         reason, code = storage_fault.describe(full), 1

@@ -1,0 +1,1 @@
+"""The blind listening test that `python -m platform.listen --serve EXPERIMENT` serves."""
