@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # platform/driver/cluster.py -> the repo root
 
 # Never shipped to workers: generated data, environments, stores, VCS.
 SHIP_EXCLUDES = [".venv/", ".git/", "runs/", "mlruns/", "mlartifacts/", "mlflow.db",
