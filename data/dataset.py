@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from data.spec import DatasetSpec
+from data.spec import DatasetSpec, MelParams, SegmentParams
 
 MANIFEST = "manifest.json"
 SEGMENTS = "segments"
@@ -28,6 +28,41 @@ def dataset_dir(root: str | os.PathLike, spec: DatasetSpec) -> Path:
 
 def read_manifest(path: str | os.PathLike) -> dict:
     return json.loads((Path(path) / MANIFEST).read_text())
+
+
+class DatasetError(ValueError):
+    """A dataset's recorded parameters (its manifest, or a checkpoint's copy) that do not read
+    as a mel and segment spec, or rows it does not have: one sentence naming which."""
+
+
+def spec_of(recorded: dict, where: str) -> DatasetSpec:
+    """The mel and segment parameters a dataset was built with, from its manifest or from the
+    copy a checkpoint keeps (both hold them under "spec"); DatasetError naming `where` if not."""
+    try:
+        spec = recorded["spec"]
+        return DatasetSpec(mel=MelParams(**spec["mel"]), segment=SegmentParams(**spec["segment"]))
+    except (KeyError, TypeError, ValueError) as error:
+        why = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        raise DatasetError(f"{where}: no readable mel and segment parameters ({why}).") from None
+
+
+def read_spec(path: str | os.PathLike) -> DatasetSpec:
+    """The mel and segment parameters of the dataset built at `path` (FileNotFoundError without
+    a manifest)."""
+    return spec_of(read_manifest(path), f"{path}/{MANIFEST}")
+
+
+def read_rows(path: str | os.PathLike, rows: list[int]) -> tuple[np.ndarray, list[str]]:
+    """Mel images at these rows (numbered as `load_mels` orders them) and a name for each,
+    `row000012-<track>-<segment>`; DatasetError for a row the dataset does not have."""
+    table = read_segments(path, columns=["track_id", "segment_index", "mel"])
+    bad = [r for r in rows if not 0 <= r < table.num_rows]
+    if bad:
+        raise DatasetError(f"row {bad[0]} is out of range; {path} has rows 0 to {table.num_rows - 1}.")
+    picked = table.take(rows)
+    names = [f"row{r:06d}-{t}-{s:03d}" for r, t, s in zip(rows, picked.column("track_id").to_pylist(),
+                                                             picked.column("segment_index").to_pylist())]
+    return _tensor_chunks_to_numpy(picked.column("mel")), names
 
 
 def read_failures(path: str | os.PathLike) -> list[dict]:

@@ -38,8 +38,8 @@ def generator_from(state, name: str = "the checkpoint"):
     alone, and its TrialConfig. CheckpointError, naming `name`, if the checkpoint's config,
     weights and dataset information do not fit together (weights of another width or family,
     an unknown or invalid key, no mel parameters to voice the images with)."""
+    from data.dataset import spec_of
     from trainables import models
-    from trainables.artifacts import dataset_spec
     from trainables.checkpoint import CheckpointError
     from trainables.config import TrialConfig
     try:
@@ -48,7 +48,7 @@ def generator_from(state, name: str = "the checkpoint"):
         generator.load_state_dict(state.trainer["G"])
         if not isinstance(state.dataset, dict):
             raise ValueError("it holds no dataset information (the mel parameters to draw and voice it)")
-        dataset_spec(state.dataset), state.dataset["scaling"]
+        spec_of(state.dataset, name), state.dataset["scaling"]
     except (ValueError, TypeError, KeyError, RuntimeError, AttributeError) as error:
         lines = [line.strip() for line in str(error).strip().splitlines()] or [type(error).__name__]
         why = " ".join(lines[:2])[:240]  # torch's first line only says "Error(s) in loading state_dict"
@@ -103,9 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     info = state.dataset
     vocoder = args.vocoder or cfg.evaluation.vocoder
     if vocoder == "hifigan":
-        from trainables.artifacts import dataset_spec
+        from data.dataset import spec_of
         from trainables.vocoder import mismatch
-        problem = mismatch(dataset_spec(info))
+        problem = mismatch(spec_of(info, f"run {run.info.run_id}'s checkpoint"))
         if problem:
             return command.error(f"--vocoder hifigan: run {run.info.run_id} was trained on a mel HiFi-GAN "
                                  f"cannot voice: {problem}.")

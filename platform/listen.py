@@ -17,28 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from platform.driver import command
-from platform.spec.typed import SpecError, build
-
-
-def _spec_of(dataset: Path):
-    from data.dataset import read_manifest
-    from data.spec import DatasetSpec, MelParams, SegmentParams
-    saved = read_manifest(dataset)["spec"]
-    return DatasetSpec(mel=build(MelParams, saved["mel"], "mel"),
-                       segment=build(SegmentParams, saved["segment"], "segment"))
-
-
-def _dataset_rows(dataset: Path, rows: list[int]) -> tuple[np.ndarray, list[str]]:
-    from data.dataset import read_segments
-    table = read_segments(dataset, columns=["track_id", "segment_index", "mel"])
-    bad = [r for r in rows if not 0 <= r < table.num_rows]
-    if bad:
-        raise SpecError(f"--rows: {bad[0]} is out of range; {dataset} has rows 0 to {table.num_rows - 1}.")
-    picked = table.take(rows)
-    images = np.concatenate([c.to_numpy_ndarray() for c in picked.column("mel").chunks])
-    names = [f"row{r:06d}-{t}-{s:03d}" for r, t, s in zip(rows, picked.column("track_id").to_pylist(),
-                                                             picked.column("segment_index").to_pylist())]
-    return images, names
+from platform.spec.typed import SpecError
 
 
 def _npy(path: Path, spec) -> tuple[np.ndarray, list[str]]:
@@ -90,21 +69,22 @@ def main(argv: list[str] | None = None) -> int:
         return serve(args)
 
     import soundfile
+    from data.dataset import DatasetError, read_rows, read_spec
     source = Path(args.source)
     try:
         if source.is_dir():
-            spec = _spec_of(source)
-            images, names = _dataset_rows(source, args.rows)
+            spec = read_spec(source)
+            images, names = read_rows(source, args.rows)
         elif source.suffix == ".npy" and source.is_file():
             if not args.dataset:
                 raise SpecError(f"{source}: a .npy needs --dataset DIR, the dataset whose mel parameters it uses.")
-            spec = _spec_of(Path(args.dataset))
+            spec = read_spec(args.dataset)
             images, names = _npy(source, spec)
         else:
             raise SpecError(f"{source}: expected a dataset directory or a .npy file, and found neither.")
     except FileNotFoundError as error:
         return command.error(f"{error.filename}: no such file (is that a built dataset?).")
-    except SpecError as error:
+    except (SpecError, DatasetError) as error:
         return command.error(error)
 
     from trainables.vocoder import mismatch, render

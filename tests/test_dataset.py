@@ -79,3 +79,29 @@ def test_fingerprint_follows_sources_and_parameters():
     assert base.fingerprint == DatasetSpec().fingerprint
     assert base.fingerprint != DatasetSpec(synthetic=SyntheticSource(seed=1)).fingerprint
     assert base.fingerprint != DatasetSpec(mel=MelParams(n_mels=128)).fingerprint
+
+
+def test_one_reader_gives_a_datasets_spec_and_rows_and_names_what_is_wrong(tmp_path):
+    from dataclasses import asdict
+
+    from data import dataset, sources, tracks
+    from data.dataset import DatasetError, read_rows, read_spec, spec_of
+    spec = DatasetSpec(synthetic=SyntheticSource(tracks=2, seconds=11.0, seed=3))
+    path = tmp_path / "ds"
+    (path / dataset.SEGMENTS).mkdir(parents=True)
+    for track in sources.resolve(spec)[0]:
+        tracks.process(track, spec, path / dataset.SEGMENTS)
+    (path / dataset.MANIFEST).write_text(json.dumps({"spec": {"mel": asdict(spec.mel), "segment": asdict(spec.segment)}}))
+
+    assert read_spec(path).mel == spec.mel and read_spec(path).segment == spec.segment
+    images, names = read_rows(path, [0, 3])
+    assert images.shape == (2, spec.mel.n_mels, spec.mel.frames)
+    assert np.array_equal(images, load_mels(path)[[0, 3]])
+    assert names[1].startswith("row000003-") and names[1].endswith("-001")  # track 2's second segment
+    with pytest.raises(DatasetError, match="row 4 is out of range; .* has rows 0 to 3"):
+        read_rows(path, [4])
+    with pytest.raises(DatasetError, match="the checkpoint: no readable mel and segment parameters"):
+        spec_of({"spec": {"mel": {"n_mels": "many"}, "segment": {}}}, "the checkpoint")
+    with pytest.raises(DatasetError, match="manifest.json: no readable"):
+        (path / dataset.MANIFEST).write_text("{}")
+        read_spec(path)

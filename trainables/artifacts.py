@@ -24,8 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data.dataset import read_manifest
-from data.spec import DatasetSpec, MelParams, SegmentParams
+from data.dataset import read_manifest, spec_of
 from trainables.checkpoint import CHECKPOINT_FILE, Checkpoint
 from trainables.figures import LOSS_KEYS, loss_figure, mel_figure
 
@@ -53,10 +52,6 @@ def dataset_info(manifest: dict) -> dict:
             "spec": {"mel": manifest["spec"]["mel"], "segment": manifest["spec"]["segment"]}}
 
 
-def dataset_spec(info: dict) -> DatasetSpec:
-    return DatasetSpec(mel=MelParams(**info["spec"]["mel"]), segment=SegmentParams(**info["spec"]["segment"]))
-
-
 # ---------- generating and rendering ----------
 
 @torch.no_grad()
@@ -75,7 +70,7 @@ def write_wav(path: str | os.PathLike, image: np.ndarray, info: dict, n_iter: in
     """One mel image as a 16-bit WAV, voiced by `vocoder` (trainables/vocoder.py)."""
     import soundfile
     from trainables.vocoder import render
-    spec = dataset_spec(info)
+    spec = spec_of(info, "the dataset information")
     soundfile.write(path, render(image, spec, vocoder, n_iter), spec.mel.sample_rate, subtype="PCM_16")
 
 

@@ -18,8 +18,8 @@ from typing import Literal
 
 import torch
 
-from data.dataset import MANIFEST, SEGMENTS, read_manifest
-from data.spec import DatasetSpec, MelParams, SegmentParams
+from data.dataset import MANIFEST, SEGMENTS, DatasetError, read_manifest, read_spec
+from data.spec import DatasetSpec
 from trainables.metrics import embeddings, fid
 from trainables.metrics.coverage import density_coverage, real_radii
 from trainables.metrics.kid import kernel_inception_distance
@@ -86,12 +86,11 @@ def _fingerprint(dataset_path: str) -> str:
 
 def dataset_spec(dataset_path: str) -> DatasetSpec | None:
     """The mel and segment parameters a dataset was built with (for embeddings that turn
-    mels back into audio), or None where it has no manifest."""
+    mels back into audio), or None where it has no manifest or records none."""
     try:
-        built = read_manifest(dataset_path)["spec"]
-    except (FileNotFoundError, KeyError):
+        return read_spec(dataset_path)
+    except (FileNotFoundError, DatasetError):
         return None
-    return DatasetSpec(segment=SegmentParams(**built["segment"]), mel=MelParams(**built["mel"]))
 
 
 @dataclass(frozen=True)

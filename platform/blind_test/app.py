@@ -69,7 +69,8 @@ def prepare_clips(client, runs: list, dataset_path: str | None, folder: Path, pe
     import torch
     from platform.generate import generator_from, load_checkpoint
     from trainables.checkpoint import CheckpointError
-    from trainables.artifacts import dataset_spec, generate
+    from data.dataset import read_rows, read_spec, spec_of
+    from trainables.artifacts import generate
     from trainables.vocoder import render
     import shutil
     shutil.rmtree(folder / "clips", ignore_errors=True)  # WAVs of a render that stopped: no clips.json names them
@@ -91,20 +92,19 @@ def prepare_clips(client, runs: list, dataset_path: str | None, folder: Path, pe
             log.warning("%s: left out of the listening test", error)
             continue
         z = torch.randn(per_trial, cfg.model.latent_dim, generator=torch.Generator().manual_seed(seed))
-        spec = dataset_spec(state.dataset)
+        spec = spec_of(state.dataset, f"run {run.info.run_id}'s best checkpoint")
         vocoders.append(cfg.evaluation.vocoder)
         for i, image in enumerate(generate(generator, z)):
             write(render(image, spec, cfg.evaluation.vocoder, cfg.evaluation.griffin_lim_iters * 2),
                   spec.mel.sample_rate, run.info.run_id, f"{run.info.run_name} seed {seed} #{i}")
     if dataset_path and reals:
         from data.dataset import read_segments
-        from platform.listen import _dataset_rows, _spec_of
-        spec = _spec_of(Path(dataset_path))
+        spec = read_spec(dataset_path)
         count = read_segments(dataset_path, columns=["track_id", "segment_index"]).num_rows
         rows = sorted(np.random.default_rng(seed).choice(count, size=min(reals, count), replace=False).tolist())
         vocoder = max(set(vocoders), key=vocoders.count) if vocoders else "griffin-lim"
         print(f"voicing {len(rows)} real segment(s) with {vocoder}", flush=True)
-        for image, name in zip(*_dataset_rows(Path(dataset_path), rows)):
+        for image, name in zip(*read_rows(dataset_path, rows)):
             write(render(image, spec, vocoder, 64), spec.mel.sample_rate, REAL, f"{name} ({vocoder})")
     if not clips:
         raise LookupError("no clips to rate: the runs have no best checkpoint and no dataset was found.")
