@@ -325,20 +325,6 @@ def importance_figure(values: dict[str, float]):
 
 # ---------- the command ----------
 
-def _parent_and_runs(client, experiment_name: str, parent_id: str | None):
-    experiment = tracking.get_experiment(client, experiment_name)
-    if parent_id:
-        parent = tracking.get_run(client, parent_id)
-        if parent.info.experiment_id != experiment.experiment_id:
-            raise tracking.RunLookupError(f"run {parent_id} is not in experiment {experiment_name!r}.")
-    else:
-        parent = tracking.latest_parent_run(client, experiment_name)
-    runs = tracking.trial_runs(client, experiment.experiment_id, parent.info.run_id)
-    if not runs:
-        raise tracking.RunLookupError(f"sweep run {parent.info.run_id} ({parent.info.run_name}) has no trial runs.")
-    return parent, runs
-
-
 def _baseline_of(parent) -> float | None:
     value = parent.data.tags.get("fid.real_vs_real")
     try:
@@ -411,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         _, client = command.tracking_client(args.tracking_uri)
-        parent, runs = _parent_and_runs(client, args.experiment, args.parent)
+        parent, runs = tracking.sweep_runs(client, args.experiment, args.parent)
     except tracking.RunLookupError as error:
         return command.error(error)
 

@@ -129,7 +129,8 @@ def _best_trial(results, target) -> dict | None:
     if not scored:
         return None
     best = min(scored, key=lambda r: r.metrics_dataframe["fid"].min())
-    runs = {r.data.tags.get("tune.trial_id"): r for r in tracking.child_runs(target)}
+    runs = {r.data.tags.get("tune.trial_id"): r for r in tracking.trial_runs(
+        tracking.client_for(target.tracking_uri), target.experiment_id, target.parent_run_id)}
     trial_id = best.metrics["trial_id"]
     run = runs.get(trial_id)
     frame = best.metrics_dataframe

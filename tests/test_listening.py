@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from platform.blind_test.app import summary
+from platform.blind_test.ratings import summary
 from tests.helpers import CHEAP_EMBEDDING, CHROMIUM, ROOT, browser_test, run_module, tiny_sweep, write_spec
 
 NAME = "tiny-listening"

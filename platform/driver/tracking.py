@@ -9,6 +9,7 @@ import math
 import re
 import tempfile
 import time
+from functools import cache
 from pathlib import Path
 
 from mlflow import MlflowClient
@@ -38,6 +39,12 @@ def default_uri() -> str:
     return resolve_uri(MlflowSpec().resolved_uri())
 
 
+@cache
+def client_for(uri: str) -> MlflowClient:
+    """One client per store for the driver's life (a client holds its store's connections)."""
+    return MlflowClient(tracking_uri=uri)
+
+
 class RunLookupError(LookupError):
     """A run, experiment or artifact a command was asked for is not in the store; one sentence."""
 
@@ -54,7 +61,7 @@ def open_store(uri: str) -> MlflowClient:
             raise RunLookupError(f"the MLflow store {uri} cannot be read ({error.strerror}).") from None
         if header and header != b"SQLite format 3\0":  # /etc/passwd, say: MLflow would end in a traceback
             raise RunLookupError(f"{uri} is not an MLflow store: the file is not an SQLite database.")
-    return MlflowClient(tracking_uri=uri)
+    return client_for(uri)
 
 
 def get_run(client: MlflowClient, run_id: str):
@@ -97,6 +104,22 @@ def best_trial_run(client: MlflowClient, experiment_name: str):
     return min(scored, key=lambda pair: pair[0])[1]
 
 
+def sweep_runs(client: MlflowClient, experiment_name: str, parent_id: str | None = None) -> tuple:
+    """(parent run, its trial runs) of the experiment's latest sweep, or of the sweep
+    `parent_id`, which must be in that experiment; RunLookupError for a sweep without trials."""
+    experiment = get_experiment(client, experiment_name)
+    if parent_id:
+        parent = get_run(client, parent_id)
+        if parent.info.experiment_id != experiment.experiment_id:
+            raise RunLookupError(f"run {parent_id} is not in experiment {experiment_name!r}.")
+    else:
+        parent = latest_parent_run(client, experiment_name)
+    runs = trial_runs(client, experiment.experiment_id, parent.info.run_id)
+    if not runs:
+        raise RunLookupError(f"sweep run {parent.info.run_id} ({parent.info.run_name}) has no trial runs.")
+    return parent, runs
+
+
 def latest_parent_run(client: MlflowClient, experiment_name: str):
     experiment = get_experiment(client, experiment_name)
     found = client.search_runs([experiment.experiment_id], filter_string="tags.sweep = 'parent'",
@@ -129,7 +152,7 @@ def ui_url(experiment_id: str, tracking_uri: str | None = None) -> str:
 def start_sweep(tracking_uri: str, experiment: str, run_name: str, tags: dict,
                 params: dict, spec_file: str, dataset: tuple[str, str, int] | None = None) -> TrackingTarget:
     """`dataset`: (source, fingerprint, segments), logged as the parent run's dataset input."""
-    client = MlflowClient(tracking_uri=tracking_uri)
+    client = client_for(tracking_uri)
     found = client.get_experiment_by_name(experiment)
     experiment_id = found.experiment_id if found else client.create_experiment(experiment, tags=TRAINING_VIEW)
     if found and EXPERIMENT_KIND not in found.tags:  # made by an older version of this platform
@@ -147,7 +170,7 @@ def start_sweep(tracking_uri: str, experiment: str, run_name: str, tags: dict,
 
 def reopen_sweep(target: TrackingTarget) -> TrackingTarget:
     """A resumed sweep goes on in its parent run."""
-    client = MlflowClient(tracking_uri=target.tracking_uri)
+    client = client_for(target.tracking_uri)
     client.get_run(target.parent_run_id)  # fails clearly if the store lost it
     client.update_run(target.parent_run_id, status=RunStatus.to_string(RunStatus.RUNNING))
     client.set_tag(target.parent_run_id, "sweep.resumed", time.strftime("%Y-%m-%d %H:%M:%S"))
@@ -161,7 +184,7 @@ _OPEN_SWEEPS: list[TrackingTarget] = []
 
 def fail_sweep(target: TrackingTarget, reason: str) -> None:
     """End a parent run FAILED with the reason (one line) as its `failure` tag."""
-    client = MlflowClient(tracking_uri=target.tracking_uri)
+    client = client_for(target.tracking_uri)
     client.set_tag(target.parent_run_id, "failure", reason[:5000])
     client.set_terminated(target.parent_run_id, "FAILED")
 
@@ -172,7 +195,7 @@ def fail_open_sweeps(reason: str) -> list[str]:
     ended = []
     for target in _OPEN_SWEEPS:
         try:
-            status = MlflowClient(tracking_uri=target.tracking_uri).get_run(target.parent_run_id).info.status
+            status = client_for(target.tracking_uri).get_run(target.parent_run_id).info.status
             if status == RunStatus.to_string(RunStatus.RUNNING):
                 fail_sweep(target, reason)
                 ended.append(target.parent_run_id)
@@ -197,7 +220,7 @@ def stop_marks(target: TrackingTarget, scheduler: str, planned_default: int):
             if not done or done >= planned or result.get("diverged"):
                 return
             try:
-                client = MlflowClient(tracking_uri=target.tracking_uri)
+                client = client_for(target.tracking_uri)
                 found = client.search_runs([target.experiment_id], max_results=1, filter_string=(
                     f"tags.mlflow.parentRunId = '{target.parent_run_id}' and tags.`tune.trial_id` = '{trial.trial_id}'"))
                 if found and "stopped" not in found[0].data.tags:
@@ -211,19 +234,16 @@ def stop_marks(target: TrackingTarget, scheduler: str, planned_default: int):
     return StopMarks()
 
 
-def child_runs(target: TrackingTarget) -> list:
-    client = MlflowClient(tracking_uri=target.tracking_uri)
-    return trial_runs(client, target.experiment_id, target.parent_run_id)
-
-
 def finish_sweep(target: TrackingTarget, trial_errors: dict[str, str], best: dict | None) -> None:
-    """Close the parent run; end child runs Tune stopped before their code could.
+    """Close the parent run; end child runs Tune stopped before their code could; draw the
+    loss curves a stopped trial had no time to draw; log the results table.
 
     `trial_errors` maps Tune trial ids to their error, for trials that failed.
     """
     from trainables.artifacts import FAILURE_ARTIFACT
-    client = MlflowClient(tracking_uri=target.tracking_uri)
-    for run in child_runs(target):
+    client = client_for(target.tracking_uri)
+    runs = trial_runs(client, target.experiment_id, target.parent_run_id)
+    for run in runs:
         trial_id = run.data.tags.get("tune.trial_id")
         if trial_id in trial_errors:
             if "failure" not in run.data.tags:  # the trial's own one-line reason is better than Ray's
@@ -234,8 +254,8 @@ def finish_sweep(target: TrackingTarget, trial_errors: dict[str, str], best: dic
                 client.set_terminated(run.info.run_id, "FAILED")
         elif run.info.status == RunStatus.to_string(RunStatus.RUNNING):
             client.set_terminated(run.info.run_id, "FINISHED")
-    draw_missing_loss_curves(target)
-    log_results_table(target)
+    draw_missing_loss_curves(client, runs)
+    log_results_table(client, target.parent_run_id, runs)
     if best:
         client.log_metric(target.parent_run_id, "best/fid", best["fid"], timestamp=int(time.time() * 1000))
         client.set_tag(target.parent_run_id, "best.trial_id", best["trial_id"])
@@ -273,10 +293,9 @@ def results_table(client: MlflowClient, runs: list) -> list[dict]:
     return rows
 
 
-def log_results_table(target: TrackingTarget) -> list[dict]:
-    """The sweep's trials as `results.csv` on its parent run."""
-    client = MlflowClient(tracking_uri=target.tracking_uri)
-    rows = results_table(client, child_runs(target))
+def log_results_table(client: MlflowClient, parent_run_id: str, runs: list) -> list[dict]:
+    """The sweep's trial runs as `results.csv` on its parent run."""
+    rows = results_table(client, runs)
     columns = list(dict.fromkeys(key for row in rows for key in row))
     with tempfile.TemporaryDirectory(prefix="sweep-results-") as tmp:
         path = Path(tmp) / RESULTS_CSV
@@ -284,18 +303,17 @@ def log_results_table(target: TrackingTarget) -> list[dict]:
             writer = csv.DictWriter(out, fieldnames=columns, restval="")
             writer.writeheader()
             writer.writerows(rows)
-        client.log_artifact(target.parent_run_id, str(path))
+        client.log_artifact(parent_run_id, str(path))
     return rows
 
 
-def draw_missing_loss_curves(target: TrackingTarget) -> None:
+def draw_missing_loss_curves(client: MlflowClient, runs: list) -> None:
     """A trial's loss curves are drawn by its worker at its end, but the end of a sweep can
     kill a trial the scheduler has just stopped before it draws them: draw those here."""
     from trainables.artifacts import LOSS_CURVES
     from trainables.figures import LOSS_KEYS, loss_figure
     from trainables.mlflow_run import metric_history
-    client = MlflowClient(tracking_uri=target.tracking_uri)
-    for run in child_runs(target):
+    for run in runs:
         if any(a.path == LOSS_CURVES for a in client.list_artifacts(run.info.run_id)):
             continue
         history = metric_history(client, run.info.run_id, ("fid",) + LOSS_KEYS)

@@ -1,7 +1,7 @@
 """The listening page answers its own page only: another site's page (a cross-origin post,
 a DNS-rebinding name in Host) is refused, a malformed request is a 400 and one log line,
 an idle connection is closed, and a bind beyond loopback is said out loud. The server is
-the real one (platform.blind_test.app.serve) on a folder of one real clip; real clips log to no
+the real one (platform.blind_test.server.serve) on a folder of one real clip; real clips log to no
 MLflow run, so no store is needed."""
 import http.client
 import json
@@ -14,7 +14,8 @@ import time
 import numpy as np
 import pytest
 
-from platform.blind_test import app as listening
+from platform.blind_test.clips import REAL
+from platform.blind_test.server import ListeningTest, Server, is_loopback, serve
 
 CLIP = "0123456789ab"
 GOOD = {"rater": "rater-0001", "clip": CLIP, "score": 4, "techno": True}
@@ -25,13 +26,13 @@ def page(tmp_path):
     import soundfile
     (tmp_path / "clips").mkdir()
     soundfile.write(tmp_path / "clips" / f"{CLIP}.wav", np.zeros(1600), 16000)
-    test = listening.ListeningTest(tmp_path, [{"clip": CLIP, "run_id": listening.REAL, "source": "silence"}],
+    test = ListeningTest(tmp_path, [{"clip": CLIP, "run_id": REAL, "source": "silence"}],
                                    None, None, {})
     kwargs = {"idle_timeout": 2.0}
     try:
-        server = listening.serve(test, "127.0.0.1", 0, **kwargs)
+        server = serve(test, "127.0.0.1", 0, **kwargs)
     except TypeError:  # a server without an idle timeout: the rest is still checked
-        server = listening.serve(test, "127.0.0.1", 0)
+        server = serve(test, "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server.server_address[1], tmp_path
@@ -85,7 +86,7 @@ def test_a_rebound_dns_name_in_host_is_refused(page):
 
 def test_malformed_requests_are_a_400_and_one_log_line_each(page, caplog, capfd):
     port, folder = page
-    caplog.set_level(logging.WARNING, logger="platform.blind_test.app")
+    caplog.set_level(logging.WARNING, logger="platform.blind_test.server")
     json_headers = {"Content-Type": "application/json"}
     status, answer = _call(port, "POST", "/api/rate", b"{}", {**json_headers, "Content-Length": "abc"})
     assert status == 400 and "Content-Length" in answer["error"], answer
@@ -109,9 +110,9 @@ def test_an_idle_connection_is_closed(page):
 
 
 def test_a_bind_beyond_loopback_is_named_and_the_backlog_is_large():
-    assert listening.is_loopback("127.0.0.1") and listening.is_loopback("localhost") and listening.is_loopback("::1")
-    assert not listening.is_loopback("0.0.0.0") and not listening.is_loopback("192.168.1.5")
-    assert listening._Server.request_queue_size >= 128
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
+    assert Server.request_queue_size >= 128
 
 
 def test_a_burst_of_ratings_at_once_is_answered_in_full(page):

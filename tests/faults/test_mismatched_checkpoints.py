@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 from data import mel
 from data.spec import DatasetSpec, MelParams
 from platform import generate, listen, report
-from platform.blind_test import app as listening
+from platform.blind_test.clips import prepare_clips
 from tests.test_models import images, trial_config
 from trainables.checkpoint import CHECKPOINT_FILE, Checkpoint
 from trainables.config import SECTIONS
@@ -96,8 +96,8 @@ def test_listening_clips_leave_a_mismatched_run_out_and_serve_the_rest(store, tm
     (folder / "clips").mkdir(parents=True)
     (folder / "clips" / "0123456789ab.wav").write_bytes(b"left by a render that stopped")
     chosen = [client.get_run(runs[case]) for case in ("good", "another width", "no dataset information")]
-    with caplog.at_level(logging.WARNING, logger="platform.blind_test.app"):
-        clips = listening.prepare_clips(client, chosen, None, folder, per_trial=1, reals=0)
+    with caplog.at_level(logging.WARNING, logger="platform.blind_test.clips"):
+        clips = prepare_clips(client, chosen, None, folder, per_trial=1, reals=0)
     assert [c["run_id"] for c in clips] == [runs["good"]]
     left_out = [r.getMessage() for r in caplog.records if "left out of the listening test" in r.getMessage()]
     assert len(left_out) == 2 and runs["another width"] in left_out[0], left_out
