@@ -172,3 +172,23 @@ def test_a_reopened_journal_counts_its_artifacts_against_the_cap(tmp_path, unrea
     assert len(again.pending) == 3
     assert "dropped" in caplog.text
 
+
+def test_a_finished_run_is_found_with_the_end_its_last_attempt_kept(tmp_path, unreachable, monkeypatch):
+    """A resumed sweep's check (trainables/mlflow_run.finished_trial_run): the attempt that
+    finished the trial ended its run while the server was away, so the end is in its journal."""
+    from mlflow.entities import RunStatus
+    from trainables import mlflow_run
+
+    store = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = store.create_experiment("resume")
+    parent = store.create_run(experiment).info.run_id
+    run_id = store.create_run(experiment, tags={"mlflow.parentRunId": parent, "tune.trial_id": "t1"}).info.run_id
+    away = BufferedClient(unreachable, tmp_path / "trial")
+    away.log_batch(run_id, metrics=[Metric("step", 12.0, 1_700_000_000_000, 12)])
+    away.set_terminated(run_id, status=RunStatus.to_string(RunStatus.FINISHED))
+    assert len(away.pending) == 2
+
+    monkeypatch.setattr(mlflow_run, "_trial_dir", lambda: str(tmp_path / "trial"))
+    target = mlflow_run.TrackingTarget(store.tracking_uri, experiment, parent)
+    assert mlflow_run.finished_trial_run(target, "t1", steps=12) == {"step": 12.0}
+    assert mlflow_run.finished_trial_run(target, "t1", steps=14) is None  # not all its steps
