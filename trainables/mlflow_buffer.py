@@ -6,7 +6,9 @@ word. Here a trial's client asks MLflow for a short retry window instead
 (MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_TIMEOUT, unless set), and a write the
 server does not take is kept, in order, in a journal in the trial's directory
 (`mlflow-buffer/journal.jsonl`, artifacts copied beside it), which the next write flushes
-first once the server answers again. The trial's log (and so the driver's console, where
+first once the server answers again. The journal is only appended to: a flush counts what it
+has logged in `journal.sent` after each entry (a trial that dies while flushing resends at most
+the entry it was logging), and the folder goes once everything is logged. The trial's log (and so the driver's console, where
 Ray prints workers' logs) says when the server went away, while it stays away, and when what
 was kept has been logged. Reads (a restored trial's history, the loss curves at the end)
 flush and wait for the server, saying so, up to PLATFORM_MLFLOW_WAIT_S (default an hour).
@@ -22,6 +24,7 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections import deque
 from pathlib import Path
 
 from mlflow import MlflowClient
@@ -72,14 +75,53 @@ class BufferedClient:
         self.folder = (Path(folder) if folder else Path(tempfile.gettempdir()) / f"trial-{uuid.uuid4().hex}") \
             / "mlflow-buffer"
         self.journal = self.folder / "journal.jsonl"
-        self.pending: list[dict] = []
-        if self.journal.is_file():  # an earlier attempt of this trial, on this node, left some
-            self.pending = [json.loads(line) for line in self.journal.read_text().splitlines() if line.strip()]
-            log.warning("%d MLflow write(s) an earlier attempt could not make are waiting in %s",
-                        len(self.pending), self.journal)
+        # how many of the journal's first entries are logged: rewriting the journal after each
+        # one made a long outage's flush quadratic
+        self.progress = self.folder / "journal.sent"
+        self.pending: deque[dict] = deque()  # the journal's entries after the first `sent`
+        self.sent = 0
+        self.kept_bytes = 0  # of the artifact copies that wait, counted as they come and go
         self.down_since: float | None = None
         self._next_try = 0.0
         self._reminded = 0.0
+        self._reopen()
+
+    def _reopen(self) -> None:
+        """What an earlier attempt of this trial, on this node, kept and did not log."""
+        if not self.journal.is_file():
+            # a progress count without its journal (a crash while removing a drained one) would
+            # skip the first entries of the next
+            self.progress.unlink(missing_ok=True)
+            return
+        lines = self._journal_lines()
+        self.sent = min(self._read_progress(), len(lines))
+        self.pending = deque(json.loads(line) for line in lines[self.sent:])
+        for entry in self.pending:
+            if entry["kind"] == "artifact":  # journals of earlier versions have no size
+                entry.setdefault("size", _size(entry["path"]))
+                self.kept_bytes += entry["size"]
+        if not self.pending:  # drained, but not yet removed when the attempt died
+            self._compact()
+            return
+        log.warning("%d MLflow write(s) an earlier attempt could not make are waiting in %s",
+                    len(self.pending), self.journal)
+
+    def _journal_lines(self) -> list[str]:
+        text = self.journal.read_bytes()
+        whole = text.rfind(b"\n") + 1
+        if whole < len(text):
+            # the attempt died while appending its last entry (never kept, so its step is
+            # trained and logged again); cut it, or the next entry would be appended to it
+            log.warning("an incomplete last entry of %s dropped", self.journal)
+            with self.journal.open("r+b") as journal:
+                journal.truncate(whole)
+        return [line for line in text[:whole].decode().splitlines() if line.strip()]
+
+    def _read_progress(self) -> int:
+        try:
+            return int(self.progress.read_text())
+        except (FileNotFoundError, ValueError):  # none yet (nothing logged): all of it waits
+            return 0
 
     # ---- reads: flush what waits, then ask; wait for the server while it is away ----
     def _wait_for(self, what: str, call):
@@ -195,13 +237,31 @@ class BufferedClient:
                 # the server answered and refused it: trying again would fail again
                 log.warning("MLflow refused a kept %s write for run %s, dropped: %s", self.pending[0]["kind"],
                             self.pending[0]["run_id"], (str(error).splitlines() or [""])[0][:300])
-            done = self.pending.pop(0)
-            if done["kind"] == "artifact" and Path(done["path"]).is_relative_to(self.folder):
-                shutil.rmtree(Path(done["path"]).parent, ignore_errors=True)
-            self._save()
+            self._logged(self.pending.popleft())
             flushed += 1
+        if flushed:
+            self._compact()
         self._back(flushed)
         return True
+
+    def _logged(self, done: dict) -> None:
+        """Count `done` as logged, before its copy goes: a crash in between leaves a stray copy
+        (removed with the folder), not an entry whose artifact is missing."""
+        self.sent += 1
+        tmp = self.progress.with_name("journal.sent.tmp")
+        tmp.write_text(f"{self.sent}\n")
+        os.replace(tmp, self.progress)  # whole or not at all
+        if done["kind"] == "artifact":
+            self.kept_bytes -= done["size"]
+            if Path(done["path"]).is_relative_to(self.folder):
+                shutil.rmtree(Path(done["path"]).parent, ignore_errors=True)
+
+    def _compact(self) -> None:
+        """Everything is logged: the journal goes first (its progress count alone is ignored),
+        then the folder with it and any stray copy."""
+        self.journal.unlink(missing_ok=True)
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.sent = self.kept_bytes = 0
 
     def _back(self, flushed: int = 0) -> None:
         if self.down_since is not None:
@@ -225,29 +285,32 @@ class BufferedClient:
 
     def _keep(self, entry: dict) -> None:
         if entry["kind"] == "artifact":
-            size = Path(entry["path"]).stat().st_size
-            kept = sum(Path(e["path"]).stat().st_size for e in self.pending if e["kind"] == "artifact")
-            if kept + size > MAX_ARTIFACT_BYTES or len(self.pending) >= MAX_ENTRIES:
-                log.warning("artifact %s of run %s dropped: %d MB of artifacts already wait for the tracking server",
-                            entry["path"], entry["run_id"], kept // 1024 ** 2)
+            entry = self._copy(entry)
+            if entry is None:
                 return
-            copy = self.folder / uuid.uuid4().hex / Path(entry["path"]).name
-            copy.parent.mkdir(parents=True)
-            shutil.copy2(entry["path"], copy)
-            entry = {**entry, "path": str(copy)}
         elif len(self.pending) >= MAX_ENTRIES:
             raise TrackingUnavailable(f"the MLflow tracking server {self.tracking_uri} has been unreachable for "
                                       f"{time.monotonic() - (self.down_since or 0):.0f} s and {MAX_ENTRIES} writes "
                                       f"wait in {self.journal}; log them once it is back")
-        self.pending.append(entry)
-        self._save()
-
-    def _save(self) -> None:
-        """The journal, replaced whole (small: one line per write that waits)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.journal.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(e) + "\n" for e in self.pending))
-        os.replace(tmp, self.journal)
+        with self.journal.open("a") as journal:  # one line added, nothing rewritten
+            journal.write(json.dumps(entry) + "\n")
+        self.pending.append(entry)
+        if entry["kind"] == "artifact":
+            self.kept_bytes += entry["size"]
+
+    def _copy(self, entry: dict) -> dict | None:
+        """The artifact's entry, pointing at a copy beside the journal (the trial may overwrite
+        or delete its file); None, saying so, past the bounds."""
+        size = Path(entry["path"]).stat().st_size
+        if self.kept_bytes + size > MAX_ARTIFACT_BYTES or len(self.pending) >= MAX_ENTRIES:
+            log.warning("artifact %s of run %s dropped: %d MB of artifacts already wait for the tracking server",
+                        entry["path"], entry["run_id"], self.kept_bytes // 1024 ** 2)
+            return None
+        copy = self.folder / uuid.uuid4().hex / Path(entry["path"]).name
+        copy.parent.mkdir(parents=True)
+        shutil.copy2(entry["path"], copy)
+        return {**entry, "path": str(copy), "size": size}
 
     def drain(self, what: str) -> None:
         """Wait until everything kept is logged (a trial's end: nothing may stay behind)."""
@@ -257,3 +320,10 @@ class BufferedClient:
         """Steps of `key` that wait in the journal for `run_id`."""
         return [m[3] for e in self.pending if e["kind"] == "batch" and e["run_id"] == run_id
                 for m in e["metrics"] if m[0] == key]
+
+
+def _size(path: str) -> int:
+    try:
+        return Path(path).stat().st_size
+    except FileNotFoundError:  # a kept copy someone removed: logging it will say so
+        return 0
