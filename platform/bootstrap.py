@@ -89,7 +89,7 @@ def _requirements(extras: frozenset[str] = frozenset()) -> list[str]:
 
 # ---------- the lock ----------
 
-def _lock_lines() -> list[str]:
+def lock_lines() -> list[str]:
     if not LOCK.exists():
         return []
     return [line.strip() for line in LOCK.read_text().splitlines() if line.strip() and not line.startswith("#")]
@@ -97,13 +97,13 @@ def _lock_lines() -> list[str]:
 
 def locked_torch() -> str:
     """The lock's torch pin, e.g. "torch==2.13.0" (plain "torch" if the lock has none)."""
-    return next((line for line in _lock_lines() if line.startswith("torch==")), "torch")
+    return next((line for line in lock_lines() if line.startswith("torch==")), "torch")
 
 
 def _constraints(tmp: Path) -> list[str]:
     """pip arguments constraining an install to the lock, torch left out: the torch that
     is installed (whatever its build, or PLATFORM_TORCH's version) is the one kept."""
-    lines = [line for line in _lock_lines() if not MACHINE_BUILDS.match(line.split("==")[0])]
+    lines = [line for line in lock_lines() if not MACHINE_BUILDS.match(line.split("==")[0])]
     if not lines:
         return []
     path = tmp / "constraints.txt"
@@ -135,7 +135,7 @@ def refresh_lock() -> int:
                              "--disable-pip-version-check"], capture_output=True, text=True, check=True)
     installed = [p for p in json.loads(listed.stdout) if p["name"].lower() not in ("pip", "setuptools", "wheel")]
     LOCK.write_text(lock_text(installed))
-    print(f"{LOCK}: {len(_lock_lines())} packages, torch {locked_torch()}", file=sys.stderr)
+    print(f"{LOCK}: {len(lock_lines())} packages, torch {locked_torch()}", file=sys.stderr)
     return 0
 
 

@@ -100,7 +100,7 @@ def youtube() -> list[Finding]:
 def locked_versions() -> Finding:
     """The packages whose installed version is not the lock's (torch: its version only)."""
     off = []
-    for line in bootstrap._lock_lines():
+    for line in bootstrap.lock_lines():
         name, _, version = line.partition("==")
         try:
             installed = importlib.metadata.version(name).split("+")[0]

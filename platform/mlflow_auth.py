@@ -55,12 +55,6 @@ def write(directory: str | os.PathLike) -> bool:
     return True
 
 
-def read_env(path: str | os.PathLike) -> dict[str, str]:
-    """A KEY=VALUE file as written above (the shell's `set -a; . FILE` reads the same)."""
-    lines = Path(path).read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if "=" in line)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m platform.mlflow_auth", description=__doc__.split("\n\n")[0])
     parser.add_argument("directory", help="where the files go (cluster.yaml: /srv/shared/mlflow/auth)")

@@ -250,11 +250,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="show Ray's and Tune's own output in full (every trial's config and results)")
     args = parser.parse_args(argv)
     try:
-        spec = spaces.load(args.space, args.overrides)
+        given = spaces.read(args.space, args.overrides)
     except spaces.SpecError as error:
         return command.error(error)
-    from platform.spec import overrides
-    for line in overrides.replacement_lines(args.space, args.overrides, spaces._Loader):
+    spec = given.spec
+    for line in given.replaced:
         print(f"# {line}" if args.dry_run else line)
     if args.dry_run:
         _print_dry_run(spec, args.overrides)
@@ -267,10 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     from platform.driver.resume import ResumeError
     with tempfile.TemporaryDirectory(prefix="sweep-spec-") as tmp:
         # the file as run: the spec artifact shows the --set values in place
-        spec_file = overrides.effective_file(args.space, args.overrides, spaces._Loader, tmp)
-        params = overrides.as_params(overrides.parse(args.overrides, spaces._Loader))
+        spec_file = given.file_as_run(tmp)
         try:
-            return command.guarded(lambda: run(spec, spec_file, args.address, args.resume, params),
+            return command.guarded(lambda: run(spec, spec_file, args.address, args.resume, given.params()),
                                    usage=(ClusterError, ResumeError, StoreError),
                                    failed=(BuildError,))  # nothing to train on; what was built so far is kept
         except BaseException as error:  # the parent run ends whatever the driver dies of (SIGKILL: --resume)

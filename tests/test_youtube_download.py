@@ -16,9 +16,9 @@ import pytest
 from data import download, pipeline, synthetic
 from data.dataset import read_failures, read_manifest
 from data.spec import DatasetSpec, DownloadParams
-from platform.spec import overrides, spaces
+from platform.spec import spaces
 from platform import sweep
-from tests.helpers import ROOT, write_spec
+from tests.helpers import write_spec
 
 COOKIE = "SESSION=a-secret-cookie-value"
 
@@ -90,15 +90,13 @@ def test_the_cookies_path_is_in_no_spec_written_down(tmp_path, capsys):
     assert str(cookies) not in repr(DownloadParams(cookies=str(cookies)))
     space = write_spec(tmp_path / "space.yaml", name="yt", dataset={"download": {"cookies": str(cookies)}})
     assert spaces.load(space).dataset.download.cookies == str(cookies)  # it reaches the spec ...
-    artifact = Path(overrides.effective_file(str(space), [], spaces._Loader, str(tmp_path / "out")
-                                             if (tmp_path / "out").mkdir() is None else ""))
+    (tmp_path / "out").mkdir()
+    artifact = Path(spaces.read(space).file_as_run(tmp_path / "out"))
     assert artifact != space and str(cookies) not in artifact.read_text() and "<redacted>" in artifact.read_text()
     pair = [f"dataset.download.cookies={cookies}"]
-    artifact = Path(overrides.effective_file(str(write_spec(tmp_path / "plain.yaml", name="yt")), pair,
-                                             spaces._Loader, str(tmp_path / "out")))
-    assert str(cookies) not in artifact.read_text()
-    params = overrides.as_params(overrides.parse(pair, spaces._Loader))
-    assert params == {"set/dataset.download.cookies": "<redacted>"}
+    given = spaces.read(write_spec(tmp_path / "plain.yaml", name="yt"), pair)
+    assert str(cookies) not in Path(given.file_as_run(tmp_path / "out")).read_text()
+    assert given.params() == {"set/dataset.download.cookies": "<redacted>"}
     assert sweep.main([str(space), "--dry-run", "--set", f"dataset.download.cookies={cookies}"]) == 0
     printed = capsys.readouterr().out
     assert str(cookies) not in printed and "cookies: <redacted>" in printed

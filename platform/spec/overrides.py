@@ -68,16 +68,12 @@ def replaced_searches(raw: dict, overrides: dict[str, Any]) -> dict[str, Any]:
             if not path.startswith("search.") and path in search and f"search.{path}" not in overrides}
 
 
-def replacement_lines(path: str, pairs: list[str], loader) -> list[str]:
-    """What a sweep and its dry run print about the searches `--set` replaced."""
-    from pathlib import Path
-    if not pairs:
-        return []
-    parsed = parse(pairs, loader)
-    replaced = replaced_searches(yaml.load(Path(path).read_text(), Loader=loader), parsed)
-    return [f"--set {key}={yaml.safe_dump(parsed[key], default_flow_style=True).strip().removesuffix(chr(10) + '...')} "
+def replacement_lines(raw: dict, overrides: dict[str, Any]) -> list[str]:
+    """What a sweep and its dry run print about the searches `--set` replaced in the file's
+    mapping `raw`."""
+    return [f"--set {key}={yaml.safe_dump(overrides[key], default_flow_style=True).strip().removesuffix(chr(10) + '...')} "
             f"replaces the file's search {key}: {yaml.safe_dump(domain, default_flow_style=True).strip()}; "
-            "it is not searched" for key, domain in replaced.items()]
+            "it is not searched" for key, domain in replaced_searches(raw, overrides).items()]
 
 
 def as_params(overrides: dict[str, Any]) -> dict[str, str]:
@@ -94,20 +90,15 @@ def shown(pairs: list[str]) -> list[str]:
             for pair in pairs]
 
 
-def effective_file(path: str, pairs: list[str], loader, folder: str) -> str:
-    """The search-space file as a sweep with these `--set`s runs it: the file itself when
-    there are none and it holds no secret, else a copy (same name, in `folder`) with the
-    values in place and secrets (dataset.download.cookies) redacted."""
-    from pathlib import Path
-
-    from platform.spec.spaces import read_text  # bounded, regular files only (already loaded once)
-    raw = yaml.load(read_text(path), Loader=loader)
-    changed = apply(raw, parse(pairs, loader)) if pairs and isinstance(raw, dict) else raw
+def effective_text(path: str, raw: Any, pairs: list[str], overrides: dict[str, Any]) -> str | None:
+    """The search-space file as a sweep with these `--set`s runs it, from the file's mapping
+    `raw`: the values in place and secrets (dataset.download.cookies) redacted, under a
+    header naming the file and the `--set`s; None when that is the file itself (no `--set`,
+    no secret)."""
+    changed = apply(raw, overrides) if overrides and isinstance(raw, dict) else raw
     safe = redacted(changed) if isinstance(changed, dict) else changed
     if not pairs and safe == raw:
-        return str(Path(path).resolve())
-    out = Path(folder) / Path(path).name
+        return None
     header = f"# {path}" + (f" with --set {' '.join(shown(pairs))}" if pairs else "") + \
         (" (secrets redacted)" if safe != changed else "")
-    out.write_text(header + "\n" + yaml.safe_dump(safe, sort_keys=False))
-    return str(out)
+    return header + "\n" + yaml.safe_dump(safe, sort_keys=False)

@@ -334,12 +334,65 @@ def _parse_search(raw: Any, spec: SweepSpec, file: str) -> dict[str, Domain]:
     return domains
 
 
+@dataclass(frozen=True)
+class SpecFile:
+    """A search-space file read once: the validated spec, and what a sweep prints and records
+    of how it was given (the `--set`s, the searches they replaced, the file as run)."""
+    path: str
+    spec: SweepSpec
+    pairs: tuple[str, ...]          # the `--set` pairs as typed
+    overrides: dict[str, Any]       # the same, parsed: {"tune.num_samples": 4}
+    replaced: tuple[str, ...]       # a line per search a `--set` replaced
+    effective: str | None           # the file as run (values in place, secrets redacted); None: the file
+
+    def params(self) -> dict[str, str]:
+        """The parent run's record of the `--set`s (platform.spec.overrides.as_params)."""
+        from platform.spec.overrides import as_params
+        return as_params(self.overrides)
+
+    def file_as_run(self, folder: str | Path) -> str:
+        """A path to the file as the sweep runs it (the spec artifact): the file itself, or
+        a copy of the same name in `folder`."""
+        if self.effective is None:
+            return str(Path(self.path).resolve())
+        out = Path(folder) / Path(self.path).name
+        out.write_text(self.effective)
+        return str(out)
+
+
 def load(path: str | Path, overrides: list[str] | None = None) -> SweepSpec:
     """Read and validate a search-space file, with `--set` overrides (platform.spec.overrides)
     applied to its mapping first; any mistake raises SpecError."""
-    shown = [pair if len(pair) <= 60 else preview(pair) for pair in overrides or []]
+    return read(path, overrides).spec
+
+
+def read(path: str | Path, pairs: list[str] | None = None) -> SpecFile:
+    """`load`, keeping what the sweep records of the file as given (SpecFile)."""
+    from platform.spec import overrides as overriding
+    pairs = list(pairs or [])
+    shown = [pair if len(pair) <= 60 else preview(pair) for pair in pairs]
     file = str(path) + (f" with --set {' '.join(shown)}" if shown else "")
-    text = read_text(path)
+    raw = _parse(read_text(path), file)
+    overrides = overriding.parse(pairs, _Loader) if pairs else {}
+    applied = overriding.apply(raw, overrides) if overrides else dict(raw)
+    search = applied.pop("search", None)
+    experiments = applied.pop("experiments", None)
+    try:
+        spec = build(SweepSpec, applied, "")
+        spec = dataclasses.replace(spec, experiments=_parse_experiments(experiments, spec))
+    except SpecError as error:
+        raise SpecError(f"{file}: {error}") from None
+    spec = dataclasses.replace(spec, search=_parse_search(search, spec, file))
+    _check_names(spec, file)
+    _check_image_size(spec, file)
+    _check_combinations(spec, file)
+    _check_trial_count(spec, file)
+    return SpecFile(str(path), spec, tuple(pairs), overrides, tuple(overriding.replacement_lines(raw, overrides)),
+                    overriding.effective_text(str(path), raw, pairs, overrides))
+
+
+def _parse(text: str, file: str) -> dict:
+    """The file's YAML as a mapping of sections, with the bounded loader (_Loader)."""
     try:
         raw = yaml.load(text, Loader=_Loader)
     except Refused as error:
@@ -350,22 +403,7 @@ def load(path: str | Path, overrides: list[str] | None = None) -> SweepSpec:
         raise SpecError(f"{file}: not valid YAML{where} ({getattr(error, 'problem', error)}).") from None
     if not isinstance(raw, dict):
         raise SpecError(f"{file}: expected a mapping of sections at the top level, got {type(raw).__name__}.")
-    if overrides:
-        from platform.spec import overrides as overriding
-        raw = overriding.apply(raw, overriding.parse(overrides, _Loader))
-    search = raw.pop("search", None)
-    experiments = raw.pop("experiments", None)
-    try:
-        spec = build(SweepSpec, raw, "")
-        spec = dataclasses.replace(spec, experiments=_parse_experiments(experiments, spec))
-    except SpecError as error:
-        raise SpecError(f"{file}: {error}") from None
-    spec = dataclasses.replace(spec, search=_parse_search(search, spec, file))
-    _check_names(spec, file)
-    _check_image_size(spec, file)
-    _check_combinations(spec, file)
-    _check_trial_count(spec, file)
-    return spec
+    return raw
 
 
 _KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device",

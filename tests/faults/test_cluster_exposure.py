@@ -5,11 +5,17 @@ from another directory keeps artifacts in its absolute --artifacts-destination.
 import base64
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
 from platform import mlflow_auth
 from tests.faults.mlflow_server import MlflowServer
+
+
+def _read_env(path) -> dict[str, str]:
+    """A KEY=VALUE file as mlflow_auth writes them (cluster.yaml's `set -a; . FILE` reads the same)."""
+    return dict(line.split("=", 1) for line in Path(path).read_text().splitlines() if "=" in line)
 
 
 def _status(url: str, headers: dict | None = None) -> int:
@@ -25,11 +31,11 @@ def test_basic_auth_server_refuses_strangers_and_logs_for_the_cluster(tmp_path, 
     auth = tmp_path / "auth"
     assert mlflow_auth.write(auth) and not mlflow_auth.write(auth)  # a second set-up keeps the password
     assert {p.name: p.stat().st_mode & 0o777 for p in auth.iterdir()} == dict.fromkeys(mlflow_auth.FILES, 0o600)
-    client_env = mlflow_auth.read_env(auth / "client.env")
+    client_env = _read_env(auth / "client.env")
     store, elsewhere = tmp_path / "store", tmp_path / "elsewhere"
     store.mkdir(), elsewhere.mkdir()
     server = MlflowServer(store, "--app-name", "basic-auth", cwd=elsewhere,
-                          env=mlflow_auth.read_env(auth / "server.env")).start()
+                          env=_read_env(auth / "server.env")).start()
     try:
         search = f"{server.url}/api/2.0/mlflow/experiments/search?max_results=1"
         assert _status(f"{server.url}/health") == 200  # the preflight's probe needs no password
