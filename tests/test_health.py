@@ -1,9 +1,7 @@
-"""Degenerate trials are told apart from healthy ones (trainables/health.py), and a trial's
-failure reason is one clean line (platform/driver/tracking.py)."""
+"""Degenerate trials are told apart from healthy ones (trainables/health.py)."""
 import torch
 
-from platform.driver.tracking import failure_reason
-from tests.test_models import images, trial_config
+from tests.builders import images, trial_config
 from trainables import health
 from trainables.trainer import GANTrainer
 
@@ -39,13 +37,3 @@ def test_each_state_from_its_own_signal():
     assert health.metrics(stuck) == {"health/d_collapsed": 0.0, "health/constant_losses": 1.0,
                                      "health/mode_collapse": 0.0}
 
-
-def test_rays_error_text_becomes_its_last_line():
-    ray_text = ("\x1b[36mray::ImplicitFunc.train()\x1b[39m (pid=123, ip=10.0.0.1, actor_id=ab)\n"
-                "  File \"/x/trainables/trainer.py\", line 200, in run_iteration\n"
-                "    raise TrainingDiverged(f\"losses are not finite\")\n"
-                "    ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n"
-                "trainables.trainer.TrainingDiverged: losses are not finite in the 2 steps up to step 2\n")
-    assert failure_reason(ray_text) == ("trainables.trainer.TrainingDiverged: losses are not finite in the 2 "
-                                        "steps up to step 2")
-    assert failure_reason("") == "the trial failed without a message"

@@ -101,6 +101,7 @@ def _keep_an_outage(client: BufferedClient, source: Path) -> None:
             client.log_artifact("run", source, "samples")
 
 
+@pytest.mark.slow
 def test_a_long_outage_is_kept_and_logged_in_linear_work(tmp_path, unreachable, monkeypatch):
     trial, source = tmp_path / "trial", tmp_path / "grid.png"
     artifacts = WRITES // ARTIFACT_EVERY

@@ -8,27 +8,9 @@ import torch
 from torch import nn
 
 from trainables import losses, models
-from trainables.config import FAMILIES, ModelConfig, TrainingConfig, TrialConfig
-from trainables.evaluation import EvaluationConfig
+from trainables.config import FAMILIES, ModelConfig
 from trainables.trainer import GANTrainer
-from tests.helpers import CHEAP_EMBEDDING
-
-
-def model_config(family: str, **overrides) -> ModelConfig:
-    norm = "layer" if family == "wgan_gp" else "batch"
-    return ModelConfig(**{"family": family, "latent_dim": 8, "width": 4, "critic_norm": norm, **overrides})
-
-
-def trial_config(family: str, image_size: int = 64, **training) -> TrialConfig:
-    study = {"wgan_clip": {"optimizer": "rmsprop", "critic_steps": 2}, "wgan_gp": {"critic_steps": 2}}
-    train = {"batch_size": 4, "iterations": 2, "steps_per_iteration": 2, **study.get(family, {}), **training}
-    return TrialConfig(model_config(family, image_size=image_size), TrainingConfig(**train),
-                       EvaluationConfig(samples=16, embedding=CHEAP_EMBEDDING))
-
-
-def images(count: int = 12, size: int = 64, seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return (torch.rand(count, 1, size, size, generator=g) * 2 - 1).half()
+from tests.builders import images, model_config, saved_and_loaded, trial_config
 
 
 @pytest.mark.parametrize("size", [64, 128])
@@ -171,7 +153,6 @@ def test_each_family_search_space_is_centred_on_the_study(family):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_non_square_images_train_and_resume_from_a_checkpoint(family):
     # the HiFi-GAN preset's 80 x 432, at tiny width: a 5 x 27 core, the stages of the 64 x 64 nets
-    from tests.test_train import _saved_and_loaded
     cfg = dataclasses.replace(trial_config(family, steps_per_iteration=2),
                               model=model_config(family, image_size=[80, 432]))
     g = torch.Generator().manual_seed(0)
@@ -181,7 +162,7 @@ def test_non_square_images_train_and_resume_from_a_checkpoint(family):
     assert math.isfinite(metrics["loss/D"]) and math.isfinite(metrics["loss/G"]) and trainer.step == 2
     assert models.core(cfg.model) == (5, 27)
     restored = GANTrainer(cfg, data, torch.device("cpu"))
-    restored.load_state_dict(_saved_and_loaded(trainer.state_dict()))
+    restored.load_state_dict(saved_and_loaded(trainer.state_dict()))
     z = torch.randn(2, 8)
     trainer.G.eval(), restored.G.eval()
     out = restored.G(z)

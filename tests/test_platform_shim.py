@@ -3,6 +3,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.helpers import ROOT, run_module
 
 
@@ -15,6 +17,7 @@ def test_standard_functions_work_through_the_package():
     assert uname.system == platform.system() and uname.machine
 
 
+@pytest.mark.slow
 def test_heavy_libraries_import_with_repo_root_first():
     code = ("import platform, pickle; assert hasattr(platform, '__path__'); "
             "import torch, ray, mlflow, optuna, pyarrow, pandas, yt_dlp; "
@@ -25,6 +28,7 @@ def test_heavy_libraries_import_with_repo_root_first():
     assert result.stdout.split()[1] == ".".join(map(str, sys.version_info[:3]))
 
 
+@pytest.mark.slow
 def test_commands_run_from_another_directory(tmp_path):
     result = run_module("platform.sweep", "--help", cwd=tmp_path)
     assert result.returncode == 0, result.stderr

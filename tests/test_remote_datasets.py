@@ -158,6 +158,7 @@ def test_a_node_that_cannot_read_the_store_is_named(s3, monkeypatch):
     assert _objects(s3("nodes")) == []
 
 
+@pytest.mark.slow
 def test_sweep_refuses_an_unwritable_store_before_ray(tmp_path, s3):
     bad = s3("x").replace("s3://datasets/", "s3://no-such-bucket/")
     spec = write_spec(tmp_path / "bad.yaml", name="bad", dataset=TINY_DATASET, storage={"datasets": bad})
@@ -171,6 +172,7 @@ def test_sweep_refuses_an_unwritable_store_before_ray(tmp_path, s3):
     assert time.perf_counter() - started < 60
 
 
+@pytest.mark.slow
 def test_storage_datasets_must_be_a_uri(tmp_path):
     spec = write_spec(tmp_path / "s.yaml", name="s", storage={"datasets": "runs/published"})
     result = run_module("platform.sweep", str(spec), "--dry-run", cwd=tmp_path)

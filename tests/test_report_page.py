@@ -49,6 +49,7 @@ def _serving(folder: Path):
         server.server_close()
 
 
+@pytest.mark.slow
 def test_figures_in_svg_and_pdf_and_the_page_logged_to_the_parent_run(store, tmp_path, capsys):
     from platform import report
     _, uri, parent = store

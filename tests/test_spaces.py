@@ -11,10 +11,16 @@ from tests.helpers import ROOT, run_module, write_spec
 @pytest.mark.parametrize("path", sorted((ROOT / "search_spaces").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_search_space_in_the_repo_loads(path):
     spec = spaces.load(path)
-    assert spec.name
+    assert spec.name == path.stem
     space = tune_space.param_space(spec)
     assert set(space) - {"experiment"} == {"model", "training", "evaluation"}
-    tune_space.searcher(spec), tune_space.scheduler(spec)
+    from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, PopulationBasedTraining
+    from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
+    searcher = tune_space.searcher(spec)
+    expected = {"random": BasicVariantGenerator, "optuna": ConcurrencyLimiter}[spec.tune.searcher]
+    assert isinstance(searcher, expected), (spec.tune.searcher, searcher)
+    schedulers = {"fifo": FIFOScheduler, "pbt": PopulationBasedTraining, "asha": AsyncHyperBandScheduler}
+    assert isinstance(tune_space.scheduler(spec), schedulers[spec.tune.scheduler.name])
 
 
 def test_quickstart_resolves_to_tune_domains():
@@ -98,6 +104,7 @@ def test_malformed_yaml_names_the_line(tmp_path):
         spaces.load(f)
 
 
+@pytest.mark.slow
 def test_the_command_exits_2_before_ray_starts(tmp_path):
     f = write_spec(tmp_path / "bad.yaml", name="x", training={"lr_g": -1})
     result = run_module("platform.sweep", str(f), cwd=tmp_path, timeout=120)
@@ -106,6 +113,7 @@ def test_the_command_exits_2_before_ray_starts(tmp_path):
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_dry_run_prints_the_resolved_spec_and_starts_nothing(tmp_path):
     result = run_module("platform.sweep", str(ROOT / "search_spaces" / "quickstart.yaml"), "--dry-run",
                         cwd=tmp_path, timeout=120)
@@ -115,6 +123,7 @@ def test_dry_run_prints_the_resolved_spec_and_starts_nothing(tmp_path):
     assert list(Path(tmp_path).iterdir()) == []
 
 
+@pytest.mark.slow
 def test_the_hifigan_preset_resolves_in_a_dry_run(tmp_path):
     from platform.spec.spaces import load
     result = run_module("platform.sweep", str(ROOT / "search_spaces" / "hifigan.yaml"), "--dry-run",

@@ -87,6 +87,7 @@ def test_steering_mistakes_name_the_key(tmp_path, sections, message):
     assert str(error.value).startswith(f"{f}: ") and message in str(error.value), str(error.value)
 
 
+@pytest.mark.slow
 def test_resume_without_an_earlier_sweep_says_so_and_exits_2(tmp_path):
     f = write_spec(tmp_path / "s.yaml", name="never-ran", storage={"root": str(tmp_path / "runs")})
     with pytest.raises(resume.ResumeError, match="no earlier sweep named 'never-ran'"):
@@ -108,6 +109,7 @@ def test_resume_finds_the_latest_recorded_sweep(tmp_path):
     assert resume._read(resume._latest(spec))["tracking"]["parent_run_id"] == "abc"
 
 
+@pytest.mark.slow
 def test_a_data_fraction_is_a_seeded_share_of_the_rows(ray_local, tmp_path):
     from data import pipeline
     from data.spec import DatasetSpec

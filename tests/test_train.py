@@ -1,23 +1,14 @@
 """The training loop without Tune: exact resume from a saved state, epochs, divergence."""
-import io
 import math
 
 import pytest
 import torch
 
-from tests.test_models import images, trial_config
+from tests.builders import images, saved_and_loaded, trial_config
 from trainables.config import FAMILIES
 from trainables.trainer import GANTrainer, TrainingDiverged
 
 CPU = torch.device("cpu")
-
-
-def _saved_and_loaded(state: dict) -> dict:
-    """Through bytes, as a checkpoint file is: nothing may survive only as a live object."""
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    buffer.seek(0)
-    return torch.load(buffer, weights_only=True)  # as trainables.checkpoint reads it
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -32,7 +23,7 @@ def test_a_restored_trainer_continues_with_the_same_losses_as_one_that_never_sto
 
     first = GANTrainer(cfg, data, CPU)
     got = [first.run_iteration() for _ in range(2)]
-    state = _saved_and_loaded(first.state_dict())
+    state = saved_and_loaded(first.state_dict())
     torch.manual_seed(12345)  # whatever ran in between must not matter
     resumed = GANTrainer(cfg, data, CPU)
     resumed.load_state_dict(state)

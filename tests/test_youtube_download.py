@@ -23,6 +23,7 @@ from tests.helpers import write_spec
 COOKIE = "SESSION=a-secret-cookie-value"
 
 
+@pytest.mark.slow
 def test_yt_dlp_finds_the_projects_deno_and_solver(tmp_path):
     found = download.runtime_report()
     assert found["js_runtime"] and found["js_runtime"].startswith("deno ")

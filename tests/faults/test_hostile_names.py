@@ -33,6 +33,7 @@ def test_a_hostile_name_is_refused_at_load_naming_the_key(tmp_path, key):
         assert f"hostile.yaml: {where}: " in str(error.value), str(error.value)
 
 
+@pytest.mark.slow
 def test_the_sweep_exits_2_before_anything_is_written(tmp_path):
     spec = write_spec(tmp_path / "hostile.yaml", **_sections(tmp_path, "name", "../../escape"))
     result = run_module("platform.sweep", str(spec), cwd=tmp_path, timeout=120)

@@ -76,7 +76,7 @@ def test_a_file_over_the_size_cap_is_refused_unread(tmp_path):
 def test_deep_nesting_in_the_file_or_through_set_is_refused(tmp_path, depth):
     file = tmp_path / "deep.yaml"
     file.write_text("name: deep\nsearch: " + "[" * depth + "]" * depth + "\n")
-    assert f"nested more than 32 levels" in _load_within(file)
+    assert "nested more than 32 levels" in _load_within(file)
     plain = write_spec(tmp_path / "plain.yaml", name="plain")
     message = _load_within(plain, overrides=["search.training.lr_g=" + "[" * depth + "]" * depth])
     assert message.startswith("--set 'search.training.lr_g=[[[[") and "characters)" in message, message
@@ -138,6 +138,6 @@ def test_a_huge_grid_is_refused_with_its_size_and_a_dry_run_counts_trials(tmp_pa
 
 def test_set_values_are_parsed_with_the_same_bounds():
     with pytest.raises(SpecError, match="nested more than"):
-        parse(["search.training.lr_g=" + "[" * 40 + "]" * 40], spaces._Loader)
-    assert parse(["tune.num_samples=4"], spaces._Loader) == {"tune.num_samples": 4}
-    assert yaml.load("[" * 32 + "]" * 32, Loader=spaces._Loader) is not None  # up to the bound, fine
+        parse(["search.training.lr_g=" + "[" * 40 + "]" * 40], spaces.SpecLoader)
+    assert parse(["tune.num_samples=4"], spaces.SpecLoader) == {"tune.num_samples": 4}
+    assert yaml.load("[" * 32 + "]" * 32, Loader=spaces.SpecLoader) is not None  # up to the bound, fine

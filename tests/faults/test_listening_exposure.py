@@ -99,6 +99,7 @@ def test_malformed_requests_are_a_400_and_one_log_line_each(page, caplog, capfd)
     assert len(refused) == 2 and all("\n" not in r.getMessage() for r in refused), caplog.text
 
 
+@pytest.mark.slow
 def test_an_idle_connection_is_closed(page):
     port, _ = page
     stalled = socket.create_connection(("127.0.0.1", port), timeout=60)
@@ -115,6 +116,7 @@ def test_a_bind_beyond_loopback_is_named_and_the_backlog_is_large():
     assert Server.request_queue_size >= 128
 
 
+@pytest.mark.slow
 def test_a_burst_of_ratings_at_once_is_answered_in_full(page):
     # the default listen backlog of 5 reset 460 of 1,000 ratings sent at once (load 27)
     from concurrent.futures import ThreadPoolExecutor

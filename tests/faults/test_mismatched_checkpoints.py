@@ -15,7 +15,7 @@ from data import mel
 from data.spec import DatasetSpec, MelParams
 from platform import generate, listen, report
 from platform.blind_test.clips import prepare_clips
-from tests.test_models import images, trial_config
+from tests.builders import images, trial_config
 from trainables.checkpoint import CHECKPOINT_FILE, Checkpoint
 from trainables.config import SECTIONS
 from trainables.trainer import GANTrainer

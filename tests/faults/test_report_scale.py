@@ -4,9 +4,8 @@ bar, one panel and one downloaded grid: 1,000 runs gave PNGs of 110,200 x 400 an
 the rest summarised, so no figure grows with the trial count; every trial stays in the page's
 table, and the command says what it is doing. (Its speed on 1,000 runs:
 benchmarks/report_scale.py.)"""
-from pathlib import Path
-
 import matplotlib.image
+import pytest
 
 from benchmarks.report_scale import logged_sweep
 
@@ -14,6 +13,7 @@ TRIALS = 120  # before the fix: fid_per_trial.png alone was 13,400 pixels wide
 MAX_SIDE_PX = 3000  # a page at 200 dpi is 1,700 x 2,200
 
 
+@pytest.mark.slow
 def test_a_sweep_of_many_trials_gives_figures_of_a_page_and_a_page_listing_them_all(tmp_path, capsys):
     from platform import report
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

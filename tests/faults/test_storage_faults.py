@@ -38,6 +38,7 @@ def _spec(tmp_path, root):
                                                            mlflow={"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}))
 
 
+@pytest.mark.slow
 @needs_mount
 def test_read_only_storage_is_one_sentence_before_ray_starts(tmp_path):
     root = tmp_path / "runs"

@@ -7,7 +7,7 @@ import torch
 from mlflow import MlflowClient
 
 from tests.helpers import run_module
-from tests.test_models import images, trial_config
+from tests.builders import images, trial_config
 from trainables import train
 from trainables.checkpoint import CHECKPOINT_FILE, FORMAT_VERSION, Checkpoint, CheckpointError
 from trainables.trainer import GANTrainer
@@ -61,6 +61,7 @@ def test_an_old_format_is_named_as_such(tmp_path):
         Checkpoint.load(path)
 
 
+@pytest.mark.slow
 def test_generate_refuses_a_tampered_mlflow_artifact(tmp_path):
     marker = tmp_path / "ran"
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
