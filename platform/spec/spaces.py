@@ -47,7 +47,7 @@ class Refused(yaml.MarkedYAMLError):
     """YAML that parses but is not accepted in a spec (aliases, deep nesting)."""
 
 
-class _Loader(yaml.SafeLoader):
+class SpecLoader(yaml.SafeLoader):
     """SafeLoader that reads `1e-4` as a float: YAML 1.1 wants `1.0e-4`, people write `1e-4`.
 
     It bounds what a document expands to: nine levels of nine aliases (`*a`) in 541 bytes
@@ -93,7 +93,7 @@ def _measure(node, sizes: dict, depth: int) -> int:
     return size
 
 
-_Loader.add_implicit_resolver(
+SpecLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
                 |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
@@ -373,7 +373,7 @@ def read(path: str | Path, pairs: list[str] | None = None) -> SpecFile:
     shown = [pair if len(pair) <= 60 else preview(pair) for pair in pairs]
     file = str(path) + (f" with --set {' '.join(shown)}" if shown else "")
     raw = _parse(read_text(path), file)
-    overrides = overriding.parse(pairs, _Loader) if pairs else {}
+    overrides = overriding.parse(pairs, SpecLoader) if pairs else {}
     applied = overriding.apply(raw, overrides) if overrides else dict(raw)
     search = applied.pop("search", None)
     experiments = applied.pop("experiments", None)
@@ -392,9 +392,9 @@ def read(path: str | Path, pairs: list[str] | None = None) -> SpecFile:
 
 
 def _parse(text: str, file: str) -> dict:
-    """The file's YAML as a mapping of sections, with the bounded loader (_Loader)."""
+    """The file's YAML as a mapping of sections, with the bounded loader (SpecLoader)."""
     try:
-        raw = yaml.load(text, Loader=_Loader)
+        raw = yaml.load(text, Loader=SpecLoader)
     except Refused as error:
         raise SpecError(f"{file}: line {error.problem_mark.line + 1}: {error.problem}.") from None
     except yaml.YAMLError as error:
