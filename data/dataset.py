@@ -22,6 +22,11 @@ SEGMENTS = "segments"
 FAILURES = "failures.parquet"
 
 
+def cache_dir() -> Path:
+    """This node's cache: datasets copied from a store, shared mel arrays, downloads."""
+    return Path(os.environ.get("PLATFORM_CACHE") or Path.home() / ".cache" / "techno-mel-gan")
+
+
 def dataset_dir(root: str | os.PathLike, spec: DatasetSpec) -> Path:
     return Path(root) / "datasets" / spec.fingerprint
 
@@ -160,7 +165,6 @@ def mel_array(path: str | os.PathLike, dtype: str = "float16") -> np.ndarray:
 def _elsewhere(path: Path) -> Path:
     """Where the shared array of a dataset this process cannot write beside goes: the node's
     cache ($PLATFORM_CACHE), under the dataset's fingerprint."""
-    from data.remote import cache_dir
     name = read_manifest(path).get("fingerprint") or path.resolve().name
     folder = cache_dir() / "mels" / re.sub(r"[^A-Za-z0-9_-]", "_", str(name))[:64]
     folder.mkdir(parents=True, exist_ok=True)

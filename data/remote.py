@@ -26,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pyarrow.fs as pafs
 
-from data.dataset import MANIFEST, read_manifest
+from data.dataset import MANIFEST, cache_dir, read_manifest
 
 FID_STATS = "fid_stats"
 COPY_THREADS = 8
@@ -44,10 +44,6 @@ def join(uri: str, *parts: str) -> str:
     """`uri` with `parts` appended to its path; a query (`?endpoint_override=...`) stays last."""
     split = urlsplit(uri)
     return urlunsplit(split._replace(path=posixpath.join(split.path.rstrip("/") or "/", *parts)))
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("PLATFORM_CACHE") or Path.home() / ".cache" / "techno-mel-gan")
 
 
 def first_line(error: Exception) -> str:

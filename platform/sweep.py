@@ -170,7 +170,7 @@ def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str
 
     storage_root = spec.storage.resolved_root()
     tracking_uri = tracking.resolve_uri(spec.mlflow.resolved_uri())
-    from data.remote import cache_dir  # before Ray: a read-only or full disk is one sentence
+    from data.dataset import cache_dir  # before Ray: a read-only or full disk is one sentence
     cluster.check_writable({"storage.root": storage_root, "storage.tune": spec.storage.resolved_tune(),
                             **({"the dataset cache ($PLATFORM_CACHE)": cache_dir()} if spec.storage.datasets else {}),
                             **cluster.local_store_folders(tracking_uri)})
