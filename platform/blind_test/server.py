@@ -120,100 +120,103 @@ def allowed_host(header: str | None, names: set[str], port: int) -> bool:
     return _is_ip(name) or name.lower() in names
 
 
-def handler_for(test: ListeningTest, host: str = "127.0.0.1", idle_timeout: float = 30.0):
-    names = host_names(host)
+class Handler(BaseHTTPRequestHandler):
+    """The page and its endpoints for one ListeningTest (handler_for binds it)."""
+    test: ListeningTest
+    names: set[str]  # the Host names this server answers to besides IP addresses (host_names)
+    timeout = 30.0  # seconds: a connection that sends nothing is closed, its thread ends
 
-    class Handler(BaseHTTPRequestHandler):
-        timeout = idle_timeout  # a connection that sends nothing is closed, its thread ends
+    def log_message(self, format, *args):  # quiet: one line per request at debug level only
+        log.debug("%s " + format, self.address_string(), *args)
 
-        def log_message(self, format, *args):  # quiet: one line per request at debug level only
-            log.debug("%s " + format, self.address_string(), *args)
+    def log_error(self, format, *args):  # a malformed request or a timeout: one line
+        log.warning("%s: " + format, self.address_string(), *args)
 
-        def log_error(self, format, *args):  # a malformed request or a timeout: one line
-            log.warning("%s: " + format, self.address_string(), *args)
+    def _refused(self) -> RequestError | None:
+        """A request from another site, or to a name that is not this server's."""
+        port = self.server.server_address[1]
+        if not allowed_host(self.headers.get("Host"), self.names, port):
+            return RequestError(HTTPStatus.FORBIDDEN, "the Host header does not name this server.")
+        origin = self.headers.get("Origin")
+        if origin is not None and origin != f"http://{self.headers['Host']}":
+            return RequestError(HTTPStatus.FORBIDDEN, "requests from another site's page are not accepted.")
+        return None
 
-        def _refused(self) -> RequestError | None:
-            """A request from another site, or to a name that is not this server's."""
-            port = self.server.server_address[1]
-            if not allowed_host(self.headers.get("Host"), names, port):
-                return RequestError(HTTPStatus.FORBIDDEN, "the Host header does not name this server.")
-            origin = self.headers.get("Origin")
-            if origin is not None and origin != f"http://{self.headers['Host']}":
-                return RequestError(HTTPStatus.FORBIDDEN, "requests from another site's page are not accepted.")
-            return None
+    def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
 
+    def _json(self, status: HTTPStatus, payload: dict) -> None:
+        self._send(status, json.dumps(payload).encode(), "application/json")
 
-        def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            self.wfile.write(body)
+    def _fail(self, error: RequestError) -> None:
+        log.warning("%s: %s %s: %d %s", self.address_string(), self.command, self.path[:100],
+                    error.status, error)
+        self._json(error.status, {"error": str(error)})
 
-        def _json(self, status: HTTPStatus, payload: dict) -> None:
-            self._send(status, json.dumps(payload).encode(), "application/json")
+    def _answer(self, work) -> None:
+        try:
+            self._json(HTTPStatus.OK, work())
+        except RequestError as error:
+            self._fail(error)
 
-        def _fail(self, error: RequestError) -> None:
-            log.warning("%s: %s %s: %d %s", self.address_string(), self.command, self.path[:100],
-                        error.status, error)
-            self._json(error.status, {"error": str(error)})
-
-        def _answer(self, work) -> None:
+    def do_GET(self):
+        refused = self._refused()
+        if refused:
+            return self._fail(refused)
+        url = urlparse(self.path)
+        if url.path == "/":
+            return self._send(HTTPStatus.OK, PAGE.encode(), "text/html; charset=utf-8")
+        if url.path == "/api/next":
+            return self._answer(lambda: self.test.next(self.test.rater(parse_qs(url.query).get("rater", [None])[0])))
+        if url.path.startswith("/clips/") and url.path.endswith(".wav"):
             try:
-                self._json(HTTPStatus.OK, work())
+                clip = self.test.clip(url.path[len("/clips/"):-len(".wav")])
             except RequestError as error:
-                self._fail(error)
+                return self._fail(error)
+            return self._send(HTTPStatus.OK, (self.test.folder / "clips" / f"{clip['clip']}.wav").read_bytes(),
+                              "audio/wav")
+        self._fail(RequestError(HTTPStatus.NOT_FOUND, f"there is nothing at {url.path[:100]}."))
 
-        def do_GET(self):
-            refused = self._refused()
-            if refused:
-                return self._fail(refused)
-            url = urlparse(self.path)
-            if url.path == "/":
-                return self._send(HTTPStatus.OK, PAGE.encode(), "text/html; charset=utf-8")
-            if url.path == "/api/next":
-                return self._answer(lambda: test.next(test.rater(parse_qs(url.query).get("rater", [None])[0])))
-            if url.path.startswith("/clips/") and url.path.endswith(".wav"):
-                try:
-                    clip = test.clip(url.path[len("/clips/"):-len(".wav")])
-                except RequestError as error:
-                    return self._fail(error)
-                return self._send(HTTPStatus.OK, (test.folder / "clips" / f"{clip['clip']}.wav").read_bytes(),
-                                  "audio/wav")
-            self._fail(RequestError(HTTPStatus.NOT_FOUND, f"there is nothing at {url.path[:100]}."))
+    def do_POST(self):
+        refused = self._refused()
+        if refused:
+            self.close_connection = True  # its body is left unread
+            return self._fail(refused)
+        if urlparse(self.path).path != "/api/rate":
+            self.close_connection = True
+            return self._fail(RequestError(HTTPStatus.NOT_FOUND,
+                                           f"there is nothing to post to at {self.path[:100]}."))
 
-        def do_POST(self):
-            refused = self._refused()
-            if refused:
-                self.close_connection = True  # its body is left unread
-                return self._fail(refused)
-            if urlparse(self.path).path != "/api/rate":
+        def rate():
+            # JSON only: a form or text/plain post is what another site's page can send
+            # without asking first (no CORS preflight)
+            if self.headers.get_content_type() != "application/json":
                 self.close_connection = True
-                return self._fail(RequestError(HTTPStatus.NOT_FOUND,
-                                               f"there is nothing to post to at {self.path[:100]}."))
+                raise RequestError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "a rating is sent as application/json.")
+            length = self.headers.get("Content-Length") or "0"
+            if not length.isdigit() or not 0 < int(length) <= 4096:
+                self.close_connection = True
+                raise RequestError(HTTPStatus.BAD_REQUEST, "a rating is a JSON object of at most 4 kB "
+                                                           "(Content-Length 1 to 4096).")
+            try:
+                body = json.loads(self.rfile.read(int(length)))
+            except (ValueError, RecursionError):  # 4 kB of "[" nests 4,096 deep
+                raise RequestError(HTTPStatus.BAD_REQUEST, "the body is not JSON (or nests too deep).") from None
+            if not isinstance(body, dict):
+                raise RequestError(HTTPStatus.BAD_REQUEST, "a rating is a JSON object.")
+            return self.test.rate(body)
+        self._answer(rate)
 
-            def rate():
-                # JSON only: a form or text/plain post is what another site's page can send
-                # without asking first (no CORS preflight)
-                if self.headers.get_content_type() != "application/json":
-                    self.close_connection = True
-                    raise RequestError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "a rating is sent as application/json.")
-                length = self.headers.get("Content-Length") or "0"
-                if not length.isdigit() or not 0 < int(length) <= 4096:
-                    self.close_connection = True
-                    raise RequestError(HTTPStatus.BAD_REQUEST, "a rating is a JSON object of at most 4 kB "
-                                                               "(Content-Length 1 to 4096).")
-                try:
-                    body = json.loads(self.rfile.read(int(length)))
-                except (ValueError, RecursionError):  # 4 kB of "[" nests 4,096 deep
-                    raise RequestError(HTTPStatus.BAD_REQUEST, "the body is not JSON (or nests too deep).") from None
-                if not isinstance(body, dict):
-                    raise RequestError(HTTPStatus.BAD_REQUEST, "a rating is a JSON object.")
-                return test.rate(body)
-            self._answer(rate)
 
-    return Handler
+def handler_for(test: ListeningTest, host: str = "127.0.0.1", idle_timeout: float = 30.0) -> type[Handler]:
+    """The Handler class serving `test`; a connection that sends nothing for `idle_timeout`
+    seconds is closed and its thread ends."""
+    return type("ListeningHandler", (Handler,), {"test": test, "names": host_names(host), "timeout": idle_timeout})
 
 
 class Server(ThreadingHTTPServer):
