@@ -1,1 +1,2 @@
-"""What `python -m platform.report` writes beside its figures: the comparison page (page)."""
+"""What `python -m platform.report` builds: the trials read from MLflow (trials), the figures
+(figures) and the self-contained comparison page (page)."""
