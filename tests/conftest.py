@@ -1,6 +1,6 @@
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, TINY_DATASET, run_module, write_spec
 
 
 @pytest.fixture(scope="module")
@@ -11,3 +11,15 @@ def ray_local():
              runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_datasets(tmp_path_factory):
+    """TINY_DATASET built once per session with `platform.prepare`, as a user builds one: the
+    `datasets/` folder that end-to-end tests copy into their storage root (helpers.seed_datasets)
+    so each sweep reuses it instead of building it again with Ray Data (tens of seconds each)."""
+    folder = tmp_path_factory.mktemp("tiny-datasets")
+    spec = write_spec(folder / "tiny.yaml", name="tiny", dataset=TINY_DATASET)
+    result = run_module("platform.prepare", str(spec), "--root", str(folder / "runs"), cwd=folder, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return folder / "runs" / "datasets"

@@ -109,6 +109,13 @@ def s3_server(bucket: str = "datasets"):
         server.stop()
 
 
+def seed_datasets(built: Path, storage_root: Path) -> Path:
+    """Copy the session's built datasets (conftest's `tiny_datasets`) under `storage_root`, where
+    a sweep of TINY_DATASET finds its fingerprint and reuses it; returns `storage_root`."""
+    shutil.copytree(built, Path(storage_root) / "datasets", dirs_exist_ok=True)
+    return Path(storage_root)
+
+
 def tiny_sweep(name: str, **sections) -> dict:
     """A search-space file small enough for a test: two random-search trials of a width-4
     DCGAN on TINY_DATASET, run to their end. `sections` replace whole sections."""

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from platform.spec import spaces, tune_space
-from tests.helpers import run_module, tiny_sweep, write_spec
+from tests.helpers import run_module, seed_datasets, tiny_sweep, write_spec
 from trainables.evaluation import EvaluationConfig, EvaluationSchedule
 
 
@@ -53,7 +53,7 @@ def _iterations_and_fids(tune_dir) -> dict:
 
 
 @pytest.mark.slow
-def test_asha_stops_the_same_trials_at_the_same_iterations_as_when_every_iteration_is_evaluated(tmp_path):
+def test_asha_stops_the_same_trials_at_the_same_iterations_as_when_every_iteration_is_evaluated(tmp_path, tiny_datasets):
     """Two real sweeps, one trial at a time so ASHA sees results in one order: evaluating at
     every iteration, and evaluating only where ASHA reads fid. The same trials must stop at
     the same iterations, with the same fid at each rung."""
@@ -67,7 +67,7 @@ def test_asha_stops_the_same_trials_at_the_same_iterations_as_when_every_iterati
     outcomes = {}
     for name, every in (("all", 1), ("rungs", 100)):
         folder = tmp_path / name
-        folder.mkdir()
+        seed_datasets(tiny_datasets, folder / "runs")
         spec = write_spec(folder / "schedule.yaml", **{**sweep, "evaluation": {**sweep["evaluation"], "every": every}})
         result = run_module("platform.sweep", str(spec), cwd=folder, timeout=900)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tests.helpers import CHEAP_EMBEDDING, run_module, tiny_sweep, write_spec
+from tests.helpers import CHEAP_EMBEDDING, run_module, seed_datasets, tiny_sweep, write_spec
 
 ITERATIONS = 4
 STEPS = 3
@@ -32,8 +32,9 @@ NAME = re.compile(r"dcgan1 #(\d+) lr_g=\S+ beta1=\S+ width=(4|8)")
 
 
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory):
+def sweep(tmp_path_factory, tiny_datasets):
     cwd = tmp_path_factory.mktemp("compare")
+    seed_datasets(tiny_datasets, cwd / "runs")
     spec = write_spec(cwd / "compare.yaml", **SWEEP)
     # a sample of CPU and memory every second: these trials last seconds
     result = run_module("platform.sweep", str(spec), cwd=cwd, timeout=900,

@@ -5,7 +5,7 @@ import json
 import pytest
 from mlflow import MlflowClient
 
-from tests.helpers import CHEAP_EMBEDDING, run_module, tiny_sweep, write_spec
+from tests.helpers import CHEAP_EMBEDDING, run_module, seed_datasets, tiny_sweep, write_spec
 
 TINY_SWEEP = tiny_sweep(
     "tiny",
@@ -17,13 +17,15 @@ TINY_SWEEP = tiny_sweep(
 
 
 @pytest.mark.slow
-def test_tiny_sweep_end_to_end(tmp_path):
+def test_tiny_sweep_end_to_end(tmp_path, tiny_datasets):
+    seed_datasets(tiny_datasets, tmp_path / "runs")
     spec = write_spec(tmp_path / "tiny.yaml", **TINY_SWEEP)
     result = run_module("platform.sweep", str(spec), cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     db = tmp_path / "mlflow.db"
     assert f"mlflow ui --backend-store-uri sqlite:///{db}" in result.stdout
     assert "Best trial" in result.stdout
+    assert " (reused): 6 segments from 3 tracks" in result.stdout, "the session's dataset, seeded, is reused"
 
     # Tune: every reported iteration of every trial carries fid and the losses
     result_files = list((tmp_path / "runs" / "tune").glob("tiny-*/*/result.json"))

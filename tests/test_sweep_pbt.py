@@ -5,7 +5,7 @@ import re
 import pytest
 from mlflow import MlflowClient
 
-from tests.helpers import CHEAP_EMBEDDING, TINY_DATASET, run_module, write_spec
+from tests.helpers import CHEAP_EMBEDDING, TINY_DATASET, run_module, seed_datasets, write_spec
 
 TINY_PBT = dict(
     name="tinypbt", dataset=TINY_DATASET,
@@ -20,7 +20,8 @@ TINY_PBT = dict(
 
 
 @pytest.mark.slow
-def test_pbt_exploits_are_recorded_in_the_trials_own_run(tmp_path):
+def test_pbt_exploits_are_recorded_in_the_trials_own_run(tmp_path, tiny_datasets):
+    seed_datasets(tiny_datasets, tmp_path / "runs")
     spec = write_spec(tmp_path / "pbt.yaml", **TINY_PBT)
     result = run_module("platform.sweep", str(spec), cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

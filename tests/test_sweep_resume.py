@@ -5,7 +5,7 @@ on without gaps or repeats."""
 import pytest
 from mlflow import MlflowClient
 
-from tests.helpers import CHEAP_EMBEDDING, TINY_DATASET, kill_sweep_when, run_module, store_rows, write_spec
+from tests.helpers import CHEAP_EMBEDDING, TINY_DATASET, kill_sweep_when, run_module, seed_datasets, store_rows, write_spec
 
 FIVE = {
     "dcgan1_all": {"training": {"iterations": 8}},  # the long one: the kill lands in it
@@ -36,7 +36,8 @@ def _fid_steps(db) -> dict[str, list[int]]:
 
 
 @pytest.mark.slow
-def test_paper_shaped_sweep_killed_then_resumed(tmp_path):
+def test_paper_shaped_sweep_killed_then_resumed(tmp_path, tiny_datasets):
+    seed_datasets(tiny_datasets, tmp_path / "runs")
     spec = write_spec(tmp_path / "tinypaper.yaml", **TINY_PAPER)
     db = tmp_path / "mlflow.db"
     # kill once the long trial has two evaluations logged (and so a checkpoint)

@@ -12,7 +12,7 @@ import pytest
 import soundfile
 from mlflow import MlflowClient
 
-from tests.helpers import CHEAP_EMBEDDING, CHROMIUM, ROOT, TINY_DATASET, browser_test, run_module, write_spec
+from tests.helpers import CHEAP_EMBEDDING, CHROMIUM, ROOT, TINY_DATASET, browser_test, run_module, seed_datasets, write_spec
 from trainables.checkpoint import Checkpoint
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -36,9 +36,10 @@ OUTPUT_LINES = 60  # the sweep's default output; Tune's own boxes alone take ~15
 
 
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory):
+def sweep(tmp_path_factory, tiny_datasets):
     """The store of one finished tiny sweep: (directory, client, parent run, trial runs)."""
     cwd = tmp_path_factory.mktemp("tracking")
+    seed_datasets(tiny_datasets, cwd / "runs")
     spec = write_spec(cwd / "tiny.yaml", **SWEEP)
     result = run_module("platform.sweep", str(spec), "--set", f"training.seed={SET_SEED}", cwd=cwd, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

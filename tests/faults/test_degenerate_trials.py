@@ -5,7 +5,7 @@ tag is one clean line with the traceback in failure.txt; the collapsed one is ta
 import pytest
 from mlflow import MlflowClient
 
-from tests.helpers import run_module, tiny_sweep, write_spec
+from tests.helpers import run_module, seed_datasets, tiny_sweep, write_spec
 
 DEGENERATE = tiny_sweep(
     "degenerate",
@@ -16,7 +16,8 @@ DEGENERATE = tiny_sweep(
 
 
 @pytest.mark.slow
-def test_divergence_is_not_retried_and_collapse_is_tagged(tmp_path):
+def test_divergence_is_not_retried_and_collapse_is_tagged(tmp_path, tiny_datasets):
+    seed_datasets(tiny_datasets, tmp_path / "runs")
     spec = write_spec(tmp_path / "degenerate.yaml", **DEGENERATE)
     result = run_module("platform.sweep", str(spec), cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -11,7 +11,7 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.faults.mlflow_server import MlflowServer
-from tests.helpers import ROOT, tiny_sweep, write_spec
+from tests.helpers import ROOT, seed_datasets, tiny_sweep, write_spec
 
 ITERATIONS = 6
 OUTAGE_S = 15  # the trials' client gives up after about 2 s; a kept write is retried every 10 s
@@ -25,7 +25,8 @@ def _steps(client, experiment_id, key: str = "loss/D") -> dict[str, list[int]]:
 
 
 @pytest.mark.slow
-def test_an_outage_longer_than_the_clients_retries_loses_no_metric(tmp_path):
+def test_an_outage_longer_than_the_clients_retries_loses_no_metric(tmp_path, tiny_datasets):
+    seed_datasets(tiny_datasets, tmp_path / "runs")
     store = tmp_path / "server"
     store.mkdir()
     server = MlflowServer(store).start()

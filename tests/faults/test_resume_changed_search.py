@@ -6,7 +6,7 @@ import pytest
 
 from platform.driver import resume
 from platform.spec import spaces
-from tests.helpers import run_module, tiny_sweep, write_spec
+from tests.helpers import run_module, seed_datasets, tiny_sweep, write_spec
 
 SWEEP = tiny_sweep("edited", training={"batch_size": 4, "iterations": 1, "steps_per_iteration": 2},
                    tune={"searcher": "random", "scheduler": {"name": "fifo"}, "num_samples": 1, "max_concurrent": 1})
@@ -24,7 +24,8 @@ def test_the_differences_name_each_changed_key(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_resume_with_an_edited_search_is_refused_naming_the_edit(tmp_path, monkeypatch):
+def test_a_resume_with_an_edited_search_is_refused_naming_the_edit(tmp_path, monkeypatch, tiny_datasets):
+    seed_datasets(tiny_datasets, tmp_path / "runs")
     spec = write_spec(tmp_path / "edited.yaml", **SWEEP)
     first = run_module("platform.sweep", str(spec), cwd=tmp_path, timeout=600)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]

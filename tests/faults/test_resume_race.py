@@ -6,7 +6,7 @@ import json
 import pytest
 from mlflow import MlflowClient
 
-from tests.helpers import kill_sweep_when, run_module, store_rows, tiny_sweep, write_spec
+from tests.helpers import kill_sweep_when, run_module, seed_datasets, store_rows, tiny_sweep, write_spec
 
 RACE = tiny_sweep("race", training={"batch_size": 4, "iterations": 3, "steps_per_iteration": 20,
                                     "checkpoint_every": 1},
@@ -20,7 +20,8 @@ def _finished_children(db) -> dict[str, int]:
 
 
 @pytest.mark.slow
-def test_a_driver_killed_just_after_a_trial_finished_resumes_without_redoing_it(tmp_path):
+def test_a_driver_killed_just_after_a_trial_finished_resumes_without_redoing_it(tmp_path, tiny_datasets):
+    seed_datasets(tiny_datasets, tmp_path / "runs")
     spec = write_spec(tmp_path / "race.yaml", **RACE)
     db = tmp_path / "mlflow.db"
     # Tune saves its state every 10 s at most: killed right after a trial ends, that state
