@@ -120,8 +120,7 @@ def throughput(tiny: bool, left: float) -> list[str]:
 
 def _train_worker(seconds: float, width: int) -> None:
     """One trial's training loop for `seconds`: prints its images per second (stage 4)."""
-    from trainables.config import ModelConfig, TrainingConfig, TrialConfig
-    from trainables.evaluation import EvaluationConfig
+    from trainables.config import EvaluationConfig, ModelConfig, TrainingConfig, TrialConfig
     from trainables.trainer import GANTrainer
     device = _device()
     images = (torch.rand(4096, 1, 64, 64) * 2 - 1).half().to(device)

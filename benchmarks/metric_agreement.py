@@ -491,7 +491,7 @@ def main(argv=None) -> int:
     if args.score_pending:
         return score_pending(work, args.embeddings or list(embeddings.BUILDERS), args.samples, args.shard,
                              args.audio_samples)
-    from trainables.evaluation import EvaluationConfig
+    from trainables.config import EvaluationConfig
     in_loop = args.in_loop or EvaluationConfig().embedding
     if args.score_only and state_file.exists():
         state = json.loads(state_file.read_text())

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from trainables.metrics import embeddings, inception, probes as fid_probes
-from trainables.evaluation import EvaluationConfig
+from trainables.config import EvaluationConfig
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ import torch
 
 from platform.spec.typed import SpecError, build
 from trainables.metrics import fid, probes as fid_probes
-from trainables.evaluation import EvaluationConfig, Evaluator, prepare_reference
+from trainables.config import EvaluationConfig
+from trainables.evaluation import Evaluator, prepare_reference
 from tests.helpers import CHEAP_EMBEDDING
 
 

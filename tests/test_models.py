@@ -8,8 +8,7 @@ import torch
 from torch import nn
 
 from trainables import losses, models
-from trainables.config import FAMILIES, ModelConfig, TrainingConfig, TrialConfig
-from trainables.evaluation import EvaluationConfig
+from trainables.config import FAMILIES, EvaluationConfig, ModelConfig, TrainingConfig, TrialConfig
 from trainables.trainer import GANTrainer
 from tests.helpers import CHEAP_EMBEDDING
 

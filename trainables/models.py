@@ -27,10 +27,10 @@ import math
 import torch
 from torch import nn
 
-from trainables.config import ModelConfig
+from trainables.config import FAMILIES, ModelConfig
 
 # Stride of the generator's last and the critic's first layer: dcgan2 covers 16 <-> 64 in one.
-EDGE_STRIDE = {"dcgan1": 2, "dcgan2": 4, "wgan_clip": 2, "wgan_gp": 2}
+EDGE_STRIDE = {family: 4 if family == "dcgan2" else 2 for family in FAMILIES}
 
 
 def _init_weights(module: nn.Module) -> None:
