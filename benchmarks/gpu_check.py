@@ -165,6 +165,7 @@ def evaluation_cost(tiny: bool, left: float) -> list[str]:
 
 def inception_precision(tiny: bool, left: float) -> list[str]:
     from trainables.metrics import embeddings, fid
+    from trainables.metrics.feature_stats import feature_stats, in_batches
     from trainables.metrics.probes import synthetic_mels
     device = _device()
     name, count = ("inception-fast", 16) if tiny else ("inception", 512)
@@ -178,7 +179,7 @@ def inception_precision(tiny: bool, left: float) -> list[str]:
         embedding(real[:8].to(device))
         _sync()
         started = time.perf_counter()
-        stats = [fid.feature_stats(fid.in_batches(images.to(device), 64), embedding) for images in (real, fake)]
+        stats = [feature_stats(in_batches(images.to(device), 64), embedding) for images in (real, fake)]
         _sync()
         rate = 2 * len(real) / (time.perf_counter() - started)
         values[prec] = fid.fid(stats[0], stats[1], embedding.standardised)

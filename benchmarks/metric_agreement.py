@@ -189,8 +189,8 @@ class Scorer:
     the training) computes only what is missing."""
 
     def __init__(self, names: list[str], reference: np.ndarray, cache: Path, audio_samples: int | None = None):
-        from trainables.metrics import fid
-        self.fid, self.names, self.cache = fid, names, cache
+        from trainables.metrics import feature_stats, fid
+        self.fid, self.feature_stats, self.names, self.cache = fid, feature_stats, names, cache
         self.audio_samples = audio_samples  # FAD on the first N of each set only: 0.5 s of CPU a clip
         cache.mkdir(parents=True, exist_ok=True)
         self.embeddings, self.real, self.reference = {}, {}, reference
@@ -213,7 +213,7 @@ class Scorer:
 
     def _stats(self, embedding, mels: np.ndarray):
         images = torch.from_numpy(np.ascontiguousarray(mels, dtype=np.float32)).unsqueeze(1)
-        return self.fid.feature_stats(self.fid.in_batches(images, 32), embedding)
+        return self.feature_stats.feature_stats(self.feature_stats.in_batches(images, 32), embedding)
 
     def __call__(self, key: str, mels) -> dict[str, float]:
         """`mels`: the images, or a function that loads them (called only on a cache miss).

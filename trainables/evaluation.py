@@ -18,7 +18,9 @@ import torch
 from data.dataset import MANIFEST, SEGMENTS, DatasetError, read_manifest, read_spec
 from data.spec import DatasetSpec
 from trainables.config import EvaluationConfig
-from trainables.metrics import embeddings, fid
+from trainables.metrics import embeddings, reference
+from trainables.metrics.feature_stats import cache_path, feature_stats
+from trainables.metrics.fid import fid
 from trainables.metrics.coverage import density_coverage, real_radii
 from trainables.metrics.kid import kernel_inception_distance
 
@@ -61,7 +63,7 @@ def real_vs_real(cfg: EvaluationConfig, dataset_path: str, name: str | None = No
     what a perfect generator would score, computed once per dataset, embedding and sample
     count (cached beside the real statistics)."""
     embedding = _embedding(cfg, name or cfg.embedding, dataset_path, device)
-    return fid.real_vs_real(dataset_path, _fingerprint(dataset_path), embedding, cfg.samples, cfg.seed, device)
+    return reference.real_vs_real(dataset_path, _fingerprint(dataset_path), embedding, cfg.samples, cfg.seed, device)
 
 
 def prepare_reference(cfg: EvaluationConfig, dataset_path: str, device: torch.device = torch.device("cpu")) -> Path:
@@ -70,8 +72,8 @@ def prepare_reference(cfg: EvaluationConfig, dataset_path: str, device: torch.de
     trial finds the cache warm."""
     embedding = _embedding(cfg, cfg.embedding, dataset_path, device)
     fingerprint = _fingerprint(dataset_path)
-    fid.real_stats(dataset_path, fingerprint, embedding, cfg.samples, cfg.seed, device=device)
-    return fid.cache_path(dataset_path, fingerprint, embedding, cfg.samples, cfg.seed)
+    reference.real_stats(dataset_path, fingerprint, embedding, cfg.samples, cfg.seed, device=device)
+    return cache_path(dataset_path, fingerprint, embedding, cfg.samples, cfg.seed)
 
 
 class Evaluator:
@@ -84,8 +86,8 @@ class Evaluator:
         # trial's training subset; `images` serves only where no segments are on disk.
         on_disk = (Path(dataset_path) / SEGMENTS).exists()
         self.images = None if on_disk else images
-        self.real = fid.real_stats(dataset_path, fingerprint, self.embedding, cfg.samples, cfg.seed,
-                                   images=self.images, device=device)
+        self.real = reference.real_stats(dataset_path, fingerprint, self.embedding, cfg.samples, cfg.seed,
+                                         images=self.images, device=device)
         self.fixed_z = torch.randn(cfg.samples, latent_dim, device=device,
                                    generator=torch.Generator(device=device).manual_seed(cfg.seed))
         # KID, density and coverage in float64 on the device, rows standardised as FID is
@@ -111,10 +113,10 @@ class Evaluator:
         was_training = generator.training
         generator.eval()
         try:
-            fake = fid.feature_stats((generator(z) for z in self.fixed_z.split(self.batch_size)), self.embedding)
+            fake = feature_stats((generator(z) for z in self.fixed_z.split(self.batch_size)), self.embedding)
         finally:
             generator.train(was_training)
-        metrics = {"fid": fid.fid(self.real, fake, self.embedding.standardised)}
+        metrics = {"fid": fid(self.real, fake, self.embedding.standardised)}
         fake_rows = self._standardise(fake.sample)
         if self.cfg.kid:
             metrics["kid"] = kernel_inception_distance(self.real_rows, fake_rows, self.cfg.kid_subsets,
@@ -131,13 +133,13 @@ class Evaluator:
         metrics = {}
         for name in self.cfg.final_metrics:
             embedding = _embedding(self.cfg, name, self.dataset_path, self.device)
-            real = fid.real_stats(self.dataset_path, self.fingerprint, embedding, self.cfg.samples, self.cfg.seed,
-                                  images=self.images, device=self.device)
+            real = reference.real_stats(self.dataset_path, self.fingerprint, embedding, self.cfg.samples,
+                                        self.cfg.seed, images=self.images, device=self.device)
             was_training = generator.training
             generator.eval()
             try:
-                fake = fid.feature_stats((generator(z) for z in self.fixed_z.split(self.batch_size)), embedding)
+                fake = feature_stats((generator(z) for z in self.fixed_z.split(self.batch_size)), embedding)
             finally:
                 generator.train(was_training)
-            metrics[f"final/{name}"] = fid.fid(real, fake, embedding.standardised)
+            metrics[f"final/{name}"] = fid(real, fake, embedding.standardised)
         return metrics

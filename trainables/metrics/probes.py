@@ -67,7 +67,8 @@ def cases(other: torch.Tensor, noise=(0.05, 0.1, 0.2, 0.4), blur_sigmas=(0.5, 1.
 
 def sensitivity(embedding, real: torch.Tensor, other: torch.Tensor, **levels) -> dict[str, float]:
     """FID against `real` of each of `cases(other, **levels)`."""
-    from trainables.metrics import fid
-    real_stats = fid.feature_stats(fid.in_batches(real), embedding)
-    return {name: fid.fid(real_stats, fid.feature_stats(fid.in_batches(images), embedding), embedding.standardised)
+    from trainables.metrics.feature_stats import feature_stats, in_batches
+    from trainables.metrics.fid import fid
+    real_stats = feature_stats(in_batches(real), embedding)
+    return {name: fid(real_stats, feature_stats(in_batches(images), embedding), embedding.standardised)
             for name, images in cases(other, **levels).items()}
