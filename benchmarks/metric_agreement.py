@@ -83,6 +83,7 @@ def gan_trial(config: dict, dataset: str, out: str) -> None:
 
     from trainables.config import TrialConfig
     from trainables.evaluation import Evaluator
+    from trainables.models import inference
     from trainables.train import load_images
     from trainables.trainer import GANTrainer
     torch.set_num_threads(1)
@@ -98,10 +99,8 @@ def gan_trial(config: dict, dataset: str, out: str) -> None:
     while not trainer.finished:
         metrics = trainer.run_iteration()
         metrics.update(evaluate(trainer.G))
-        with torch.no_grad():
-            trainer.G.eval()
+        with inference(trainer.G):
             fakes = torch.cat([trainer.G(z) for z in evaluate.fixed_z.split(256)])
-            trainer.G.train()
         np.save(folder / f"samples_{trainer.iteration}.npy", fakes[:, 0].numpy().astype(np.float16))
         torch.save(trainer.G.state_dict(), folder / f"generator_{trainer.iteration}.pt")
         tune.report({"fid": metrics["fid"], "coverage": metrics.get("coverage", float("nan")),

@@ -65,6 +65,19 @@ def test_wgan_gp_critic_has_no_batch_norm(norm, present, absent):
         assert any(isinstance(m, present) for m in D.modules())
 
 
+def test_inference_generates_in_eval_mode_and_restores_the_mode_even_on_error():
+    generator = models.Generator(ModelConfig(family="dcgan2", latent_dim=8, width=4))
+    with models.inference(generator) as g:
+        assert not g.training and not torch.is_grad_enabled()
+        assert torch.equal(g(torch.ones(2, 8)), g(torch.ones(2, 8))), "dropout is off"
+    with pytest.raises(RuntimeError), models.inference(generator):
+        raise RuntimeError("a failed generation")
+    assert generator.training and torch.is_grad_enabled()
+    with models.inference(generator.eval()):
+        pass
+    assert not generator.training, "an eval-mode generator stays in eval mode"
+
+
 def test_wgan_gp_with_batch_norm_is_refused_in_one_sentence():
     with pytest.raises(ValueError, match="cannot use batch norm"):
         ModelConfig(family="wgan_gp", critic_norm="batch")

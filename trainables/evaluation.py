@@ -19,10 +19,12 @@ from data.dataset import MANIFEST, SEGMENTS, DatasetError, read_manifest, read_s
 from data.spec import DatasetSpec
 from trainables.config import EvaluationConfig
 from trainables.metrics import embeddings, reference
-from trainables.metrics.feature_stats import cache_path, feature_stats
+from trainables.metrics.embedding import Embedding
+from trainables.metrics.feature_stats import FeatureStats, cache_path, feature_stats
 from trainables.metrics.fid import fid
 from trainables.metrics.coverage import density_coverage, real_radii
 from trainables.metrics.kid import kernel_inception_distance
+from trainables.models import inference
 
 log = logging.getLogger(__name__)
 
@@ -107,15 +109,15 @@ class Evaluator:
         """What identifies the feature space, for the trial's run."""
         return {"fid.embedding": self.embedding.name, "fid.embedding_key": self.embedding.cache_key}
 
+    def _fake_stats(self, generator: torch.nn.Module, embedding: Embedding) -> FeatureStats:
+        """Statistics of the generator's images from the fixed latents, generated batch by batch."""
+        with inference(generator):
+            return feature_stats((generator(z) for z in self.fixed_z.split(self.batch_size)), embedding)
+
     @torch.no_grad()
     def __call__(self, generator: torch.nn.Module) -> dict:
         started = time.perf_counter()
-        was_training = generator.training
-        generator.eval()
-        try:
-            fake = feature_stats((generator(z) for z in self.fixed_z.split(self.batch_size)), self.embedding)
-        finally:
-            generator.train(was_training)
+        fake = self._fake_stats(generator, self.embedding)
         metrics = {"fid": fid(self.real, fake, self.embedding.standardised)}
         fake_rows = self._standardise(fake.sample)
         if self.cfg.kid:
@@ -135,11 +137,5 @@ class Evaluator:
             embedding = _embedding(self.cfg, name, self.dataset_path, self.device)
             real = reference.real_stats(self.dataset_path, self.fingerprint, embedding, self.cfg.samples,
                                         self.cfg.seed, images=self.images, device=self.device)
-            was_training = generator.training
-            generator.eval()
-            try:
-                fake = feature_stats((generator(z) for z in self.fixed_z.split(self.batch_size)), embedding)
-            finally:
-                generator.train(was_training)
-            metrics[f"final/{name}"] = fid(real, fake, embedding.standardised)
+            metrics[f"final/{name}"] = fid(real, self._fake_stats(generator, embedding), embedding.standardised)
         return metrics

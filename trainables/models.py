@@ -22,7 +22,9 @@ instead of 4 x 4 (5 x 27 for 80 x 432), made by the generator's first transposed
 convolution from the latent vector and read by the critic's last convolution, both with
 a kernel of the core's shape. Every stage between keeps its 4x4 kernel and stride.
 """
+import contextlib
 import math
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -122,6 +124,20 @@ class Discriminator(nn.Module):
 
 def build(cfg: ModelConfig) -> tuple[nn.Module, nn.Module]:
     return Generator(cfg), Discriminator(cfg)
+
+
+@contextlib.contextmanager
+def inference(net: nn.Module) -> Iterator[nn.Module]:
+    """`net` in eval mode (dropout off, batch norm on its running statistics) and without
+    gradients, its mode restored afterwards: evaluations and artifacts generate from a
+    generator in the middle of its training."""
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            yield net
+    finally:
+        net.train(was_training)
 
 
 def count_layers(net: nn.Module) -> int:
