@@ -25,6 +25,7 @@ from platform import generate  # noqa: E402
 from data.dataset import read_manifest  # noqa: E402
 from trainables.metrics import embeddings, fid  # noqa: E402
 from trainables.metrics.feature_stats import feature_stats  # noqa: E402
+from trainables.checkpoint import generator_from  # noqa: E402
 from trainables.metrics.reference import real_stats  # noqa: E402
 
 
@@ -39,7 +40,7 @@ def main() -> int:
     _, client = command.tracking_client(args.tracking_uri)
     run = tracking.best_trial_run(client, args.experiment)
     state = generate.load_checkpoint(client, run, "best")
-    generator, cfg = generate.generator_from(state)
+    generator, cfg = generator_from(state)
     torch.set_num_threads(2)
     embedding = embeddings.build(args.embedding)
     fingerprint = read_manifest(args.dataset)["fingerprint"]

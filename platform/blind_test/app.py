@@ -67,8 +67,8 @@ def prepare_clips(client, runs: list, dataset_path: str | None, folder: Path, pe
         return json.loads(manifest.read_text())
     import soundfile
     import torch
-    from platform.generate import generator_from, load_checkpoint
-    from trainables.checkpoint import CheckpointError
+    from platform.generate import load_checkpoint
+    from trainables.checkpoint import CheckpointError, generator_from
     from data.dataset import read_rows, read_spec, spec_of
     from trainables.artifacts import generate
     from trainables.vocoder import render
