@@ -21,7 +21,8 @@ import platform  # noqa: E402,F401  (the repo's shim, before torch)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from trainables.metrics import embeddings, fid, probes as fid_probes  # noqa: E402
+from benchmarks import probes as fid_probes  # noqa: E402
+from trainables.metrics import embeddings, fid  # noqa: E402
 from trainables.metrics.feature_stats import feature_stats, in_batches  # noqa: E402
 from trainables.metrics.coverage import density_coverage  # noqa: E402
 from trainables.metrics.kid import kernel_inception_distance  # noqa: E402

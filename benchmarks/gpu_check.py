@@ -166,7 +166,7 @@ def evaluation_cost(tiny: bool, left: float) -> list[str]:
 def inception_precision(tiny: bool, left: float) -> list[str]:
     from trainables.metrics import embeddings, fid
     from trainables.metrics.feature_stats import feature_stats, in_batches
-    from trainables.metrics.probes import synthetic_mels
+    from benchmarks.probes import synthetic_mels
     device = _device()
     name, count = ("inception-fast", 16) if tiny else ("inception", 512)
     real, _ = synthetic_mels(tracks=4 if tiny else 64, seconds=20, seed=0, sample_rate=22050)

@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from trainables.metrics import embeddings, inception, probes as fid_probes
+from benchmarks import probes as fid_probes
+from trainables.metrics import embeddings, inception
 from trainables.config import EvaluationConfig
 
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from platform.spec.typed import SpecError, build
-from trainables.metrics import embeddings, fid, probes as fid_probes, reference
+from benchmarks import probes as fid_probes
+from trainables.metrics import embeddings, fid, reference
 from trainables.config import EvaluationConfig
 from trainables.evaluation import Evaluator, prepare_reference
 from tests.helpers import CHEAP_EMBEDDING

@@ -138,8 +138,3 @@ def inference(net: nn.Module) -> Iterator[nn.Module]:
             yield net
     finally:
         net.train(was_training)
-
-
-def count_layers(net: nn.Module) -> int:
-    """Convolution layers: the study describes its networks by this count."""
-    return sum(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) for m in net.modules())

@@ -1,8 +1,9 @@
 """Probes of what an FID embedding responds to, on synthetic techno mels.
 
-Used by the tests and by `benchmarks/fid_sensitivity.py`: a set of real-looking mel
-images made without Ray (seeded synthetic tracks, cut into 5 s segments), split by track
-into two disjoint halves, and the distortions a generator's failures look like: additive
+A fixture of the tests and of `benchmarks/fid_sensitivity.py`, kept out of the product
+code so nothing there comes to depend on it (tests import `benchmarks.probes`): a set of
+real-looking mel images made without Ray (seeded synthetic tracks, cut into 5 s
+segments), split by track into two disjoint halves, and the distortions a generator's failures look like: additive
 noise, blur, and mode collapse (a few segments repeated).
 """
 from functools import lru_cache
