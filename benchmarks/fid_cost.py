@@ -46,6 +46,7 @@ from trainables.config import TrialConfig  # noqa: E402
 from trainables.evaluation import precision  # noqa: E402
 from trainables.figures import mel_figure  # noqa: E402
 from trainables.metrics import embeddings, fid  # noqa: E402
+from trainables.metrics.feature_stats import MAX_KEPT_ROWS, RunningStats  # noqa: E402
 from trainables.metrics.coverage import density_coverage, real_radii  # noqa: E402
 from trainables.metrics.kid import kernel_inception_distance  # noqa: E402
 from trainables.trainer import GANTrainer  # noqa: E402
@@ -124,9 +125,9 @@ def evaluation_seconds(cfg: TrialConfig, reduced: str, embed_images: int, artifa
         rows[label] = {"generate": gen, "embed": timed(lambda: embedding(images)) * n / measured}
     dim = embedding.dim
     rng = np.random.default_rng(0)
-    real_rows = np.abs(rng.normal(size=(min(n, fid.MAX_KEPT_ROWS), dim))).astype(np.float32)
-    fake_rows = np.abs(rng.normal(size=(min(n, fid.MAX_KEPT_ROWS), dim)) * 1.1).astype(np.float32)
-    real, fake = (fid.RunningStats(dim) for _ in range(2))
+    real_rows = np.abs(rng.normal(size=(min(n, MAX_KEPT_ROWS), dim))).astype(np.float32)
+    fake_rows = np.abs(rng.normal(size=(min(n, MAX_KEPT_ROWS), dim)) * 1.1).astype(np.float32)
+    real, fake = (RunningStats(dim) for _ in range(2))
     real.add(real_rows), fake.add(fake_rows)
     on_device = [torch.from_numpy(rows).to(device) for rows in (real_rows, fake_rows)]
     real, fake = real.result(), fake.result()

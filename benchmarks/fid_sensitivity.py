@@ -21,20 +21,22 @@ import platform  # noqa: E402,F401  (the repo's shim, before torch)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from trainables.metrics import embeddings, fid, probes as fid_probes  # noqa: E402
+from benchmarks import probes as fid_probes  # noqa: E402
+from trainables.metrics import embeddings, fid  # noqa: E402
+from trainables.metrics.feature_stats import feature_stats, in_batches  # noqa: E402
 from trainables.metrics.coverage import density_coverage  # noqa: E402
 from trainables.metrics.kid import kernel_inception_distance  # noqa: E402
 
 
 def table(embedding, real: torch.Tensor, other: torch.Tensor) -> None:
-    real_stats = fid.feature_stats(fid.in_batches(real, 64), embedding)
+    real_stats = feature_stats(in_batches(real, 64), embedding)
     centre, scale = real_stats.standardiser() if embedding.standardised else (0.0, 1.0)
     real_rows = (real_stats.sample - centre) / scale
     print(f"\n{embedding.name} ({embedding.dim} features)")
     print(f"  {'case':14s} {'FID':>10s} {'x halves':>9s} {'KID':>10s} {'coverage':>9s}")
     base = None
     for name, images in fid_probes.cases(other).items():
-        stats = fid.feature_stats(fid.in_batches(images, 64), embedding)
+        stats = feature_stats(in_batches(images, 64), embedding)
         value = fid.fid(real_stats, stats, embedding.standardised)
         base = base or value
         rows = (stats.sample - centre) / scale

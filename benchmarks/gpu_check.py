@@ -120,8 +120,7 @@ def throughput(tiny: bool, left: float) -> list[str]:
 
 def _train_worker(seconds: float, width: int) -> None:
     """One trial's training loop for `seconds`: prints its images per second (stage 4)."""
-    from trainables.config import ModelConfig, TrainingConfig, TrialConfig
-    from trainables.evaluation import EvaluationConfig
+    from trainables.config import EvaluationConfig, ModelConfig, TrainingConfig, TrialConfig
     from trainables.trainer import GANTrainer
     device = _device()
     images = (torch.rand(4096, 1, 64, 64) * 2 - 1).half().to(device)
@@ -166,7 +165,8 @@ def evaluation_cost(tiny: bool, left: float) -> list[str]:
 
 def inception_precision(tiny: bool, left: float) -> list[str]:
     from trainables.metrics import embeddings, fid
-    from trainables.metrics.probes import synthetic_mels
+    from trainables.metrics.feature_stats import feature_stats, in_batches
+    from benchmarks.probes import synthetic_mels
     device = _device()
     name, count = ("inception-fast", 16) if tiny else ("inception", 512)
     real, _ = synthetic_mels(tracks=4 if tiny else 64, seconds=20, seed=0, sample_rate=22050)
@@ -179,7 +179,7 @@ def inception_precision(tiny: bool, left: float) -> list[str]:
         embedding(real[:8].to(device))
         _sync()
         started = time.perf_counter()
-        stats = [fid.feature_stats(fid.in_batches(images.to(device), 64), embedding) for images in (real, fake)]
+        stats = [feature_stats(in_batches(images.to(device), 64), embedding) for images in (real, fake)]
         _sync()
         rate = 2 * len(real) / (time.perf_counter() - started)
         values[prec] = fid.fid(stats[0], stats[1], embedding.standardised)

@@ -83,6 +83,7 @@ def gan_trial(config: dict, dataset: str, out: str) -> None:
 
     from trainables.config import TrialConfig
     from trainables.evaluation import Evaluator
+    from trainables.models import inference
     from trainables.train import load_images
     from trainables.trainer import GANTrainer
     torch.set_num_threads(1)
@@ -98,10 +99,8 @@ def gan_trial(config: dict, dataset: str, out: str) -> None:
     while not trainer.finished:
         metrics = trainer.run_iteration()
         metrics.update(evaluate(trainer.G))
-        with torch.no_grad():
-            trainer.G.eval()
+        with inference(trainer.G):
             fakes = torch.cat([trainer.G(z) for z in evaluate.fixed_z.split(256)])
-            trainer.G.train()
         np.save(folder / f"samples_{trainer.iteration}.npy", fakes[:, 0].numpy().astype(np.float16))
         torch.save(trainer.G.state_dict(), folder / f"generator_{trainer.iteration}.pt")
         tune.report({"fid": metrics["fid"], "coverage": metrics.get("coverage", float("nan")),
@@ -189,8 +188,8 @@ class Scorer:
     the training) computes only what is missing."""
 
     def __init__(self, names: list[str], reference: np.ndarray, cache: Path, audio_samples: int | None = None):
-        from trainables.metrics import fid
-        self.fid, self.names, self.cache = fid, names, cache
+        from trainables.metrics import feature_stats, fid
+        self.fid, self.feature_stats, self.names, self.cache = fid, feature_stats, names, cache
         self.audio_samples = audio_samples  # FAD on the first N of each set only: 0.5 s of CPU a clip
         cache.mkdir(parents=True, exist_ok=True)
         self.embeddings, self.real, self.reference = {}, {}, reference
@@ -213,7 +212,7 @@ class Scorer:
 
     def _stats(self, embedding, mels: np.ndarray):
         images = torch.from_numpy(np.ascontiguousarray(mels, dtype=np.float32)).unsqueeze(1)
-        return self.fid.feature_stats(self.fid.in_batches(images, 32), embedding)
+        return self.feature_stats.feature_stats(self.feature_stats.in_batches(images, 32), embedding)
 
     def __call__(self, key: str, mels) -> dict[str, float]:
         """`mels`: the images, or a function that loads them (called only on a cache miss).
@@ -491,7 +490,7 @@ def main(argv=None) -> int:
     if args.score_pending:
         return score_pending(work, args.embeddings or list(embeddings.BUILDERS), args.samples, args.shard,
                              args.audio_samples)
-    from trainables.evaluation import EvaluationConfig
+    from trainables.config import EvaluationConfig
     in_loop = args.in_loop or EvaluationConfig().embedding
     if args.score_only and state_file.exists():
         state = json.loads(state_file.read_text())

@@ -25,8 +25,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from trainables import models  # noqa: E402
-from trainables.config import ModelConfig, TrainingConfig, TrialConfig  # noqa: E402
-from trainables.evaluation import EvaluationConfig  # noqa: E402
+from trainables.config import EvaluationConfig, ModelConfig, TrainingConfig, TrialConfig  # noqa: E402
 from trainables.trainer import GANTrainer  # noqa: E402
 
 

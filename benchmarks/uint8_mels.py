@@ -30,6 +30,7 @@ from data.spec import DatasetSpec, SyntheticSource  # noqa: E402
 from trainables.config import TrialConfig  # noqa: E402
 from trainables.dataset_share import shared_images  # noqa: E402
 from trainables.metrics import embeddings, fid  # noqa: E402
+from trainables.metrics.feature_stats import feature_stats, in_batches  # noqa: E402
 from trainables.trainer import GANTrainer  # noqa: E402
 
 
@@ -61,7 +62,7 @@ def main() -> None:
               f"(the mel's {255 * step_db:.0f} dB in 255 steps); largest error measured: {error_db:.3f} dB")
 
         embedding = embeddings.build("inception-fast")
-        stats = lambda images: fid.feature_stats(fid.in_batches(torch.from_numpy(images).unsqueeze(1)), embedding)
+        stats = lambda images: feature_stats(in_batches(torch.from_numpy(images).unsqueeze(1)), embedding)
         reference = stats(real)
         order = np.random.default_rng(0).permutation(len(real))
         halves = [stats(real[order[:len(real) // 2]]), stats(real[order[len(real) // 2:]])]
@@ -88,7 +89,7 @@ def main() -> None:
         for name, trainer in trainers.items():
             trainer.G.eval()
             with torch.no_grad():
-                fake = fid.feature_stats((trainer.G(part) for part in z.split(64)), embedding)
+                fake = feature_stats((trainer.G(part) for part in z.split(64)), embedding)
             scores[name] = fid.fid(reference, fake, embedding.standardised)
             print(f"  {name:<15} fid {scores[name]:8.3f}   loss/D {last[name]['loss/D']:.3f}   "
                   f"loss/G {last[name]['loss/G']:.3f}")

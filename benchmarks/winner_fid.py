@@ -20,10 +20,12 @@ import platform  # noqa: E402,F401  (the repo's shim, before torch)
 
 import torch  # noqa: E402
 
-from platform.driver import command, tracking
-from platform import generate  # noqa: E402
+from platform.driver import command, tracking  # noqa: E402
 from data.dataset import read_manifest  # noqa: E402
 from trainables.metrics import embeddings, fid  # noqa: E402
+from trainables.metrics.feature_stats import feature_stats  # noqa: E402
+from trainables.checkpoint import generator_from  # noqa: E402
+from trainables.metrics.reference import real_stats  # noqa: E402
 
 
 def main() -> int:
@@ -36,15 +38,15 @@ def main() -> int:
     args = parser.parse_args()
     _, client = command.tracking_client(args.tracking_uri)
     run = tracking.best_trial_run(client, args.experiment)
-    state = generate.load_checkpoint(client, run, "best")
-    generator, cfg = generate.generator_from(state)
+    state = tracking.trial_checkpoint(client, run, "best")
+    generator, cfg = generator_from(state)
     torch.set_num_threads(2)
     embedding = embeddings.build(args.embedding)
     fingerprint = read_manifest(args.dataset)["fingerprint"]
-    real = fid.real_stats(args.dataset, fingerprint, embedding, args.samples, seed=0)
+    real = real_stats(args.dataset, fingerprint, embedding, args.samples, seed=0)
     z = torch.randn(args.samples, cfg.model.latent_dim, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        fake = fid.feature_stats((generator.eval()(chunk) for chunk in z.split(64)), embedding)
+        fake = feature_stats((generator.eval()(chunk) for chunk in z.split(64)), embedding)
     value = fid.fid(real, fake, embedding.standardised)
     print(f"winner {run.info.run_name} ({run.info.run_id}), picked by fid {run.data.metrics.get('best/fid', float('nan')):.4g} "
           f"in {run.data.tags.get('fid.embedding')}, best checkpoint at step {state.step}: "

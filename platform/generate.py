@@ -8,53 +8,9 @@ rebuilt from it alone. Writes sample_000.png / .wav ... and grid.png into --out.
 import argparse
 import logging
 import sys
-import tempfile
 from pathlib import Path
 
 from platform.driver import command, tracking
-
-
-def load_checkpoint(client, run, which: str):
-    """The run's checkpoint artifact (trainables.checkpoint.Checkpoint); CheckpointError
-    names the file if it is not one this platform wrote."""
-    from trainables.artifacts import CHECKPOINTS
-    from trainables.checkpoint import CHECKPOINT_FILE, Checkpoint, CheckpointError
-    folder = CHECKPOINTS[which]
-    if not any(a.path == f"{folder}/{CHECKPOINT_FILE}" and not a.is_dir
-               for a in client.list_artifacts(run.info.run_id, folder)):
-        raise tracking.RunLookupError(f"run {run.info.run_id} ({run.info.run_name}) has no {which} checkpoint "
-                                      f"({folder}/{CHECKPOINT_FILE}) among its artifacts.")
-    with tempfile.TemporaryDirectory(prefix="gan-generate-") as tmp:
-        path = client.download_artifacts(run.info.run_id, f"{folder}/{CHECKPOINT_FILE}", tmp)
-        try:
-            return Checkpoint.load(path)
-        except CheckpointError as error:  # the temporary path means nothing to the user: name the artifact
-            raise CheckpointError(str(error).replace(path, f"run {run.info.run_id}'s artifact "
-                                                           f"{folder}/{CHECKPOINT_FILE}")) from None
-
-
-def generator_from(state, name: str = "the checkpoint"):
-    """The trial's generator, rebuilt from its checkpoint (trainables.checkpoint.Checkpoint)
-    alone, and its TrialConfig. CheckpointError, naming `name`, if the checkpoint's config,
-    weights and dataset information do not fit together (weights of another width or family,
-    an unknown or invalid key, no mel parameters to voice the images with)."""
-    from data.dataset import spec_of
-    from trainables import models
-    from trainables.checkpoint import CheckpointError
-    from trainables.config import TrialConfig
-    try:
-        cfg = TrialConfig.from_tune(state.config)
-        generator, _ = models.build(cfg.model)
-        generator.load_state_dict(state.trainer["G"])
-        if not isinstance(state.dataset, dict):
-            raise ValueError("it holds no dataset information (the mel parameters to draw and voice it)")
-        spec_of(state.dataset, name), state.dataset["scaling"]
-    except (ValueError, TypeError, KeyError, RuntimeError, AttributeError) as error:
-        lines = [line.strip() for line in str(error).strip().splitlines()] or [type(error).__name__]
-        why = " ".join(lines[:2])[:240]  # torch's first line only says "Error(s) in loading state_dict"
-        raise CheckpointError(f"{name}: its config, weights and dataset information do not fit together "
-                              f"({why.rstrip('.')}); it was not used.") from None
-    return generator, cfg
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,12 +37,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from mlflow.exceptions import MlflowException
 
-    from trainables.checkpoint import CheckpointError
+    from trainables.checkpoint import CheckpointError, generator_from
     try:
         _, client = command.tracking_client(args.tracking_uri)
         run = (tracking.get_run(client, args.run_id) if args.run_id
                else tracking.best_trial_run(client, args.experiment))
-        state = load_checkpoint(client, run, args.checkpoint)
+        state = tracking.trial_checkpoint(client, run, args.checkpoint)
         generator, cfg = generator_from(state, f"run {run.info.run_id}'s {args.checkpoint} checkpoint")
     except (tracking.RunLookupError, CheckpointError) as error:
         return command.error(error)

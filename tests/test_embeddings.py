@@ -2,8 +2,9 @@
 import pytest
 import torch
 
-from trainables.metrics import embeddings, inception, probes as fid_probes
-from trainables.evaluation import EvaluationConfig
+from benchmarks import probes as fid_probes
+from trainables.metrics import embeddings, inception
+from trainables.config import EvaluationConfig
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,10 @@ import pytest
 import torch
 
 from platform.spec.typed import SpecError, build
-from trainables.metrics import fid, probes as fid_probes
-from trainables.evaluation import EvaluationConfig, Evaluator, prepare_reference
+from benchmarks import probes as fid_probes
+from trainables.metrics import embeddings, fid, reference
+from trainables.config import EvaluationConfig
+from trainables.evaluation import Evaluator, prepare_reference
 from tests.helpers import CHEAP_EMBEDDING
 
 
@@ -61,8 +63,8 @@ def test_metrics_rank_real_above_noisy_and_collapsed_generators(tmp_path, halves
 def test_a_second_trial_reads_the_cached_real_statistics(tmp_path, monkeypatch):
     images = torch.rand(40, 1, 64, 64) * 2 - 1
     calls = []
-    compute = fid._compute
-    monkeypatch.setattr(fid, "_compute", lambda *a, **k: calls.append(1) or compute(*a, **k))
+    compute = reference._compute
+    monkeypatch.setattr(reference, "_compute", lambda *a, **k: calls.append(1) or compute(*a, **k))
     path = str(_dataset(tmp_path))
     cfg = EvaluationConfig(samples=32, kid_subsets=2, embedding=CHEAP_EMBEDDING)
     first = Evaluator(cfg, path, images, 8, torch.device("cpu"))
@@ -94,6 +96,20 @@ def test_the_reference_is_the_dataset_on_disk_not_a_trials_training_subset(tmp_p
     assert np.array_equal(subset.real.mu, whole.real.mu)
 
 
+def test_the_reference_is_the_same_rows_in_memory_and_on_disk(tmp_path):
+    # one subset rule: the same dataset gives the same reference and baseline however it is read
+    images = (torch.rand(40, 1, 64, 64) * 2 - 1).half().float()  # exactly what float16 segments hold
+    on_disk = _dataset(tmp_path / "disk")
+    _write_segments(on_disk, images.numpy())
+    in_memory = _dataset(tmp_path / "memory")
+    embedding = embeddings.build(CHEAP_EMBEDDING)
+    read, held = (reference.real_stats(path, "fp", embedding, 24, images=given)
+                  for path, given in ((on_disk, None), (in_memory, images)))
+    assert np.array_equal(read.sample, held.sample) and np.allclose(read.sigma, held.sigma, rtol=0, atol=1e-12)
+    assert reference.real_vs_real(on_disk, "fp", embedding, 8) == \
+           pytest.approx(reference.real_vs_real(in_memory, "fp", embedding, 8, images=images))
+
+
 def test_a_driver_can_warm_the_cache_before_trials_start(tmp_path, monkeypatch):
     images = torch.rand(40, 1, 64, 64) * 2 - 1
     path = _dataset(tmp_path)
@@ -101,7 +117,7 @@ def test_a_driver_can_warm_the_cache_before_trials_start(tmp_path, monkeypatch):
     cfg = EvaluationConfig(samples=32, kid_subsets=2, embedding=CHEAP_EMBEDDING)
     cached = prepare_reference(cfg, str(path))
     assert cached.exists() and cached.name.startswith("fp-test-random-conv-")
-    monkeypatch.setattr(fid, "_compute", lambda *a, **k: pytest.fail("a trial recomputed the reference"))
+    monkeypatch.setattr(reference, "_compute", lambda *a, **k: pytest.fail("a trial recomputed the reference"))
     Evaluator(cfg, str(path), images, 8, torch.device("cpu"))
 
 
@@ -126,11 +142,11 @@ def test_real_vs_real_is_the_floor_of_fid_and_is_cached(tmp_path, halves):
     images = torch.cat([real, held_out])
     evaluate = Evaluator(cfg, path, images, 16, torch.device("cpu"))
     embedding = evaluate.embedding
-    floor = fid.real_vs_real(path, "fp-test", embedding, cfg.samples, cfg.seed, images=images)
+    floor = reference.real_vs_real(path, "fp-test", embedding, cfg.samples, cfg.seed, images=images)
     assert floor["count"] == 96 and 0 < floor["fid"]
     # a noisy generator scores well above the floor; the floor is read back, not recomputed
     assert evaluate(BankGenerator(fid_probes.add_noise(held_out, 0.2)))["fid"] > 3 * floor["fid"]
-    assert fid.real_vs_real(path, "fp-test", embedding, cfg.samples, cfg.seed, images=torch.zeros(0)) == floor
+    assert reference.real_vs_real(path, "fp-test", embedding, cfg.samples, cfg.seed, images=torch.zeros(0)) == floor
     assert fid.readable(504.8, 3.684) == "fid 504.8 = 137x real-vs-real"
     assert fid.readable(504.8, None) == "fid 504.8"
 
@@ -139,7 +155,7 @@ def test_a_dataset_the_reference_fills_gets_a_half_against_half_baseline(tmp_pat
     images = torch.rand(40, 1, 64, 64) * 2 - 1
     embedding = Evaluator(EvaluationConfig(samples=32, kid_subsets=2, embedding=CHEAP_EMBEDDING), str(_dataset(tmp_path)),
                           images, 8, torch.device("cpu")).embedding
-    floor = fid.real_vs_real(str(tmp_path), "fp-test", embedding, 32, images=images)
+    floor = reference.real_vs_real(str(tmp_path), "fp-test", embedding, 32, images=images)
     assert floor["count"] == 20 and floor["fid"] > 0
 
 

@@ -1,5 +1,5 @@
 """Trials evaluate where the scheduler reads fid, and the scheduler decides as it did when
-every iteration was evaluated (trainables/evaluation.py EvaluationSchedule,
+every iteration was evaluated (trainables/evaluation_schedule.py EvaluationSchedule,
 platform/spec/tune_space.py evaluation_schedule)."""
 import json
 
@@ -7,7 +7,8 @@ import pytest
 
 from platform.spec import spaces, tune_space
 from tests.helpers import run_module, seed_datasets, tiny_sweep, write_spec
-from trainables.evaluation import EvaluationConfig, EvaluationSchedule
+from trainables.config import EvaluationConfig
+from trainables.evaluation_schedule import EvaluationSchedule
 
 
 def _evaluated(schedule: EvaluationSchedule, iterations: int, every: int = 0) -> list[int]:

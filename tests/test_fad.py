@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from data import synthetic
-from trainables.metrics import embeddings, fid, musicnn, tf_checkpoint
+from trainables.metrics import embeddings, feature_stats, fid, musicnn, tf_checkpoint
 
 RATE = musicnn.SAMPLE_RATE
 
@@ -29,8 +29,8 @@ def _techno(tracks: int, seconds: float = 6.0) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(clips), np.asarray(owners)
 
 
-def _stats(rows: torch.Tensor) -> fid.FeatureStats:
-    stats = fid.RunningStats(rows.shape[1])
+def _stats(rows: torch.Tensor) -> feature_stats.FeatureStats:
+    stats = feature_stats.RunningStats(rows.shape[1])
     stats.add(rows.double().numpy())
     return stats.result()
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from trainables.metrics import embeddings, fid
+from trainables.metrics import embeddings, feature_stats, fid, reference
 from trainables.metrics.coverage import density_coverage
 from trainables.metrics.kid import kernel_inception_distance
 
@@ -43,12 +43,22 @@ def test_a_complex_square_root_is_a_clear_error():
         fid.frechet_distance(np.zeros(2), np.diag([1.0, -1.0]), np.zeros(2), np.eye(2))
 
 
+def test_the_formula_needs_no_torch():
+    # fid.py is the formula alone (numpy, scipy); statistics and the reference live beside it
+    import subprocess
+    import sys
+    from tests.helpers import ROOT
+    code = "import sys, trainables.metrics.fid; print(sorted({'torch', 'data'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "[]", done.stderr[-2000:]
+
+
 def test_fewer_rows_than_features_give_the_square_root_trace_from_the_rows():
     # 30 fake rows of 40 features (Inception's case: a few hundred samples, 2,048 features):
     # fid() takes the trace term from the rows, which must equal the eigenvalue definition
     rng = np.random.default_rng(5)
     real_rows, fake_rows = rng.normal(size=(300, 40)), rng.normal(size=(30, 40)) * 1.5 + 0.2
-    stats = [fid.RunningStats(40) for _ in range(2)]
+    stats = [feature_stats.RunningStats(40) for _ in range(2)]
     stats[0].add(real_rows), stats[1].add(fake_rows)
     real, fake = (s.result() for s in stats)
     assert fake.count == len(fake.sample) < 40
@@ -66,7 +76,7 @@ def test_fewer_rows_than_features_give_the_square_root_trace_from_the_rows():
 def test_running_stats_match_numpy_and_keep_a_bounded_sample():
     rng = np.random.default_rng(2)
     rows = rng.normal(size=(101, 5))
-    stats = fid.RunningStats(5, keep=30)
+    stats = feature_stats.RunningStats(5, keep=30)
     for chunk in np.array_split(rows, 4):
         stats.add(chunk)
     result = stats.result()
@@ -78,7 +88,7 @@ def test_standardised_fid_is_fid_of_standardised_features():
     rng = np.random.default_rng(4)
     scale = np.array([1e-3, 1.0, 1e3])
     real, fake = rng.normal(size=(500, 3)) * scale, (rng.normal(size=(400, 3)) + 0.3) * scale
-    stats = [fid.RunningStats(3) for _ in range(2)]
+    stats = [feature_stats.RunningStats(3) for _ in range(2)]
     stats[0].add(real), stats[1].add(fake)
     real_s, fake_s = (s.result() for s in stats)
     z_real, z_fake = ((x - real_s.mu) / np.sqrt(np.diag(real_s.sigma)) for x in (real, fake))
@@ -151,18 +161,18 @@ def test_real_statistics_are_cached_per_fingerprint(tmp_path, monkeypatch):
     images = torch.rand(64, 1, 64, 64) * 2 - 1
     embedding = embeddings.build("random-conv")
     calls = []
-    compute = fid._compute
-    monkeypatch.setattr(fid, "_compute", lambda *a, **k: calls.append(1) or compute(*a, **k))
-    first = fid.real_stats(tmp_path, "fp-a", embedding, 32, images=images)
-    second = fid.real_stats(tmp_path, "fp-a", embedding, 32, images=images)
+    compute = reference._compute
+    monkeypatch.setattr(reference, "_compute", lambda *a, **k: calls.append(1) or compute(*a, **k))
+    first = reference.real_stats(tmp_path, "fp-a", embedding, 32, images=images)
+    second = reference.real_stats(tmp_path, "fp-a", embedding, 32, images=images)
     assert len(calls) == 1, "the second call reads the cache"
     assert np.array_equal(first.mu, second.mu) and np.array_equal(first.sigma, second.sigma)
     assert np.array_equal(first.sample, second.sample) and second.sample.shape == (32, embedding.dim)
-    fid.real_stats(tmp_path, "fp-b", embedding, 32, images=images)
+    reference.real_stats(tmp_path, "fp-b", embedding, 32, images=images)
     assert len(calls) == 2, "another dataset fingerprint misses the cache"
-    fid.real_stats(tmp_path, "fp-a", embedding, 48, images=images)
+    reference.real_stats(tmp_path, "fp-a", embedding, 48, images=images)
     assert len(calls) == 3, "another sample count is another entry"
-    fid.real_stats(tmp_path, "fp-a", embeddings.build("mel-stats"), 32, images=images)
+    reference.real_stats(tmp_path, "fp-a", embeddings.build("mel-stats"), 32, images=images)
     assert len(calls) == 4, "another embedding is another entry"
     saved = sorted(p.name for p in (tmp_path / "fid_stats").iterdir() if not p.name.startswith("."))
     assert len(saved) == 4 and saved[0].startswith("fp-a-mel-stats-")
@@ -175,17 +185,17 @@ def test_trials_starting_together_compute_the_reference_once(tmp_path, monkeypat
     images = torch.rand(32, 1, 64, 64) * 2 - 1
     embedding = embeddings.build("random-conv")
     calls = []
-    compute = fid._compute
+    compute = reference._compute
 
     def slow_compute(*args, **kwargs):
         calls.append(1)
         time.sleep(0.3)  # long enough for the other trial to arrive while this one works
         return compute(*args, **kwargs)
 
-    monkeypatch.setattr(fid, "_compute", slow_compute)
+    monkeypatch.setattr(reference, "_compute", slow_compute)
     results = []
     trials = [threading.Thread(target=lambda: results.append(
-        fid.real_stats(tmp_path, "fp", embedding, 32, images=images))) for _ in range(2)]
+        reference.real_stats(tmp_path, "fp", embedding, 32, images=images))) for _ in range(2)]
     for trial in trials:
         trial.start()
     for trial in trials:

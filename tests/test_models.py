@@ -23,12 +23,17 @@ def test_output_shapes(family, size):
     assert D(fake).shape == (3,)
 
 
+def count_layers(net: nn.Module) -> int:
+    """Convolution layers: the study describes its networks by this count."""
+    return sum(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) for m in net.modules())
+
+
 @pytest.mark.parametrize("family, layers", [("dcgan1", 5), ("dcgan2", 4), ("wgan_clip", 5), ("wgan_gp", 5)])
 def test_layer_counts_follow_the_study(family, layers):
     G, D = models.build(model_config(family))
-    assert models.count_layers(G) == layers and models.count_layers(D) == layers
+    assert count_layers(G) == layers and count_layers(D) == layers
     G, D = models.build(model_config(family, image_size=128))  # one more stage each
-    assert models.count_layers(G) == layers + 1 and models.count_layers(D) == layers + 1
+    assert count_layers(G) == layers + 1 and count_layers(D) == layers + 1
 
 
 def test_dcgan2_has_two_dropouts_in_g_and_one_in_d_with_their_rates():
@@ -46,6 +51,19 @@ def test_wgan_gp_critic_has_no_batch_norm(norm, present, absent):
     assert not any(isinstance(m, absent) for m in D.modules())
     if present:
         assert any(isinstance(m, present) for m in D.modules())
+
+
+def test_inference_generates_in_eval_mode_and_restores_the_mode_even_on_error():
+    generator = models.Generator(ModelConfig(family="dcgan2", latent_dim=8, width=4))
+    with models.inference(generator) as g:
+        assert not g.training and not torch.is_grad_enabled()
+        assert torch.equal(g(torch.ones(2, 8)), g(torch.ones(2, 8))), "dropout is off"
+    with pytest.raises(RuntimeError), models.inference(generator):
+        raise RuntimeError("a failed generation")
+    assert generator.training and torch.is_grad_enabled()
+    with models.inference(generator.eval()):
+        pass
+    assert not generator.training, "an eval-mode generator stays in eval mode"
 
 
 def test_wgan_gp_with_batch_norm_is_refused_in_one_sentence():

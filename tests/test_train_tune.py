@@ -15,8 +15,7 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.helpers import CHEAP_EMBEDDING, TINY_DATASET
-from trainables.config import ModelConfig, TrainingConfig
-from trainables.evaluation import EvaluationConfig
+from trainables.config import EvaluationConfig, ModelConfig, TrainingConfig
 
 pytestmark = pytest.mark.slow
 

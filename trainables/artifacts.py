@@ -27,6 +27,7 @@ import torch
 from data.dataset import read_manifest, spec_of
 from trainables.checkpoint import CHECKPOINT_FILE, Checkpoint
 from trainables.figures import LOSS_KEYS, loss_figure, mel_figure
+from trainables.models import inference
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +55,10 @@ def dataset_info(manifest: dict) -> dict:
 
 # ---------- generating and rendering ----------
 
-@torch.no_grad()
 def generate(generator: torch.nn.Module, z: torch.Tensor) -> np.ndarray:
     """(N, latent) -> (N, n_mels, frames) float32 in [-1, 1]; the generator's mode is kept."""
-    was_training = generator.training
-    generator.eval()
-    try:
+    with inference(generator):
         return generator(z).float().cpu().numpy()[:, 0]
-    finally:
-        generator.train(was_training)
 
 
 def write_wav(path: str | os.PathLike, image: np.ndarray, info: dict, n_iter: int,

@@ -4,24 +4,34 @@ A trial's Tune config is `{"model": {...}, "training": {...}, "evaluation": {...
 it and so in MLflow. Constructing these from that dict rejects unknown and missing keys,
 so a search-space key that names nothing fails loudly instead of training on a default.
 
+This module imports nothing of the training stack (torch, scipy, the embeddings): the
+driver and `--dry-run` validate search-space files against these same dataclasses, and
+that must not cost torch's import.
+
 Defaults are the study's DCGAN 1 (batch 64, Adam 2e-4, beta1 0.5, latent 100, 64 x 64).
 Fields that only one family reads (dropouts for dcgan2, clip_value for wgan_clip,
 gp_lambda for wgan_gp) carry that family's value; `search_spaces/<family>.yaml` sets the
 rest of each family's study settings explicitly (RMSprop, 5 critic steps, layer norm).
 """
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Literal, get_args
 
-from trainables.evaluation import EvaluationConfig
+from data.spec import DatasetSpec
 
-FAMILIES = ("dcgan1", "dcgan2", "wgan_clip", "wgan_gp")
+# The model families, named here only: FAMILIES and trainables/models.py's tables derive from it.
+Family = Literal["dcgan1", "dcgan2", "wgan_clip", "wgan_gp"]
+FAMILIES = get_args(Family)
 WASSERSTEIN = ("wgan_clip", "wgan_gp")
+# The feature spaces of trainables/metrics/embeddings.py, by name
+EmbeddingName = Literal["random-conv", "mel-stats", "inception", "inception-fast", "fad-musicnn"]
+Vocoder = Literal["griffin-lim", "hifigan"]  # trainables/vocoder.py
+VOCODERS = get_args(Vocoder)
 IMAGE_SIZES = (64, 128)  # the square sizes; a [bands, frames] pair takes sides that are multiples of 16
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    family: Literal["dcgan1", "dcgan2", "wgan_clip", "wgan_gp"] = "dcgan1"
+    family: Family = "dcgan1"
     latent_dim: int = 100
     width: int = 64        # feature maps of the first critic layer / last generator hidden layer
     # the mel image: 64 (64 x 64) or 128, or [bands, frames] such as [80, 432] for the HiFi-GAN
@@ -114,6 +124,63 @@ class TrainingConfig:
             raise ValueError("data_device_share must lie in [0, 1]")
         if self.max_segments is not None and not self.batch_size <= self.max_segments <= 10**9:
             raise ValueError("max_segments must lie between batch_size and 10**9")
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    samples: int = 512  # generated and real images per evaluation
+    # iterations between evaluations, besides those where the scheduler reads fid and the
+    # trial's last (EvaluationSchedule); 0: a quarter of training.iterations, so a FIFO
+    # trial is judged about four times; 1: every iteration (every point of the fid curve)
+    every: int = 0
+    # the embedding's arithmetic (Inception only): auto is bf16 where the device has it
+    # natively (a GPU, a CPU with AMX or AVX512-BF16), else fp32; see docs/fid.md for its drift
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    # the feature space the metrics are measured in (trainables/metrics/embeddings.py):
+    # inception-fast ranked checkpoints of real music like Inception FID (docs/fid.md)
+    embedding: EmbeddingName = "inception-fast"
+    # scored once more at a trial's end, logged as final/<name> (fad-musicnn: Fréchet Audio Distance)
+    final_metrics: list[EmbeddingName] = field(default_factory=list)
+    seed: int = 0       # fixes the latent batch, the real subset and KID's subsets
+    inception_weights: str = ""  # a TorchScript file; empty: look in the usual places
+    kid: bool = True
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    coverage: bool = True  # density and coverage, with k nearest real neighbours
+    coverage_k: int = 5
+    # what an evaluation leaves in the trial's MLflow run (trainables/artifacts.py)
+    grid_images: int = 16       # generated mels (the first of the latent batch) in samples/step_N.png; 0: none
+    audio_clips: int = 2        # of those, rendered to audio/step_N_i.wav by `vocoder`; 0: none
+    griffin_lim_iters: int = 32
+    # hifigan: the pretrained neural vocoder (trainables/vocoder.py), for a dataset.mel.kind hifigan
+    vocoder: Vocoder = "griffin-lim"
+    artifacts_every: int = 4    # evaluations between sample artifacts; a trial's first and last always have them
+    checkpoint_artifacts: bool = True  # the last and the best (lowest fid) checkpoint as run artifacts
+
+    def __post_init__(self):
+        if not 16 <= self.samples <= 10**6:
+            raise ValueError("samples must lie between 16 and 1000000")
+        if not 0 <= self.every <= 10**6:
+            raise ValueError("every must lie between 0 (a quarter of the iterations) and 1000000")
+        if not 0 <= self.seed < 2**32 or self.kid_subsets > 10**4:
+            raise ValueError("seed must lie between 0 and 2**32 - 1, kid_subsets at most 10000")
+        if not 0 <= self.grid_images <= self.samples or not 0 <= self.audio_clips <= self.samples:
+            raise ValueError("grid_images and audio_clips must lie between 0 and samples")
+        if self.griffin_lim_iters < 1 or self.artifacts_every < 1:
+            raise ValueError("griffin_lim_iters and artifacts_every must be at least 1")
+        if self.kid_subsets < 1 or self.kid_subset_size < 2:
+            raise ValueError("kid_subsets must be at least 1 and kid_subset_size at least 2")
+        if not 1 <= self.coverage_k < self.samples:
+            raise ValueError("coverage_k must be at least 1 and below samples")
+
+
+def hifigan_mismatch(spec: DatasetSpec) -> str | None:
+    """Why `spec`'s mel cannot be voiced by HiFi-GAN, or None: `evaluation.vocoder: hifigan`
+    is checked against the dataset when a spec loads, before any torch is imported."""
+    if spec.mel.kind != "hifigan":
+        return (f"the dataset's mel is kind {spec.mel.kind!r} ({spec.mel.n_mels} bands, hop {spec.hop_length()}), "
+                "not HiFi-GAN's; build it with dataset.mel.kind: hifigan (see search_spaces/hifigan.yaml)")
+    return None
 
 
 # The sections of a trial's config, each a dataclass of its own.

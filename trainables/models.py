@@ -22,15 +22,17 @@ instead of 4 x 4 (5 x 27 for 80 x 432), made by the generator's first transposed
 convolution from the latent vector and read by the critic's last convolution, both with
 a kernel of the core's shape. Every stage between keeps its 4x4 kernel and stride.
 """
+import contextlib
 import math
+from collections.abc import Iterator
 
 import torch
 from torch import nn
 
-from trainables.config import ModelConfig
+from trainables.config import FAMILIES, ModelConfig
 
 # Stride of the generator's last and the critic's first layer: dcgan2 covers 16 <-> 64 in one.
-EDGE_STRIDE = {"dcgan1": 2, "dcgan2": 4, "wgan_clip": 2, "wgan_gp": 2}
+EDGE_STRIDE = {family: 4 if family == "dcgan2" else 2 for family in FAMILIES}
 
 
 def _init_weights(module: nn.Module) -> None:
@@ -124,6 +126,15 @@ def build(cfg: ModelConfig) -> tuple[nn.Module, nn.Module]:
     return Generator(cfg), Discriminator(cfg)
 
 
-def count_layers(net: nn.Module) -> int:
-    """Convolution layers: the study describes its networks by this count."""
-    return sum(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) for m in net.modules())
+@contextlib.contextmanager
+def inference(net: nn.Module) -> Iterator[nn.Module]:
+    """`net` in eval mode (dropout off, batch norm on its running statistics) and without
+    gradients, its mode restored afterwards: evaluations and artifacts generate from a
+    generator in the middle of its training."""
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            yield net
+    finally:
+        net.train(was_training)

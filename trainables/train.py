@@ -29,7 +29,8 @@ from trainables.artifacts import FAILURE_ARTIFACT, TrialArtifacts
 from trainables.checkpoint import CHECKPOINT_FILE, Checkpoint
 from trainables.config import TrialConfig, flatten
 from trainables.dataset_share import SharedImages, shared_images
-from trainables.evaluation import EvaluationSchedule, Evaluator
+from trainables.evaluation import Evaluator
+from trainables.evaluation_schedule import EvaluationSchedule
 from trainables.mlflow_run import TrackingTarget, TrialRun, find_trial_run, finished_trial_run
 from trainables.trainer import GANTrainer, TrainingDiverged
 

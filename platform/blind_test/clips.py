@@ -31,8 +31,8 @@ def prepare_clips(client, runs: list, dataset_path: str | None, folder: Path, pe
         return json.loads(manifest.read_text())
     import soundfile
     import torch
-    from platform.generate import generator_from, load_checkpoint
-    from trainables.checkpoint import CheckpointError
+    from platform.driver.tracking import trial_checkpoint
+    from trainables.checkpoint import CheckpointError, generator_from
     from data.dataset import read_rows, read_spec, spec_of
     from trainables.artifacts import generate
     from trainables.vocoder import render
@@ -50,7 +50,7 @@ def prepare_clips(client, runs: list, dataset_path: str | None, folder: Path, pe
         # voicing takes seconds a clip (HiFi-GAN on a CPU): a line per trial, so the wait is not silent
         print(f"voicing trial {number}/{len(runs)} ({run.info.run_name}): {per_trial} clip(s)", flush=True)
         try:
-            state = load_checkpoint(client, run, "best")
+            state = trial_checkpoint(client, run, "best")
             generator, cfg = generator_from(state, f"run {run.info.run_id}'s best checkpoint")
         except (LookupError, CheckpointError) as error:  # a run without one, a tampered or mismatched one
             log.warning("%s: left out of the listening test", error)

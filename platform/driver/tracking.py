@@ -129,6 +129,21 @@ def latest_parent_run(client: MlflowClient, experiment_name: str):
     return found[0]
 
 
+def trial_checkpoint(client: MlflowClient, run, which: str):
+    """The run's checkpoint artifact (trainables.checkpoint.Checkpoint); CheckpointError
+    names the file if it is not one this platform wrote."""
+    from trainables.artifacts import CHECKPOINTS
+    from trainables.checkpoint import CHECKPOINT_FILE, Checkpoint
+    folder = CHECKPOINTS[which]
+    if not any(a.path == f"{folder}/{CHECKPOINT_FILE}" and not a.is_dir
+               for a in client.list_artifacts(run.info.run_id, folder)):
+        raise RunLookupError(f"run {run.info.run_id} ({run.info.run_name}) has no {which} checkpoint "
+                          f"({folder}/{CHECKPOINT_FILE}) among its artifacts.")
+    with tempfile.TemporaryDirectory(prefix="gan-generate-") as tmp:
+        path = client.download_artifacts(run.info.run_id, f"{folder}/{CHECKPOINT_FILE}", tmp)
+        return Checkpoint.load(path, shown_as=f"run {run.info.run_id}'s artifact {folder}/{CHECKPOINT_FILE}")
+
+
 def ui_command(uri: str) -> str:
     """The command that opens the UI on a local store; a server (http) is its own UI."""
     if uri.startswith(("http://", "https://")):

@@ -6,7 +6,7 @@ A file has these sections, each optional but `name` (see search_spaces/quickstar
   dataset   data.spec.DatasetSpec: sources, segmenting, mel parameters
   model     trainables.config.ModelConfig: the model's fixed hyperparameters
   training  trainables.config.TrainingConfig: the trainer's fixed hyperparameters
-  evaluation trainables.evaluation.EvaluationConfig: FID sample count and embedding
+  evaluation trainables.config.EvaluationConfig: FID sample count and embedding
   search    "section.key": domain, where a domain is one of
               {loguniform: [low, high]}  {uniform: [low, high]}  {randint: [low, high]}
               {choice: [a, b, ...]}      {grid: [a, b, ...]}      or a plain constant
@@ -34,8 +34,7 @@ import yaml
 from data.spec import DatasetSpec
 from platform.spec.typed import SpecError, build, convert, preview
 from trainables.config import SECTIONS as TRIAL_SECTIONS
-from trainables.config import ModelConfig, TrainingConfig
-from trainables.evaluation import EvaluationConfig
+from trainables.config import EvaluationConfig, ModelConfig, TrainingConfig
 
 
 MAX_FILE_BYTES = 1 << 20  # a search-space file is a few kB; this bounds reading and parsing it
@@ -532,7 +531,7 @@ def _check_image_size(spec: SweepSpec, file: str) -> None:
             raise SpecError(f"{file}: {where}.image_size: {model.image_size} does not match the dataset's mel "
                             f"image ({mel.n_mels} x {mel.frames}); set dataset.mel.n_mels and dataset.mel.frames "
                             f"to {model.shape[0]} and {model.shape[1]}, or {where}.image_size to theirs.")
-    from trainables.vocoder import mismatch
+    from trainables.config import hifigan_mismatch as mismatch
     problem = mismatch(spec.dataset) if spec.evaluation.vocoder == "hifigan" else None
     if problem:
         raise SpecError(f"{file}: evaluation.vocoder: hifigan cannot voice this dataset: {problem}.")

@@ -13,7 +13,7 @@ from typing import Any
 
 from platform.spec.spaces import Domain, SweepSpec, pbt_searched
 from trainables.config import SECTIONS as TRIAL_SECTIONS
-from trainables.evaluation import EvaluationSchedule
+from trainables.evaluation_schedule import EvaluationSchedule
 
 
 def domain(d: Domain):

@@ -1,8 +1,9 @@
 """Probes of what an FID embedding responds to, on synthetic techno mels.
 
-Used by the tests and by `benchmarks/fid_sensitivity.py`: a set of real-looking mel
-images made without Ray (seeded synthetic tracks, cut into 5 s segments), split by track
-into two disjoint halves, and the distortions a generator's failures look like: additive
+A fixture of the tests and of `benchmarks/fid_sensitivity.py`, kept out of the product
+code so nothing there comes to depend on it (tests import `benchmarks.probes`): a set of
+real-looking mel images made without Ray (seeded synthetic tracks, cut into 5 s
+segments), split by track into two disjoint halves, and the distortions a generator's failures look like: additive
 noise, blur, and mode collapse (a few segments repeated).
 """
 from functools import lru_cache
@@ -67,7 +68,8 @@ def cases(other: torch.Tensor, noise=(0.05, 0.1, 0.2, 0.4), blur_sigmas=(0.5, 1.
 
 def sensitivity(embedding, real: torch.Tensor, other: torch.Tensor, **levels) -> dict[str, float]:
     """FID against `real` of each of `cases(other, **levels)`."""
-    from trainables.metrics import fid
-    real_stats = fid.feature_stats(fid.in_batches(real), embedding)
-    return {name: fid.fid(real_stats, fid.feature_stats(fid.in_batches(images), embedding), embedding.standardised)
+    from trainables.metrics.feature_stats import feature_stats, in_batches
+    from trainables.metrics.fid import fid
+    real_stats = feature_stats(in_batches(real), embedding)
+    return {name: fid(real_stats, feature_stats(in_batches(images), embedding), embedding.standardised)
             for name, images in cases(other, **levels).items()}
