@@ -109,7 +109,8 @@ def evaluation_share(db: Path) -> str:
 
 
 def throughput(tiny: bool, left: float) -> list[str]:
-    size = ["--width", "8", "--segments", "256", "--steps", "2", "--repeats", "2", "--workers", "0"] if tiny else \
+    size = ["--width", "8", "--batch", "8", "--segments", "64", "--steps", "2", "--repeats", "2", "--workers", "0"] \
+        if tiny else \
         ["--steps", "20", "--repeats", "5"]
     done = _python(["benchmarks/trainer_throughput.py", "--family", "dcgan1", *size], timeout=left)
     if done.returncode != 0:
@@ -118,14 +119,14 @@ def throughput(tiny: bool, left: float) -> list[str]:
     return ["```", *keep, "```"]
 
 
-def _train_worker(seconds: float, width: int) -> None:
+def _train_worker(seconds: float, width: int, batch: int) -> None:
     """One trial's training loop for `seconds`: prints its images per second (stage 4)."""
     from trainables.config import EvaluationConfig, ModelConfig, TrainingConfig, TrialConfig
     from trainables.trainer import GANTrainer
     device = _device()
-    images = (torch.rand(4096, 1, 64, 64) * 2 - 1).half().to(device)
-    cfg = TrialConfig(ModelConfig(family="dcgan1", width=width), TrainingConfig(steps_per_iteration=10, iterations=10**6),
-                      EvaluationConfig())
+    images = (torch.rand(64 * batch, 1, 64, 64) * 2 - 1).half().to(device)  # 4,096 at the study's batch
+    cfg = TrialConfig(ModelConfig(family="dcgan1", width=width),
+                      TrainingConfig(batch_size=batch, steps_per_iteration=10, iterations=10**6), EvaluationConfig())
     trainer = GANTrainer(cfg, images, device)
     trainer.run_iteration()  # warm-up
     _sync()
@@ -138,11 +139,12 @@ def _train_worker(seconds: float, width: int) -> None:
 
 
 def sharing(tiny: bool, left: float) -> list[str]:
-    seconds, width = (3, 8) if tiny else (25, 64)
+    seconds, width, batch = (2, 8, 8) if tiny else (25, 64, 64)
     lines = ["| trials on the card | img/s each | img/s together | vs 1 trial |", "|---|---|---|---|"]
     alone = None
     for count in (1, 2) if tiny else (1, 2, 4):
-        workers = [subprocess.Popen([sys.executable, __file__, "--train-worker", str(seconds), "--width", str(width)],
+        workers = [subprocess.Popen([sys.executable, __file__, "--train-worker", str(seconds), "--width", str(width),
+                                     "--batch", str(batch)],
                                     cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(count)]
         rates = [json.loads(w.communicate(timeout=left)[0].strip().splitlines()[-1])["img_s"] for w in workers]
@@ -223,9 +225,10 @@ def main() -> int:
     parser.add_argument("--tiny", action="store_true", help="toy sizes on any device (the test suite's mode)")
     parser.add_argument("--train-worker", type=float, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--width", type=int, default=64, help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, default=64, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.train_worker is not None:
-        _train_worker(args.train_worker, args.width)
+        _train_worker(args.train_worker, args.width, args.batch)
         return 0
     deadline = time.monotonic() + args.budget
     report = [f"# GPU check, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"

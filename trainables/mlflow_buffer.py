@@ -36,6 +36,11 @@ log = logging.getLogger(__name__)
 CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
               "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
 RETRY_EVERY_S = 10.0   # while the server is away, writes go straight to the journal between tries
+
+
+def retry_every_s() -> float:
+    """Seconds between tries while the server is away: PLATFORM_MLFLOW_RETRY_S, else RETRY_EVERY_S."""
+    return float(os.environ.get("PLATFORM_MLFLOW_RETRY_S") or RETRY_EVERY_S)
 REMIND_EVERY_S = 60.0
 MAX_ENTRIES = 100_000
 MAX_ARTIFACT_BYTES = 256 * 1024 ** 2
@@ -142,7 +147,7 @@ class BufferedClient:
                     f"the MLflow tracking server {self.tracking_uri} has not answered for {limit:.0f} s "
                     f"(PLATFORM_MLFLOW_WAIT_S) while {what}; {len(self.pending)} write(s) wait in {self.journal}")
             self._remind(f"waiting for it before {what}")
-            time.sleep(min(RETRY_EVERY_S, 2.0 + (time.monotonic() - started) / 10))
+            time.sleep(min(retry_every_s(), 2.0 + (time.monotonic() - started) / 10))
 
     def get_run(self, run_id):
         return self._wait_for("reading the run", lambda: self._client.get_run(run_id))
@@ -270,7 +275,7 @@ class BufferedClient:
             self.down_since = None
 
     def _went_away(self, error: BaseException) -> None:
-        self._next_try = time.monotonic() + RETRY_EVERY_S
+        self._next_try = time.monotonic() + retry_every_s()
         if self.down_since is None:
             self.down_since = self._reminded = time.monotonic()
             reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]

@@ -14,7 +14,8 @@ from tests.faults.mlflow_server import MlflowServer
 from tests.helpers import ROOT, seed_datasets, tiny_sweep, write_spec
 
 ITERATIONS = 6
-OUTAGE_S = 15  # the trials' client gives up after about 2 s; a kept write is retried every 10 s
+OUTAGE_S = 8  # the trials' client gives up after about 2 s; a kept write is retried every RETRY_S
+RETRY_S = "2"
 
 
 def _steps(client, experiment_id, key: str = "loss/D") -> dict[str, list[int]]:
@@ -33,7 +34,7 @@ def test_an_outage_longer_than_the_clients_retries_loses_no_metric(tmp_path, tin
     spec = write_spec(tmp_path / "space.yaml", **tiny_sweep(
         "outage", storage={"root": str(tmp_path / "runs")}, mlflow={"tracking_uri": server.url},
         training={"batch_size": 4, "iterations": ITERATIONS, "steps_per_iteration": 2}))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_HTTP_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_HTTP_")} | {"PLATFORM_MLFLOW_RETRY_S": RETRY_S}
     out = (tmp_path / "sweep.out").open("w")
     sweep = subprocess.Popen([sys.executable, "-m", "platform.sweep", str(spec)], cwd=tmp_path,
                              env=dict(env, PYTHONPATH=str(ROOT)), stdout=out, stderr=subprocess.STDOUT)
