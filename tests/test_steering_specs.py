@@ -110,17 +110,16 @@ def test_resume_finds_the_latest_recorded_sweep(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_data_fraction_is_a_seeded_share_of_the_rows(ray_local, tmp_path):
-    from data import pipeline
+def test_a_data_fraction_is_a_seeded_share_of_the_rows(tiny_datasets):
     from data.spec import DatasetSpec
     from platform.spec.typed import build
     from tests.helpers import TINY_DATASET
-    built = pipeline.build(build(DatasetSpec, TINY_DATASET, "dataset"), tmp_path)
-    everything = load_mels(built.path)
-    half = load_mels(built.path, fraction=0.5)
+    path = tiny_datasets / build(DatasetSpec, TINY_DATASET, "dataset").fingerprint
+    everything = load_mels(path)
+    half = load_mels(path, fraction=0.5)
     assert len(everything) == 6 and len(half) == 3
-    assert (load_mels(built.path, fraction=0.5) == half).all()
-    assert len(load_mels(built.path, fraction=0.01, at_least=4)) == 4
+    assert (load_mels(path, fraction=0.5) == half).all()
+    assert len(load_mels(path, fraction=0.01, at_least=4)) == 4
 
 
 def test_resume_state_paths_keep_a_uris_query_last():

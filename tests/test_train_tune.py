@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tests.helpers import CHEAP_EMBEDDING, TINY_DATASET
+from tests.helpers import CHEAP_EMBEDDING, TINY_DATASET, seed_datasets
 from trainables.config import EvaluationConfig, ModelConfig, TrainingConfig
 
 pytestmark = pytest.mark.slow
@@ -46,7 +46,7 @@ def variant_trainable(config, context, marker):
 
 
 @pytest.fixture(scope="module")
-def sweep(ray_local, tmp_path_factory):
+def sweep(ray_local, tmp_path_factory, tiny_datasets):
     from ray import tune
 
     from data import pipeline
@@ -55,7 +55,7 @@ def sweep(ray_local, tmp_path_factory):
     from platform.spec.typed import build
     from trainables.train import TrialContext
 
-    root = tmp_path_factory.mktemp("tune")
+    root = seed_datasets(tiny_datasets, tmp_path_factory.mktemp("tune"))  # the build below reuses it
     built = pipeline.build(build(DatasetSpec, TINY_DATASET, "dataset"), root)
     spec_file = root / "spec.yaml"
     spec_file.write_text("name: train-tune\n")
