@@ -66,7 +66,9 @@ def environment(tiny: bool, left: float) -> list[str]:
     return lines
 
 
-QUICKSTART_TINY = ["dataset.synthetic.tracks=3", "dataset.synthetic.seconds=11", "tune.num_samples=2",
+# the dataset is the test suite's TINY_DATASET, so its test reuses the session's build
+QUICKSTART_TINY = ["dataset.synthetic.tracks=3", "dataset.synthetic.seconds=11", "dataset.synthetic.seed=7",
+                   "dataset.mel.sample_rate=16000", "tune.num_samples=2",
                    "training.batch_size=4", "model.latent_dim=8",
                    "training.iterations=2", "training.steps_per_iteration=2", "evaluation.samples=16",
                    "evaluation.embedding=random-conv", "tune.scheduler.grace_period=1"]

@@ -4,14 +4,17 @@ import re
 
 import pytest
 
-from tests.helpers import ROOT, run_module
+from tests.helpers import ROOT, run_module, seed_datasets
 
 
 @pytest.mark.slow
-def test_the_gpu_check_runs_every_stage_in_tiny_mode(tmp_path):
+def test_the_gpu_check_runs_every_stage_in_tiny_mode(tmp_path, tiny_datasets):
     out = tmp_path / "report.md"
+    # its quickstart's storage (quickstart.yaml leaves storage.root to the environment) holds
+    # the session's TINY_DATASET, which the tiny quickstart asks for
+    storage = seed_datasets(tiny_datasets, tmp_path / "runs")
     result = run_module("benchmarks.gpu_check", "--tiny", "--out", str(out), "--budget", "900",
-                        cwd=ROOT, timeout=1200)
+                        cwd=ROOT, timeout=1200, env={"PLATFORM_STORAGE_ROOT": str(storage)})
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     report = out.read_text()
     sections = re.split(r"^## ", report, flags=re.M)[1:]

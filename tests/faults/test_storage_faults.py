@@ -9,7 +9,7 @@ import sys
 import pytest
 from mlflow import MlflowClient
 
-from tests.helpers import ROOT, tiny_sweep, write_spec
+from tests.helpers import ROOT, seed_datasets, tiny_sweep, write_spec
 
 
 def _mount_problem() -> str | None:
@@ -91,7 +91,8 @@ def test_a_disk_that_fills_during_the_sweep_fails_one_trial_once_and_ends_the_pa
 
 
 @pytest.mark.slow
-def test_a_driver_stopped_by_sigterm_ends_its_parent_run(tmp_path):
+def test_a_driver_stopped_by_sigterm_ends_its_parent_run(tmp_path, tiny_datasets):
+    seed_datasets(tiny_datasets, tmp_path / "runs")
     import os
     import signal
     import time
