@@ -63,7 +63,8 @@ def store(tmp_path):
         for step, fid in zip((10, 20, 30), fids):
             client.log_metric(run, "fid", fid, step=step)
             client.log_metric(run, "loss/D", 1.0 / step, step=step)
-        client.set_terminated(run)
+        if n == 0:  # the second is left RUNNING, as by a trial Tune stopped before it ended its run
+            client.set_terminated(run)
         children.append(run)
     return client, TrackingTarget(uri, experiment, parent), children
 

@@ -269,6 +269,8 @@ def finish_sweep(target: TrackingTarget, trial_errors: dict[str, str], best: dic
                 client.set_terminated(run.info.run_id, "FAILED")
         elif run.info.status == RunStatus.to_string(RunStatus.RUNNING):
             client.set_terminated(run.info.run_id, "FINISHED")
+    # listed again: the table shows each run's status as just ended above, not as it was
+    runs = trial_runs(client, target.experiment_id, target.parent_run_id)
     draw_missing_loss_curves(client, runs)
     log_results_table(client, target.parent_run_id, runs)
     if best:
