@@ -203,10 +203,14 @@ class TrialRun:
     def log_figure(self, figure, artifact_file: str) -> None:
         self.client.log_figure(self.run_id, figure, artifact_file)
 
-    def end(self, status: str) -> None:
+    def stop_system_metrics(self) -> None:
+        """The run's last system/* sample, published now (a sample at least: trainables/system_metrics.py)."""
         if self.monitor is not None:
             self.monitor.finish()
             self.monitor = None
+
+    def end(self, status: str) -> None:
+        self.stop_system_metrics()
         if status == "FINISHED":  # a failure an earlier attempt recorded, now recovered from
             failure = self.tags().get("failure")
             if failure is not None:

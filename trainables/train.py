@@ -206,6 +206,7 @@ def train_gan(config: dict, context: TrialContext) -> None:
         _record_failure(run, error)
         raise
     finally:
+        run.stop_system_metrics()  # first: Tune gives a trial it stops seconds to end, and the rest can take longer
         artifacts.finish(trainer, status)
         run.end(status)
     if fault:  # after the run ended: this report stops the trial and the sweep
