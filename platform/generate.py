@@ -60,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     vocoder = args.vocoder or cfg.evaluation.vocoder
     if vocoder == "hifigan":
         from data.dataset import spec_of
-        from trainables.vocoder import mismatch
-        problem = mismatch(spec_of(info, f"run {run.info.run_id}'s checkpoint"))
+        from trainables.config import hifigan_mismatch
+        problem = hifigan_mismatch(spec_of(info, f"run {run.info.run_id}'s checkpoint"))
         if problem:
             return command.error(f"--vocoder hifigan: run {run.info.run_id} was trained on a mel HiFi-GAN "
                                  f"cannot voice: {problem}.")

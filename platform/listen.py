@@ -87,10 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     except (SpecError, DatasetError) as error:
         return command.error(error)
 
-    from trainables.vocoder import mismatch, render
+    from trainables.config import hifigan_mismatch
+    from trainables.vocoder import render
     vocoder = args.vocoder or ("hifigan" if spec.mel.kind == "hifigan" else "griffin-lim")
-    if vocoder == "hifigan" and mismatch(spec):
-        return command.error(f"--vocoder hifigan: {mismatch(spec)}.")
+    if vocoder == "hifigan" and hifigan_mismatch(spec):
+        return command.error(f"--vocoder hifigan: {hifigan_mismatch(spec)}.")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for image, name in zip(images, names):

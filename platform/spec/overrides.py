@@ -90,13 +90,12 @@ def shown(pairs: list[str]) -> list[str]:
             for pair in pairs]
 
 
-def effective_text(path: str, raw: Any, pairs: list[str], overrides: dict[str, Any]) -> str | None:
-    """The search-space file as a sweep with these `--set`s runs it, from the file's mapping
-    `raw`: the values in place and secrets (dataset.download.cookies) redacted, under a
-    header naming the file and the `--set`s; None when that is the file itself (no `--set`,
-    no secret)."""
-    changed = apply(raw, overrides) if overrides and isinstance(raw, dict) else raw
-    safe = redacted(changed) if isinstance(changed, dict) else changed
+def effective_text(path: str, raw: dict, changed: dict, pairs: list[str]) -> str | None:
+    """The search-space file as a sweep with these `--set`s runs it: `changed`, the file's
+    mapping `raw` with the `--set`s applied, with secrets (dataset.download.cookies)
+    redacted, under a header naming the file and the `--set`s; None when that is the file
+    itself (no `--set`, no secret)."""
+    safe = redacted(changed)
     if not pairs and safe == raw:
         return None
     header = f"# {path}" + (f" with --set {' '.join(shown(pairs))}" if pairs else "") + \

@@ -32,9 +32,10 @@ from typing import Any, Literal
 import yaml
 
 from data.spec import DatasetSpec
+from platform.spec import overrides as overriding
 from platform.spec.typed import SpecError, build, convert, preview
 from trainables.config import SECTIONS as TRIAL_SECTIONS
-from trainables.config import EvaluationConfig, ModelConfig, TrainingConfig
+from trainables.config import EvaluationConfig, ModelConfig, TrainingConfig, hifigan_mismatch
 
 
 MAX_FILE_BYTES = 1 << 20  # a search-space file is a few kB; this bounds reading and parsing it
@@ -367,17 +368,17 @@ def load(path: str | Path, overrides: list[str] | None = None) -> SweepSpec:
 
 def read(path: str | Path, pairs: list[str] | None = None) -> SpecFile:
     """`load`, keeping what the sweep records of the file as given (SpecFile)."""
-    from platform.spec import overrides as overriding
     pairs = list(pairs or [])
     shown = [pair if len(pair) <= 60 else preview(pair) for pair in pairs]
     file = str(path) + (f" with --set {' '.join(shown)}" if shown else "")
     raw = _parse(read_text(path), file)
     overrides = overriding.parse(pairs, SpecLoader) if pairs else {}
-    applied = overriding.apply(raw, overrides) if overrides else dict(raw)
-    search = applied.pop("search", None)
-    experiments = applied.pop("experiments", None)
+    applied = overriding.apply(raw, overrides) if overrides else raw  # a copy: raw stays as written
+    sections = dict(applied)
+    search = sections.pop("search", None)
+    experiments = sections.pop("experiments", None)
     try:
-        spec = build(SweepSpec, applied, "")
+        spec = build(SweepSpec, sections, "")
         spec = dataclasses.replace(spec, experiments=_parse_experiments(experiments, spec))
     except SpecError as error:
         raise SpecError(f"{file}: {error}") from None
@@ -387,7 +388,7 @@ def read(path: str | Path, pairs: list[str] | None = None) -> SpecFile:
     _check_combinations(spec, file)
     _check_trial_count(spec, file)
     return SpecFile(str(path), spec, tuple(pairs), overrides, tuple(overriding.replacement_lines(raw, overrides)),
-                    overriding.effective_text(str(path), raw, pairs, overrides))
+                    overriding.effective_text(str(path), raw, applied, pairs))
 
 
 def _parse(text: str, file: str) -> dict:
@@ -531,8 +532,7 @@ def _check_image_size(spec: SweepSpec, file: str) -> None:
             raise SpecError(f"{file}: {where}.image_size: {model.image_size} does not match the dataset's mel "
                             f"image ({mel.n_mels} x {mel.frames}); set dataset.mel.n_mels and dataset.mel.frames "
                             f"to {model.shape[0]} and {model.shape[1]}, or {where}.image_size to theirs.")
-    from trainables.config import hifigan_mismatch as mismatch
-    problem = mismatch(spec.dataset) if spec.evaluation.vocoder == "hifigan" else None
+    problem = hifigan_mismatch(spec.dataset) if spec.evaluation.vocoder == "hifigan" else None
     if problem:
         raise SpecError(f"{file}: evaluation.vocoder: hifigan cannot voice this dataset: {problem}.")
 
