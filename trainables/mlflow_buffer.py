@@ -8,9 +8,9 @@ server does not take is kept, in order, in a journal in the trial's directory
 (`mlflow-buffer/journal.jsonl`, artifacts copied beside it), which the next write flushes
 first once the server answers again. The journal is only appended to: a flush counts what it
 has logged in `journal.sent` after each entry (a trial that dies while flushing resends at most
-the entry it was logging), and the folder goes once everything is logged. The trial's log (and so the driver's console, where
-Ray prints workers' logs) says when the server went away, while it stays away, and when what
-was kept has been logged. Reads (a restored trial's history, the loss curves at the end)
+the entry it was logging), and the folder goes once everything is logged. The trial's log
+(and so the driver's console, where Ray prints workers' logs) says when the server went
+away, while it stays away, and when what was kept has been logged. Reads (a restored trial's history, the loss curves at the end)
 flush and wait for the server, saying so, up to PLATFORM_MLFLOW_WAIT_S (default an hour).
 
 Bounded: at most MAX_ENTRIES writes and MAX_ARTIFACT_BYTES of artifact copies wait; past
@@ -36,14 +36,14 @@ log = logging.getLogger(__name__)
 CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
               "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
 RETRY_EVERY_S = 10.0   # while the server is away, writes go straight to the journal between tries
+REMIND_EVERY_S = 60.0
+MAX_ENTRIES = 100_000
+MAX_ARTIFACT_BYTES = 256 * 1024 ** 2
 
 
 def retry_every_s() -> float:
     """Seconds between tries while the server is away: PLATFORM_MLFLOW_RETRY_S, else RETRY_EVERY_S."""
     return float(os.environ.get("PLATFORM_MLFLOW_RETRY_S") or RETRY_EVERY_S)
-REMIND_EVERY_S = 60.0
-MAX_ENTRIES = 100_000
-MAX_ARTIFACT_BYTES = 256 * 1024 ** 2
 
 
 class TrackingUnavailable(RuntimeError):
