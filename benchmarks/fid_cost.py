@@ -26,7 +26,6 @@ runs it) "now" computes on the card and "before" KID and coverage on the host, a
 """
 import argparse
 import dataclasses
-import math
 import sys
 import tempfile
 import time
@@ -174,7 +173,7 @@ def evaluations(spec, cfg: TrialConfig, now: bool) -> tuple[int, int]:
         due = range(1, iterations + 1)
         samples = [i for i in due if i == 1 or i % cfg.evaluation.artifacts_every == 0 or i == iterations]
         return len(due), len(samples)
-    schedule = tune_space.evaluation_schedule(spec)
+    schedule = tune_space.evaluation_schedule(spec, iterations)
     due = [i for i in range(1, iterations + 1) if schedule.due(i, i == iterations, cfg.evaluation, iterations)]
     samples = [k for k, i in enumerate(due, 1) if k == 1 or k % cfg.evaluation.artifacts_every == 0 or i == iterations]
     return len(due), len(samples)
@@ -184,12 +183,9 @@ def file_costs(name: str, train_steps: int, embed_images: int, device: torch.dev
                sets: dict | None = None) -> dict:
     """`sets`: {"section.key": value} changes to the file's settings, as `--set` makes them."""
     spec = spaces.load(ROOT / "search_spaces" / f"{name}.yaml", [f"{k}={v}" for k, v in (sets or {}).items()])
-    if spec.training.epochs:  # the family files end on epochs first: count the iterations that takes
-        segments = (spec.training.max_segments or spec.dataset.synthetic.tracks * 12)
-        steps = math.ceil(spec.training.epochs * segments / spec.training.batch_size)
-        spec = dataclasses.replace(spec, training=dataclasses.replace(
-            spec.training, iterations=min(spec.training.iterations,
-                                          math.ceil(steps / spec.training.steps_per_iteration))))
+    if spec.training.epochs:  # the family files end on epochs: the iterations the driver resolves
+        length = tune_space.SweepLengths.of_spec(spec, spec.dataset.synthetic.tracks * 12).longest
+        spec = dataclasses.replace(spec, training=dataclasses.replace(spec.training, epochs=None, iterations=length))
     cfg = TrialConfig(model=spec.model, training=spec.training, evaluation=spec.evaluation)
     torch.set_num_threads(max(1, int(spec.tune.resources_per_trial.cpu)))
     counts = {label: evaluations(spec, cfg, label == "now") for label in ("before", "now")}

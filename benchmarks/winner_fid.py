@@ -37,7 +37,7 @@ def main() -> int:
     command.add_tracking_option(parser)
     args = parser.parse_args()
     _, client = command.tracking_client(args.tracking_uri)
-    run = tracking.best_trial_run(client, args.experiment)
+    _, run = tracking.sweep_winner(client, args.experiment)  # within its latest sweep
     state = tracking.trial_checkpoint(client, run, "best")
     generator, cfg = generator_from(state)
     torch.set_num_threads(2)

@@ -1,7 +1,7 @@
 """Generate new mels and audio from a trial's checkpoint: python -m platform.generate RUN_ID --out DIR
 
-RUN_ID is a trial's MLflow run; `--experiment NAME` instead takes the trial run of that
-experiment with the lowest fid. The run's `checkpoints/best/state.pt` (or `--checkpoint
+RUN_ID is a trial's MLflow run; `--experiment NAME` instead takes the winner of that
+experiment's latest sweep (or of `--parent RUN_ID`'s), and says which sweep. The run's `checkpoints/best/state.pt` (or `--checkpoint
 last`) holds the trial's config and the dataset's mel parameters, so the generator is
 rebuilt from it alone. Writes sample_000.png / .wav ... and grid.png into --out.
 """
@@ -16,7 +16,8 @@ from platform.driver import command, tracking
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m platform.generate", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_id", nargs="?", help="a trial's MLflow run id")
-    parser.add_argument("--experiment", help="instead of RUN_ID: the best trial run (lowest fid) of this experiment")
+    parser.add_argument("--experiment", help="instead of RUN_ID: the winner (lowest fid) of this experiment's latest sweep")
+    parser.add_argument("--parent", help="with --experiment: that sweep's parent run id instead of the latest")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
                         help="which checkpoint of the run (default: best, its lowest fid)")
     parser.add_argument("-n", type=int, default=8, help="mels to generate (default: 8)")
@@ -40,8 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     from trainables.checkpoint import CheckpointError, generator_from
     try:
         _, client = command.tracking_client(args.tracking_uri)
-        run = (tracking.get_run(client, args.run_id) if args.run_id
-               else tracking.best_trial_run(client, args.experiment))
+        if args.run_id:
+            run = tracking.get_run(client, args.run_id)
+        else:
+            parent, run = tracking.sweep_winner(client, args.experiment, args.parent)
+            print(f"generate: the winner of sweep {parent.info.run_name} ({parent.info.run_id})", file=sys.stderr)
         state = tracking.trial_checkpoint(client, run, args.checkpoint)
         generator, cfg = generator_from(state, f"run {run.info.run_id}'s {args.checkpoint} checkpoint")
     except (tracking.RunLookupError, CheckpointError) as error:

@@ -8,7 +8,6 @@ the commands that open the MLflow UI on the runs and generate from the winner.
 import argparse
 import dataclasses
 import logging
-import math
 import os
 import sys
 import tempfile
@@ -70,31 +69,33 @@ def _trainable(spec: spaces.SweepSpec, context):
                                spec.tune.resources_per_trial.to_tune())
 
 
-def _new_tuner(spec: spaces.SweepSpec, context, name: str):
+def _new_tuner(spec: spaces.SweepSpec, context, name: str, lengths: tune_space.SweepLengths):
     from ray import tune
+    from ray.tune.stopper import TimeoutStopper
 
-    from platform.driver import tracking
+    from platform.driver import trial_ends
     from trainables.storage_fault import StopOnStorageFault
-    # the trials' names in the table, folders and MLflow
-    tune_root = spec.storage.resolved_tune()
-    names = tune_space.TrialNames(tuple(spec.search), None if "://" in tune_root else os.path.join(tune_root, name))
     output = console.tune_output(list(spec.search), context.tracking.tracking_uri)
-    marks = tracking.stop_marks(context.tracking, spec.tune.scheduler.name, spec.max_iterations())
+    # how each trial ended, from Tune's decisions: MLflow tags and the console's line
+    ends = trial_ends.TrialEnds(context.tracking, spec.tune.scheduler.name, lengths.of,
+                                time_budget=bool(spec.tune.time_budget_s), say=console.trial_line if output else None)
+    # a full disk stops the sweep, no retries; the time budget as Tune's own stopper
+    stoppers = [StopOnStorageFault()] + ([TimeoutStopper(spec.tune.time_budget_s)] if spec.tune.time_budget_s else [])
+    names = tune_space.TrialNames.for_spec(spec)  # the trials' names in the table, folders and MLflow
     return tune.Tuner(
         _trainable(spec, context),
         param_space=tune_space.param_space(spec),
         tune_config=tune.TuneConfig(metric="fid", mode="min", search_alg=tune_space.searcher(spec, name),
-                                    scheduler=tune_space.scheduler(spec), num_samples=spec.tune.num_samples,
-                                    time_budget_s=spec.tune.time_budget_s,
+                                    scheduler=tune_space.scheduler(spec, lengths.longest),
+                                    num_samples=spec.tune.num_samples,
                                     # PBT's in-place reset needs reset_config, which function trainables lack
                                     reuse_actors=spec.tune.scheduler.name != "pbt",
                                     trial_name_creator=names.name, trial_dirname_creator=names.dirname),
-        run_config=tune.RunConfig(name=name, storage_path=spec.storage.resolved_tune(),
-                                  stop=StopOnStorageFault(),  # a full disk stops the sweep, no retries
+        run_config=tune.RunConfig(name=name, storage_path=spec.storage.resolved_tune(), stop=stoppers,
                                   failure_config=tune.FailureConfig(max_failures=spec.tune.max_failures),
                                   checkpoint_config=tune.CheckpointConfig(
                                       num_to_keep=spec.tune.checkpoints_to_keep),
-                                  **{**output, "callbacks": [*output.get("callbacks", []), marks]}),
+                                  **{**output, "callbacks": [ends, *output.get("callbacks", [])]}),
     )
 
 
@@ -118,25 +119,6 @@ def _dataset_for_trials(spec: spaces.SweepSpec, storage_root: str):
         from data.remote import display
         tags["dataset.uri"] = display(source)
     return dataset, source, tags
-
-
-def _best_trial(results, target) -> dict | None:
-    """The trial with the lowest fid it ever reached (not its last: the one verdict, the same
-    as results.csv, the report and platform.generate --experiment), with its MLflow run."""
-    from platform.driver import tracking
-    scored = [r for r in results if r.metrics_dataframe is not None and "fid" in r.metrics_dataframe
-              and math.isfinite(r.metrics_dataframe["fid"].min())]  # a trial that diverged at once has inf
-    if not scored:
-        return None
-    best = min(scored, key=lambda r: r.metrics_dataframe["fid"].min())
-    runs = {r.data.tags.get("tune.trial_id"): r for r in tracking.trial_runs(
-        tracking.client_for(target.tracking_uri), target.experiment_id, target.parent_run_id)}
-    trial_id = best.metrics["trial_id"]
-    run = runs.get(trial_id)
-    frame = best.metrics_dataframe
-    return {"fid": float(frame["fid"].min()), "trial_id": trial_id, "run_id": run.info.run_id if run else None,
-            "name": run.info.run_name if run else trial_id, "config": best.config,
-            "step": int(frame.loc[frame["fid"].idxmin(), "step"]) if "step" in frame else None}
 
 
 def _print_summary(spec: spaces.SweepSpec, results, errors: dict, diverged: int, best: dict | None, target,
@@ -187,9 +169,17 @@ def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str
                       stores={"storage.datasets": datasets_uri} if datasets_uri else None)
 
     dataset, dataset_source, dataset_tags = _dataset_for_trials(spec, storage_root)
+    # every trial's length in iterations, now that the dataset's size is known: ASHA's max_t
+    # and readings, the evaluation schedule, and the verdict on trials that ended early
+    lengths = tune_space.SweepLengths.of_spec(spec, dataset.segments)
+    scheduler = spec.tune.scheduler
+    if scheduler.name == "asha" and scheduler.grace_period > lengths.longest:
+        raise spaces.SpecError(f"tune.scheduler.grace_period: {scheduler.grace_period} is more than the "
+                               f"{lengths.longest} iterations the longest trial runs on this dataset of "
+                               f"{dataset.segments} segments, so ASHA could never stop a trial; lower it.")
 
     threads = max(1, int(spec.tune.resources_per_trial.cpu))
-    schedule = tune_space.evaluation_schedule(spec)
+    schedule = tune_space.evaluation_schedule(spec, lengths.longest)
     if previous:
         target = tracking.reopen_sweep(previous.target)
         context = TrialContext(dataset_source, dataset.fingerprint, target, threads=threads, schedule=schedule,
@@ -216,14 +206,13 @@ def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str
             spec_file=spec_file, dataset=(str(dataset_source), dataset.fingerprint, dataset.segments))
         context = TrialContext(dataset_source, dataset.fingerprint, target, threads=threads, schedule=schedule)
         resuming.record(spec, name, target)  # what --resume needs to find this sweep again
-        tuner = _new_tuner(spec, context, name)
+        tuner = _new_tuner(spec, context, name, lengths)
     results = tuner.fit()
 
     errors = {r.metrics.get("trial_id", ""): str(r.error) for r in results if r.error}
     # a trial that diverged ends its run FAILED itself, not as a Tune error (not retried)
     diverged = sum(1 for r in results if not r.error and r.metrics.get("diverged"))
-    best = _best_trial(results, target)
-    tracking.finish_sweep(target, errors, best)
+    best = tracking.finish_sweep(target, errors)  # the winner's row of results.csv
     short = stopping.unfinished(results)
     if short:
         return stopping.stopped_short(target, *short)
@@ -270,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         spec_file = given.file_as_run(tmp)
         try:
             return command.guarded(lambda: run(spec, spec_file, args.address, args.resume, given.params()),
-                                   usage=(ClusterError, ResumeError, StoreError),
+                                   usage=(ClusterError, ResumeError, StoreError, spaces.SpecError),
                                    failed=(BuildError,))  # nothing to train on; what was built so far is kept
         except BaseException as error:  # the parent run ends whatever the driver dies of (SIGKILL: --resume)
             from platform.driver import stopping

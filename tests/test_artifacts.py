@@ -80,7 +80,8 @@ def test_metric_history_keeps_the_last_value_of_a_repeated_step(store):
 def test_results_table_and_loss_curves_on_sweep_end(store):
     from platform.driver import tracking
     client, target, children = store
-    tracking.finish_sweep(target, {}, {"fid": 4.0, "trial_id": "x_00000", "run_id": children[0]})
+    best = tracking.finish_sweep(target, {})
+    assert best["run_id"] == children[0] and best["best_fid"] == 4.0  # the verdict's winner
     path = client.download_artifacts(target.parent_run_id, "results.csv", tempfile.mkdtemp())
     rows = list(csv.DictReader(open(path)))
     assert [r["run_id"] for r in rows] == children  # best first: 4.0 then 5.0

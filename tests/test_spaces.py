@@ -20,7 +20,7 @@ def test_every_search_space_in_the_repo_loads(path):
     expected = {"random": BasicVariantGenerator, "optuna": ConcurrencyLimiter}[spec.tune.searcher]
     assert isinstance(searcher, expected), (spec.tune.searcher, searcher)
     schedulers = {"fifo": FIFOScheduler, "pbt": PopulationBasedTraining, "asha": AsyncHyperBandScheduler}
-    assert isinstance(tune_space.scheduler(spec), schedulers[spec.tune.scheduler.name])
+    assert isinstance(tune_space.scheduler(spec, 100), schedulers[spec.tune.scheduler.name])
 
 
 def test_quickstart_resolves_to_tune_domains():

@@ -45,7 +45,7 @@ def test_pbt_mutates_the_searched_learning_rates(tmp_path):
     spec = spaces.load(f)
     assert set(tune_space.pbt_mutations(spec)) == {"training"}
     assert set(tune_space.pbt_mutations(spec)["training"]) == {"lr_g"}
-    assert isinstance(tune_space.scheduler(spec), PopulationBasedTraining)
+    assert isinstance(tune_space.scheduler(spec, 10), PopulationBasedTraining)
 
 
 def test_time_budget_reaches_tune(tmp_path):

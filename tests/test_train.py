@@ -1,4 +1,5 @@
 """The training loop without Tune: exact resume from a saved state, epochs, divergence."""
+import dataclasses
 import math
 
 import pytest
@@ -54,16 +55,20 @@ def test_without_the_saved_random_state_the_losses_differ():
 
 def test_epochs_end_the_training_and_are_reported():
     # 12 images, batch 4: 3 batches an epoch; 2 epochs are 6 generator steps (critic_steps 1)
-    trainer = GANTrainer(trial_config("dcgan1", epochs=2.0, iterations=100, steps_per_iteration=4), images(), CPU)
+    cfg = trial_config("dcgan1", epochs=2.0, iterations=None, steps_per_iteration=4)
+    trainer = GANTrainer(cfg, images(), CPU)
     reports = []
     while not trainer.finished:
         reports.append(trainer.run_iteration())
     assert [r["step"] for r in reports] == [4, 6]
+    # the length the driver resolves for the sweep from the dataset's size is the one it ran
+    from platform.spec.tune_space import SweepLengths
+    assert trainer.length == len(reports) == SweepLengths(12, 0).of({"training": dataclasses.asdict(cfg.training)})
     assert reports[-1]["epoch"] == pytest.approx(2.0)
 
 
 def test_wgan_epochs_count_the_critic_batches():
-    trainer = GANTrainer(trial_config("wgan_gp", epochs=2.0, iterations=100, steps_per_iteration=10), images(), CPU)
+    trainer = GANTrainer(trial_config("wgan_gp", epochs=2.0, iterations=None, steps_per_iteration=10), images(), CPU)
     assert trainer.total_steps == 3  # 6 batches of reals at 2 critic steps per generator step
 
 

@@ -15,7 +15,6 @@ The cost of each evaluation's artifacts is the metric `artifacts/seconds`; `best
 lowest fid so far. The figures are drawn by trainables/figures.py.
 """
 import logging
-import math
 import os
 import tempfile
 import time
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 
 from data.dataset import read_manifest, spec_of
+from trainables import verdict
 from trainables.checkpoint import CHECKPOINT_FILE, Checkpoint
 from trainables.figures import LOSS_KEYS, loss_figure, mel_figure
 from trainables.models import inference
@@ -83,12 +83,11 @@ class TrialArtifacts:
         self.dataset = dataset_info(manifest)
         self.z = fixed_z[:max(self.eval.grid_images, self.eval.audio_clips)]
         self.saved = {"last": None, "samples": None, "curves": None}  # the step each was last logged at
-        self.best_fid = math.inf
+        self.best = None  # the trial's score so far (trainables/verdict.py)
         self.evaluations = 0  # in this attempt: a restored trial logs samples at its first again
         self.trial_id = run.tags().get("tune.trial_id")
         if resumed:  # a restored trial: its best so far is in its history
-            fids = [value for _, value in run.metric_history(["fid"]).get("fid", [])]
-            self.best_fid = min(fids, default=math.inf)
+            self.best = verdict.score(run.metric_history(["fid"]).get("fid", []))
         else:
             run.log_dict(manifest, MANIFEST_ARTIFACT)
 
@@ -105,12 +104,13 @@ class TrialArtifacts:
         fid = metrics.get("fid")
         due = []
         if self.eval.checkpoint_artifacts:
-            if fid is not None and fid < self.best_fid:
+            if fid is not None and verdict.improves(fid, self.best):
                 due.append("best")
             if trainer.iteration % self.cfg.training.checkpoint_every == 0 or trainer.finished:
                 due.append("last")
         if fid is not None:
-            self.best_fid = min(self.best_fid, fid)
+            if verdict.improves(fid, self.best):
+                self.best = verdict.Score(fid, trainer.step)
             self.evaluations += 1
         self._checkpoint(trainer, config, due)
         # the first evaluation too, so a trial ASHA stops early still shows what it made
@@ -119,7 +119,7 @@ class TrialArtifacts:
             self._samples(trainer)
         if trainer.finished:
             self._loss_curves(trainer, metrics)
-        best = {"best/fid": self.best_fid} if math.isfinite(self.best_fid) else {}
+        best = {"best/fid": self.best.fid} if self.best else {}
         return {**best, "artifacts/seconds": time.perf_counter() - started}
 
     def finish(self, trainer, status: str) -> None:

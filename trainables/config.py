@@ -80,7 +80,9 @@ class TrainingConfig:
     critic_steps: int = 1  # discriminator steps per generator step (WGAN papers: 5)
     clip_value: float = 0.01  # wgan_clip: every critic weight is clamped to [-c, c]
     gp_lambda: float = 10.0   # wgan_gp: weight of the gradient penalty
-    epochs: float | None = None      # stop after this many passes over the data (None: iterations decide)
+    # a trial's length (trainables/trial_length.py): `epochs` passes over its segments, or
+    # `iterations` Tune iterations (None: 10); a file sets one of the two
+    epochs: float | None = None
     max_segments: int | None = None  # a seeded random subset of the dataset (the study's 60k, 30k)
     # the same, as a share of the dataset: 0.23 is the study's 60k of 260k at any dataset size
     data_fraction: float = 1.0
@@ -90,7 +92,7 @@ class TrainingConfig:
     # on a GPU the trial's rows are copied there when they take at most this share of its
     # memory, else batches come from the shared host copy through pinned memory (0: never)
     data_device_share: float = 0.15
-    iterations: int = 10           # Tune iterations; each ends with an evaluation
+    iterations: int | None = None
     steps_per_iteration: int = 100  # generator steps per iteration
     checkpoint_every: int = 1      # iterations between checkpoints
     seed: int = 0
@@ -112,10 +114,12 @@ class TrainingConfig:
                 raise ValueError(f"{name} must lie in [0, 1)")
         for name, most in (("iterations", 10**6), ("steps_per_iteration", 10**6), ("checkpoint_every", 10**6),
                            ("critic_steps", 100)):
-            if not 1 <= getattr(self, name) <= most:
+            if getattr(self, name) is not None and not 1 <= getattr(self, name) <= most:
                 raise ValueError(f"{name} must lie between 1 and {most}")
         if self.epochs is not None and not 0 < self.epochs <= 10**6:
             raise ValueError("epochs must lie in (0, 1000000]")
+        if self.epochs is not None and self.iterations is not None:
+            raise ValueError("epochs and iterations both set a trial's length: set one of them")
         if not 0 <= self.seed < 2**32:
             raise ValueError("seed must lie between 0 and 2**32 - 1")
         if not 0 < self.data_fraction <= 1:
@@ -130,8 +134,8 @@ class TrainingConfig:
 class EvaluationConfig:
     samples: int = 512  # generated and real images per evaluation
     # iterations between evaluations, besides those where the scheduler reads fid and the
-    # trial's last (EvaluationSchedule); 0: a quarter of training.iterations, so a FIFO
-    # trial is judged about four times; 1: every iteration (every point of the fid curve)
+    # trial's last (EvaluationSchedule); 0: an eighth of the trial's length, so its fid curve
+    # has about eight points (trainables/evaluation_schedule.py); 1: every iteration
     every: int = 0
     # the embedding's arithmetic (Inception only): auto is bf16 where the device has it
     # natively (a GPU, a CPU with AMX or AVX512-BF16), else fp32; see docs/fid.md for its drift
@@ -161,7 +165,7 @@ class EvaluationConfig:
         if not 16 <= self.samples <= 10**6:
             raise ValueError("samples must lie between 16 and 1000000")
         if not 0 <= self.every <= 10**6:
-            raise ValueError("every must lie between 0 (a quarter of the iterations) and 1000000")
+            raise ValueError("every must lie between 0 (an eighth of the trial's length) and 1000000")
         if not 0 <= self.seed < 2**32 or self.kid_subsets > 10**4:
             raise ValueError("seed must lie between 0 and 2**32 - 1, kid_subsets at most 10000")
         if not 0 <= self.grid_images <= self.samples or not 0 <= self.audio_clips <= self.samples:

@@ -7,6 +7,17 @@ from dataclasses import dataclass
 
 from trainables.config import EvaluationConfig
 
+# Points of a trial's fid curve when `evaluation.every` is 0 (its default): eight show a
+# curve's shape (its fall, its minimum within an eighth of the run, a late collapse) at
+# eight evaluations' cost, whatever the trial's length; docs/fid.md gives the cost.
+CURVE_POINTS = 8
+
+
+def default_every(length: int) -> int:
+    """`evaluation.every` 0: the iterations between evaluations that give a trial of
+    `length` iterations CURVE_POINTS points (every iteration for a trial shorter than that)."""
+    return max(1, math.ceil(length / CURVE_POINTS))
+
 
 @dataclass(frozen=True)
 class EvaluationSchedule:
@@ -14,10 +25,11 @@ class EvaluationSchedule:
     `evaluation.every` and a trial's last. Tune's ASHA and PBT skip results without their
     metric (platform/spec/tune_space.py says which iterations they act on), so evaluating only
     here leaves every decision as it was and spends the rest of the trial training."""
-    at: tuple[int, ...] = ()  # ASHA's rungs: the first iteration at or past each milestone
+    at: tuple[int, ...] = ()  # ASHA's readings: every iteration it records a rung at
     period: int = 0           # PBT's perturbation interval: every multiple of it
 
-    def due(self, iteration: int, finished: bool, cfg: EvaluationConfig, iterations: int) -> bool:
-        every = cfg.every or max(1, math.ceil(iterations / 4))
+    def due(self, iteration: int, finished: bool, cfg: EvaluationConfig, length: int) -> bool:
+        """`length`: the trial's length in iterations (trainables/trial_length.py)."""
+        every = cfg.every or default_every(length)
         return (finished or iteration % every == 0 or iteration in self.at
                 or bool(self.period) and iteration % self.period == 0)

@@ -104,7 +104,7 @@ def _iteration(trainer: GANTrainer, evaluate: Evaluator, artifacts: TrialArtifac
             seen.update({k: metrics[k] for k in ("density", "coverage") if k in metrics})
         return health.assess({**seen, **metrics}, trainer.loss_ranges, trainer.wasserstein)
 
-    evaluated = schedule.due(trainer.iteration, trainer.finished, cfg.evaluation, cfg.training.iterations)
+    evaluated = schedule.due(trainer.iteration, trainer.finished, cfg.evaluation, trainer.length)
     states = judged(evaluated)
     if not evaluated and cfg.training.stop_on_collapse and health.verdict(states) != "ok":
         states = judged(True)  # stop_on_collapse ends the trial here: evaluate, and judge again

@@ -15,7 +15,7 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-from trainables import losses, models
+from trainables import losses, models, trial_length
 from trainables.config import WASSERSTEIN, TrialConfig
 
 
@@ -121,11 +121,9 @@ class GANTrainer:
         self.loss_ranges = {}  # the last iteration's max - min of each loss over its steps
         self.step = 0       # generator steps done
         self.iteration = 0  # Tune iterations done
-        # steps after which the trial is over: `iterations`, or `epochs` passes if that comes first
-        self.total_steps = train.iterations * train.steps_per_iteration
-        if train.epochs is not None:
-            batches = math.ceil(train.epochs * self.sampler.batches_per_epoch)
-            self.total_steps = min(self.total_steps, math.ceil(batches / train.critic_steps))
+        # the trial's length (trainables/trial_length.py), as the driver resolved it for the sweep
+        self.total_steps = trial_length.steps(train, len(images))
+        self.length = trial_length.iterations(train, len(images))  # in Tune iterations
 
     @property
     def finished(self) -> bool:

@@ -10,6 +10,8 @@ import logging
 import os
 import sys
 
+from platform.spec.numbers import shown
+
 QUIET_RAY = {
     "RAY_DATA_LOG_LEVEL": "WARNING",  # Ray Data's execution log lines (its bar still shows on a terminal)
     "RAY_LOG_TO_DRIVER": "0",         # workers' own lines ("Checkpoint successfully created", ...)
@@ -71,9 +73,10 @@ def _trial_lines(tracking_uri: str):
     from trainables.mlflow_run import TRACKING_DOWN_S, TRACKING_KEPT
 
     class TrialLines(Callback):
-        """One line per trial that ends: finished, stopped by the scheduler, or failed; and
-        one when a trial's tracking server goes away or comes back (the trial's own log
-        says so too, but the quiet console does not forward trials' logs)."""
+        """One line per trial that fails (a trial that finished or was stopped has its line
+        from platform/driver/trial_ends.py, `trial_line`), and one when a trial's tracking
+        server goes away or comes back (the trial's own log says so too, but the quiet
+        console does not forward trials' logs)."""
 
         def __init__(self):
             self.down: dict[str, float] = {}  # trial id -> longest outage it reported
@@ -90,15 +93,6 @@ def _trial_lines(tracking_uri: str):
                       f"{self.down.pop(trial.trial_id):.0f} s or more; the kept writes are logged",
                       file=sys.stderr, flush=True)
 
-        def on_trial_complete(self, iteration, trials, trial, **info):
-            result = trial.last_result or {}
-            fid = result.get("best/fid", result.get("fid"))
-            done = result.get("training_iteration", 0)
-            planned = (trial.config.get("training") or {}).get("iterations")  # None: set by epochs
-            how = "stopped early" if planned and done < planned else "finished"  # by the scheduler or budget
-            print(f"trial {trial} {how} after {done}" + (f"/{planned}" if planned else "") + " iteration(s)"
-                  + (f": best fid {fid:.4g}" if isinstance(fid, (int, float)) else ""), flush=True)
-
         def on_trial_error(self, iteration, trials, trial, **info):
             print(f"trial {trial} FAILED after {(trial.last_result or {}).get('training_iteration', 0)} "
                   f"iteration(s); its error: {trial.error_file}", file=sys.stderr, flush=True)
@@ -106,29 +100,35 @@ def _trial_lines(tracking_uri: str):
     return TrialLines()
 
 
+def trial_line(trial, done: int, length: int, stop) -> None:
+    """The line for a trial that ended (platform/driver/trial_ends.py): finished, or
+    stopped early and by what (`stop`, the verdict's Stop, None when it ran its length)."""
+    fid = (trial.last_result or {}).get("best/fid")
+    how = f"stopped early after {done}/{length} iteration(s) ({stop.by})" if stop else \
+        f"finished after {done}/{length} iteration(s)"
+    print(f"trial {trial} {how}" + (f": best fid {shown(fid)}" if shown(fid) else ""), flush=True)
+
+
 def summary(*, trials: int, failed: int, diverged: int = 0, experiment_path: str, best: dict | None, baseline: float | None,
             searched: list[str], experiment: str, parent_run_id: str, ui: str, url: str,
             generate: str | None) -> list[str]:
-    """The end of a sweep: its counts, the best trial beside the real-vs-real baseline, and
-    the two commands to look at the runs and to listen to the winner."""
+    """The end of a sweep: its counts, the best trial (its row of results.csv,
+    platform/driver/tracking.py) beside the real-vs-real baseline, and the two commands to
+    look at the runs and to listen to the winner."""
     # a diverged trial is not a Tune error (it is not retried) but it did fail
     of_them = f", {diverged} of them diverged" if diverged else ""
     lines = ["", f"Trials: {trials} ({failed + diverged} failed{of_them}). Tune results: {experiment_path}"]
     if best:
         from trainables.metrics.fid import readable
-        floor = f"; real vs real {baseline:.4g}" if baseline is not None else ""
-        at = f" at step {best['step']}" if best.get("step") is not None else ""
-        lines.append(f"Best trial {best.get('name') or best['trial_id']}: best {readable(best['fid'], baseline)}{at}"
+        floor = f"; real vs real {shown(baseline)}" if baseline is not None else ""
+        at = f" at step {best['best_fid_step']}" if best.get("best_fid_step") not in (None, "") else ""
+        lines.append(f"Best trial {best['run_name'] or best['trial_id']}: best {readable(best['best_fid'], baseline)}{at}"
                      f"{floor} (MLflow run {best['run_id']})")
-        chosen = {path: best["config"].get(path.split(".")[0], {}).get(path.split(".")[1]) for path in searched}
+        chosen = {path: best.get(path, "") for path in searched}
         if chosen:
-            lines.append("  " + ", ".join(f"{path}={_short(value)}" for path, value in chosen.items()))
+            lines.append("  " + ", ".join(f"{path}={shown(value)}" for path, value in chosen.items()))
     lines += [f"MLflow experiment '{experiment}', parent run {parent_run_id}. Open the UI with:", f"  {ui}",
               f"  then {url}"]
     if generate:
         lines += ["Listen to the best trial (new mels as PNG and WAV):", f"  {generate}"]
     return lines
-
-
-def _short(value) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -7,6 +7,7 @@ import csv
 import logging
 import math
 import re
+import sys
 import tempfile
 import time
 from functools import cache
@@ -15,9 +16,14 @@ from pathlib import Path
 from mlflow import MlflowClient
 from mlflow.entities import RunStatus
 
+from trainables import verdict
 from trainables.mlflow_run import TrackingTarget, log_dataset
 
 RESULTS_CSV = "results.csv"
+# a trial run's tags the driver sets when it ends (platform/driver/trial_ends.py): the
+# trial's length in iterations, and where the scheduler or the time budget stopped it
+LENGTH_TAG = "length"
+STOPPED_TAG = "stopped"
 # MLflow 3's UI opens an experiment on the view its kind names, GenAI's when it has none:
 # these experiments are model training ("Model training" in the UI's switch)
 EXPERIMENT_KIND = "mlflow.experimentKind"
@@ -87,21 +93,37 @@ def trial_runs(client: MlflowClient, experiment_id: str, parent_run_id: str | No
     return [r for r in runs if "mlflow.parentRunId" in r.data.tags]
 
 
-def best_fid(client: MlflowClient, run) -> float:
-    """The lowest fid a run reached: `best/fid` when it logged one, else from its history."""
-    if "best/fid" in run.data.metrics:
-        return run.data.metrics["best/fid"]
-    return min((m.value for m in client.get_metric_history(run.info.run_id, "fid")), default=math.inf)
+def run_score(client: MlflowClient, run, with_step: bool = True) -> verdict.Score | None:
+    """A trial run's score (trainables/verdict.py) from its fid history; `with_step` False:
+    from the `best/fid` the trial logged (its running score), without a query per run,
+    where it logged one."""
+    if not with_step and "best/fid" in run.data.metrics:
+        fid = run.data.metrics["best/fid"]
+        return verdict.Score(fid) if math.isfinite(fid) else None
+    return verdict.score((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "fid"))
 
 
-def best_trial_run(client: MlflowClient, experiment_name: str):
-    """The trial run of the experiment (any sweep) with the lowest fid."""
-    experiment = get_experiment(client, experiment_name)
-    scored = [(best_fid(client, run), run) for run in trial_runs(client, experiment.experiment_id)]
-    scored = [(fid, run) for fid, run in scored if math.isfinite(fid)]
-    if not scored:
-        raise RunLookupError(f"experiment {experiment_name!r} has no trial run with an fid.")
-    return min(scored, key=lambda pair: pair[0])[1]
+def ranked_runs(client: MlflowClient, runs: list, with_step: bool = True) -> list[tuple]:
+    """(run, its score) for every trial run, best first (the verdict's order)."""
+    scored = [(run, run_score(client, run, with_step)) for run in runs]
+    return verdict.rank(scored, lambda pair: pair[1], lambda pair: pair[0].info.run_name or "")
+
+
+def sweep_winner(client: MlflowClient, experiment_name: str, parent_id: str | None = None) -> tuple:
+    """(parent run, winning trial run) of the experiment's latest sweep or of the sweep
+    `parent_id`: a score is compared within one sweep and one embedding only."""
+    parent, runs = sweep_runs(client, experiment_name, parent_id)
+    scored = [(run, run_score(client, run)) for run in runs]
+    try:
+        best = verdict.winner(scored, lambda pair: pair[1], lambda pair: pair[0].info.run_name or "",
+                              lambda pair: pair[0].data.params.get("evaluation.embedding", ""))
+    except verdict.Incomparable as error:
+        raise RunLookupError(f"sweep {parent.info.run_name} ({parent.info.run_id}) has no single winner: {error}; "
+                             "give a trial's RUN_ID.") from None
+    if best is None:
+        raise RunLookupError(f"sweep {parent.info.run_name} ({parent.info.run_id}) of experiment "
+                             f"{experiment_name!r} has no trial run with an fid.")
+    return parent, best[0]
 
 
 def sweep_runs(client: MlflowClient, experiment_name: str, parent_id: str | None = None) -> tuple:
@@ -220,38 +242,10 @@ def fail_open_sweeps(reason: str) -> list[str]:
     return ended
 
 
-def stop_marks(target: TrackingTarget, scheduler: str, planned_default: int):
-    """A Tune callback that tags the MLflow run of every trial the scheduler ended before its
-    last iteration: `stopped` = `asha at iteration 2 of 8` (searchable in the runs table:
-    `tags.stopped LIKE 'asha%'`), and `stopped.step`, the training step of its last result.
-    A trial that stopped itself (training.stop_on_collapse) has tagged its own reason."""
-    from ray.tune import Callback
-
-    class StopMarks(Callback):
-        def on_trial_complete(self, iteration, trials, trial, **info):
-            result = trial.last_result or {}
-            done = result.get("training_iteration", 0)
-            planned = (trial.config.get("training") or {}).get("iterations") or planned_default
-            if not done or done >= planned or result.get("diverged"):
-                return
-            try:
-                client = client_for(target.tracking_uri)
-                found = client.search_runs([target.experiment_id], max_results=1, filter_string=(
-                    f"tags.mlflow.parentRunId = '{target.parent_run_id}' and tags.`tune.trial_id` = '{trial.trial_id}'"))
-                if found and "stopped" not in found[0].data.tags:
-                    client.set_tag(found[0].info.run_id, "stopped", f"{scheduler} at iteration {done} of {planned}")
-                    if "step" in result:
-                        client.set_tag(found[0].info.run_id, "stopped.step", str(int(result["step"])))
-            except Exception as error:  # noqa: BLE001 - a mark, not worth a sweep: say so and go on
-                logging.getLogger(__name__).warning("could not mark trial %s as stopped early (%s)", trial.trial_id,
-                                                    str(error).splitlines()[0] if str(error) else type(error).__name__)
-
-    return StopMarks()
-
-
-def finish_sweep(target: TrackingTarget, trial_errors: dict[str, str], best: dict | None) -> None:
+def finish_sweep(target: TrackingTarget, trial_errors: dict[str, str]) -> dict | None:
     """Close the parent run; end child runs Tune stopped before their code could; draw the
-    loss curves a stopped trial had no time to draw; log the results table.
+    loss curves a stopped trial had no time to draw; log the results table. Returns the
+    winner's row of that table (None: no trial scored, or no single winner, said on stderr).
 
     `trial_errors` maps Tune trial ids to their error, for trials that failed.
     """
@@ -272,13 +266,22 @@ def finish_sweep(target: TrackingTarget, trial_errors: dict[str, str], best: dic
     # listed again: the table shows each run's status as just ended above, not as it was
     runs = trial_runs(client, target.experiment_id, target.parent_run_id)
     draw_missing_loss_curves(client, runs)
-    log_results_table(client, target.parent_run_id, runs)
+    rows = log_results_table(client, target.parent_run_id, runs)
+    try:
+        best = verdict.winner(rows, _row_score, lambda row: row["run_name"], lambda row: row.get("evaluation.embedding", ""))
+    except verdict.Incomparable as error:
+        print(f"No single winner: {error}.", file=sys.stderr)
+        best = None
     if best:
-        client.log_metric(target.parent_run_id, "best/fid", best["fid"], timestamp=int(time.time() * 1000))
+        client.log_metric(target.parent_run_id, "best/fid", best["best_fid"], timestamp=int(time.time() * 1000))
         client.set_tag(target.parent_run_id, "best.trial_id", best["trial_id"])
-        if best.get("run_id"):
-            client.set_tag(target.parent_run_id, "best.run_id", best["run_id"])
+        client.set_tag(target.parent_run_id, "best.run_id", best["run_id"])
     client.set_terminated(target.parent_run_id, "FINISHED" if best else "FAILED")
+    return best
+
+
+def _row_score(row: dict) -> verdict.Score | None:
+    return verdict.Score(row["best_fid"], row["best_fid_step"]) if row["best_fid"] != "" else None
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -293,21 +296,21 @@ def failure_reason(error_text: str) -> str:
 
 
 def results_table(client: MlflowClient, runs: list) -> list[dict]:
-    """One row per trial run, best first by its score (the lowest fid it was evaluated at,
-    the one verdict of docs/sweeps.md): ids, name, status, who stopped it early, best fid and
-    its step, final fid and its step, then every hyperparameter as a column."""
+    """One row per trial run, best first by its score (trainables/verdict.py): ids, name,
+    status, who stopped it early, best fid and its step, final fid and its step, the
+    trial's length in iterations, then every hyperparameter as a column."""
     rows = []
     for run in runs:
         fids = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "fid"))
-        best = min(fids, key=lambda point: point[1]) if fids else ("", "")
+        best = verdict.score(fids)
         rows.append({"trial_id": run.data.tags.get("tune.trial_id", ""), "run_id": run.info.run_id,
                      "run_name": run.info.run_name, "status": run.info.status,
                      "stopped": run.data.tags.get("stopped", ""),
-                     "best_fid": best[1], "best_fid_step": best[0],
+                     "best_fid": best.fid if best else "", "best_fid_step": best.step if best else "",
                      "final_fid": fids[-1][1] if fids else "", "final_fid_step": fids[-1][0] if fids else "",
-                     "step": run.data.metrics.get("step", ""), **dict(sorted(run.data.params.items()))})
-    rows.sort(key=lambda row: row["best_fid"] if row["best_fid"] != "" else math.inf)
-    return rows
+                     "step": run.data.metrics.get("step", ""), "length": run.data.tags.get(LENGTH_TAG, ""),
+                     **dict(sorted(run.data.params.items()))})
+    return verdict.rank(rows, _row_score, lambda row: row["run_name"] or "")
 
 
 def log_results_table(client: MlflowClient, parent_run_id: str, runs: list) -> list[dict]:

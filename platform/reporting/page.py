@@ -12,6 +12,8 @@ import io
 import math
 from pathlib import Path
 
+from platform.spec import numbers
+
 STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
 h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 1.6em; }
@@ -69,21 +71,6 @@ def chart_of(figure) -> str:
     return _data_uri(MIME[".svg"], out.getvalue())
 
 
-def _number(value, digits: int = 4) -> str:
-    if value is None or value == "" or (isinstance(value, float) and not math.isfinite(value)):
-        return ""
-    return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
-
-
-def _short(value: str) -> str:
-    """A param as MLflow holds it (text) shown with 3 significant digits when it is a float."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return value
-    return value if number.is_integer() and "e" not in value.lower() else f"{number:.3g}"
-
-
 def _cell(text, sort_value=None, cls: str = "") -> str:
     v = "" if sort_value is None else f' data-v="{html.escape(str(sort_value))}"'
     c = f' class="{cls}"' if cls else ""
@@ -100,11 +87,11 @@ def _table(trials: list[dict]) -> str:
         cells = [_cell(t["rank"], t["rank"]), _cell(t["name"], cls="name"),
                  _cell(status, cls="failed" if t["status"] == "FAILED" else ""),
                  _cell(t["stopped"], cls="stopped" if t["stopped"] else ""),
-                 _cell(_number(t["best_fid"]), _number(t["best_fid"], 12)), _cell(_number(t.get("best_step"))),
-                 _cell(_number(t["final_fid"]), _number(t["final_fid"], 12)),
-                 _cell(_number(t.get("final_step"))), _cell(_number(t["speed"], 3), _number(t["speed"], 12)),
-                 _cell(_number(t.get("mos"), 3))]
-        cells += [_cell(_short(t["values"].get(key, "")), t["values"].get(key, "")) for key in keys]
+                 _cell(numbers.shown(t["best_fid"]), numbers.shown(t["best_fid"], 12)), _cell(numbers.shown(t.get("best_step"))),
+                 _cell(numbers.shown(t["final_fid"]), numbers.shown(t["final_fid"], 12)),
+                 _cell(numbers.shown(t.get("final_step"))), _cell(numbers.shown(t["speed"], 3), numbers.shown(t["speed"], 12)),
+                 _cell(numbers.shown(t.get("mos"), 3))]
+        cells += [_cell(numbers.shown(t["values"].get(key, ""), 3), t["values"].get(key, "")) for key in keys]
         rows.append(f"<tr data-run=\"{html.escape(t['run_id'])}\">{''.join(cells)}</tr>")
     header = "".join(f'<th class="{"name" if h == "trial" else ""}">{html.escape(h)}</th>' for h in head)
     return (f'<table class="sortable" id="trials"><thead><tr>{header}</tr></thead>'
@@ -122,14 +109,14 @@ def _card(t: dict) -> str:
              f'<div class="note">{html.escape(t.get("audio_artifact", ""))}</div>' if t.get("audio")
              else '<p class="note">no audio logged</p>')
     return (f'<div class="card" data-run="{html.escape(t["run_id"])}"><h3>#{t["rank"]} {html.escape(t["name"])}</h3>'
-            f'<div>score: best fid {_number(t["best_fid"])}{step}</div>{stop}{image}{audio}</div>')
+            f'<div>score: best fid {numbers.shown(t["best_fid"])}{step}</div>{stop}{image}{audio}</div>')
 
 
 def write(path: Path, *, sweep: str, parent_run_id: str, trials: list[dict], top: list[dict], charts: dict[str, str],
           importance_note: str, baseline: float | None, embedding: str) -> None:
     """`charts`: {figure name: its data: URI (chart)}; `top`: the trials with media (add_media)."""
     winner = trials[0] if trials and math.isfinite(trials[0]["best_fid"]) else None
-    verdict = (f"Winner: <b>{html.escape(winner['name'])}</b>, best fid {_number(winner['best_fid'])}"
+    verdict = (f"Winner: <b>{html.escape(winner['name'])}</b>, best fid {numbers.shown(winner['best_fid'])}"
                + (f" at step {winner['best_step']}" if winner.get("best_step") is not None else "")
                if winner else "No trial was scored.")
     floor = f"; real vs real: {baseline:.4g}" if baseline is not None else ""

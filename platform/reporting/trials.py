@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from platform.driver import tracking
+from trainables import verdict
 
 # params that differ between trials but are bookkeeping, not settings
 NOT_SETTINGS = ("dataset.segments",)
@@ -14,12 +15,6 @@ NOT_SETTINGS = ("dataset.segments",)
 def progress(message: str) -> None:
     """A line on stderr: a report of many trials takes a while and says what it is doing."""
     print(f"report: {message}", file=sys.stderr, flush=True)
-
-
-def _score(client, run) -> float:
-    """The trial's best evaluated fid (inf when it has none)."""
-    value = tracking.best_fid(client, run)
-    return value if math.isfinite(value) else math.inf
 
 
 def _varied(runs: list) -> list[str]:
@@ -45,18 +40,17 @@ def summaries(client, runs: list) -> list[dict]:
     nothing else per trial."""
     varied = _varied(runs)
     trials = []
-    for run in runs:
+    for run, score in tracking.ranked_runs(client, runs, with_step=False):  # the verdict's order
         metrics, tags = run.data.metrics, run.data.tags
         trials.append({"run_id": run.info.run_id, "name": run.info.run_name or run.info.run_id[:8],
                        "status": run.info.status, "stopped": tags.get("stopped", ""),
                        "stopped_step": tags.get("stopped.step", ""), "failure": tags.get("failure", ""),
                        "family": run.data.params.get("model.family", "?"),
                        "embedding": run.data.params.get("evaluation.embedding", ""),
-                       "best_fid": _score(client, run), "best_step": None,
+                       "best_fid": score.fid if score else math.inf, "best_step": None,
                        "final_fid": metrics.get("fid", math.nan), "final_step": metrics.get("step"),
                        "speed": metrics.get("throughput/img_s", math.nan),
                        "values": {key: run.data.params.get(key, "") for key in varied}, **_mos(metrics)})
-    trials.sort(key=lambda t: (t["best_fid"], t["name"]))
     for rank, trial in enumerate(trials, 1):
         trial["rank"] = rank
     return trials
@@ -77,8 +71,10 @@ def add_media(client, trials: list[dict], downloads: Path) -> None:
         run_id = trial["run_id"]
         trial["history"] = metric_history(client, run_id, ("fid",) + LOSS_KEYS)
         fids = trial["history"].get("fid", [])
+        best = verdict.score(fids)
+        if best:
+            trial["best_step"] = best.step
         if fids:
-            trial["best_step"] = min(fids, key=lambda point: point[1])[0]
             trial["final_step"], trial["final_fid"] = fids[-1]
         for key, folder, suffix in (("samples", "samples", ".png"), ("audio", "audio", ".wav")):
             path = _latest(client, run_id, folder, suffix)

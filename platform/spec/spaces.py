@@ -20,6 +20,7 @@ Every mistake stops the command before Ray starts with one sentence naming the f
 the key path (platform.spec.typed.SpecError).
 """
 import dataclasses
+import itertools
 import math
 import os
 import re
@@ -272,11 +273,35 @@ class SweepSpec:
             factors["experiments"] = len(self.experiments)
         return factors
 
-    def max_iterations(self) -> int:
-        domain = self.search.get("training.iterations")
-        if domain:
-            return max(domain.extremes())
-        return max([self.training.iterations] + [e.training.iterations for e in self.experiments.values()])
+    def training_variants(self) -> list[TrainingConfig]:
+        """The training sections its trials run: the experiments' (or the spec's), each with
+        every value a search can give the keys that decide a trial's length
+        (trainables/trial_length.py), so the longest trial is among them."""
+        bases = [e.training for e in self.experiments.values()] or [self.training]
+        searched = {path.split(".")[1]: d.extremes() for path, d in self.search.items()
+                    if path.startswith("training.") and path.split(".")[1] in LENGTH_KEYS}
+        variants = []
+        for base in bases:
+            for values in itertools.product(*searched.values()):
+                try:
+                    variants.append(dataclasses.replace(base, **dict(zip(searched, values))))
+                except ValueError:  # a combination no trial can have (max_segments below batch_size)
+                    continue
+        return variants
+
+    def max_iterations(self) -> int | None:
+        """The longest trial in iterations where training.iterations sets every length; None
+        where epochs set some (the driver resolves them once the dataset is built)."""
+        variants = self.training_variants()
+        if any(t.epochs is not None for t in variants):
+            return None
+        from trainables.trial_length import DEFAULT_ITERATIONS
+        return max(t.iterations or DEFAULT_ITERATIONS for t in variants)
+
+
+# The training keys a trial's length depends on (trainables/trial_length.py)
+LENGTH_KEYS = ("epochs", "iterations", "batch_size", "critic_steps", "steps_per_iteration", "max_segments",
+               "data_fraction")
 
 
 def _parse_domain(path: str, raw: Any, field_type, section_obj, where: str) -> Domain:
@@ -494,7 +519,7 @@ def _check_combinations(spec: SweepSpec, file: str) -> None:
             raise SpecError(f"{file}: search.{section}.{key}: an experiment sets this key, so it cannot also "
                             "be searched; drop it from one of them.")
     scheduler = spec.tune.scheduler
-    if scheduler.name == "asha" and scheduler.grace_period > spec.max_iterations():
+    if scheduler.name == "asha" and (spec.max_iterations() or math.inf) < scheduler.grace_period:
         # Ray's own check comes only once the sweep runs: "grace_period must be <= max_t!"
         raise SpecError(f"{file}: tune.scheduler.grace_period: {scheduler.grace_period} is more than the "
                         f"{spec.max_iterations()} iterations a trial runs at most (training.iterations), so ASHA "

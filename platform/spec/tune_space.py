@@ -11,8 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from platform.spec.numbers import shown
 from platform.spec.spaces import Domain, SweepSpec, pbt_searched
+from trainables import trial_length
 from trainables.config import SECTIONS as TRIAL_SECTIONS
+from trainables.config import TrainingConfig
 from trainables.evaluation_schedule import EvaluationSchedule
 
 
@@ -60,16 +63,6 @@ def pbt_mutations(spec: SweepSpec) -> dict:
     return mutations
 
 
-def _short_value(value: Any) -> str:
-    """3.0e-4, 0.47, 16: two significant digits, exponents without padding."""
-    if isinstance(value, float) and math.isfinite(value) and value != 0 and not 0.01 <= abs(value) < 1000:
-        mantissa, exponent = f"{value:.1e}".split("e")
-        return f"{mantissa}e{int(exponent)}"
-    if isinstance(value, float):
-        return f"{value:.2g}"
-    return str(value)
-
-
 def trial_name(config: dict, searched: list[str], number: int) -> str:
     """What a trial is, the same in Tune's table and folders, MLflow, the report and
     results.csv: its sweep experiment (paper.yaml) or model family, its number in the sweep
@@ -81,15 +74,8 @@ def trial_name(config: dict, searched: list[str], number: int) -> str:
         section, key = path.split(".")
         value = (config.get(section) or {}).get(key)
         if value is not None and not isinstance(value, dict):  # a Tune domain not yet resolved
-            values.append(f"{key}={_short_value(value)}")
+            values.append(f"{key}={shown(value, 2)}")
     return " ".join([f"{head} #{number}", *values])
-
-
-def trial_number(trial_id: str) -> int | None:
-    """The random searcher's trial ids end in the trial's index within the sweep
-    (`0a9e1_00003` -> 3); a search algorithm's (Optuna's) are bare hex: None."""
-    head, _, tail = trial_id.rpartition("_")
-    return int(tail) if head and tail.isdigit() else None
 
 
 def trial_dirname(name: str) -> str:
@@ -98,39 +84,28 @@ def trial_dirname(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._=-]+", "_", name.replace(" #", "-"))[:120].strip("._") or "trial"
 
 
-FOLDER_NUMBER = re.compile(r"-(\d+)(?:_|$)")
-# sweep key -> {trial id: number}, in the driver: Tune hands the name creator out as copies
-# (it deep-copies the experiment spec), so the numbers given so far cannot live in the copy
-_NUMBERS: dict[str, dict[str, int]] = {}
+def tune_count(trial) -> int:
+    """Tune's own count of the trials its search created, read from the number that leads
+    the trial's public `experiment_tag` (`3_lr_g=0.001`): the random searcher's variant
+    generator counts from 0, a search algorithm's generator (Optuna's) from 1. Tune keeps
+    that count with the sweep, so the trials a resumed sweep adds go on from it."""
+    return int(trial.experiment_tag.split("_", 1)[0])
 
 
 @dataclass(frozen=True)
 class TrialNames:
     """Tune's trial_name_creator and trial_dirname_creator (a class, so Tune can pickle it).
-
-    A trial's number is its index in the sweep: the random searcher's ids carry it; under a
-    search algorithm (Optuna) trials are numbered here in the order Tune creates them, after
-    the numbers the trial folders of `folder` (the sweep's Tune folder) already hold, so the
-    trials a resumed sweep adds do not repeat a number."""
+    A trial's number is its place in the sweep as Tune's search counts it (`tune_count`),
+    from 0: the sweep's one count, kept by Tune, so this holds no state of its own."""
     searched: tuple[str, ...]
-    folder: str | None = None
-    key: str = dataclasses.field(default_factory=lambda: __import__("uuid").uuid4().hex)
+    counts_from: int = 0  # 0 under the random searcher, 1 under a search algorithm
 
-    def _number(self, trial_id: str) -> int:
-        numbers = _NUMBERS.setdefault(self.key, {})
-        if trial_id not in numbers:
-            known = trial_number(trial_id)
-            if known is None:
-                if not numbers and self.folder and Path(self.folder).is_dir():  # a resumed sweep's
-                    taken = [int(m.group(1)) for p in Path(self.folder).iterdir()
-                             if p.is_dir() and (m := FOLDER_NUMBER.search(p.name))]
-                    numbers[""] = max(taken, default=-1)  # not a trial id: where the count goes on from
-                known = max(numbers.values(), default=-1) + 1
-            numbers[trial_id] = known
-        return numbers[trial_id]
+    @classmethod
+    def for_spec(cls, spec: SweepSpec) -> "TrialNames":
+        return cls(tuple(spec.search), 0 if spec.tune.searcher == "random" else 1)
 
     def name(self, trial) -> str:
-        return trial_name(trial.config, list(self.searched), self._number(trial.trial_id))
+        return trial_name(trial.config, list(self.searched), tune_count(trial) - self.counts_from)
 
     def dirname(self, trial) -> str:
         return trial_dirname(self.name(trial))
@@ -159,35 +134,13 @@ def searcher(spec: SweepSpec, sweep_name: str | None = None):
     return ConcurrencyLimiter(OptunaOnEvaluations(seed=spec.tune.seed, **stored), max_concurrent=spec.tune.max_concurrent)
 
 
-def _readable_asha():
-    from ray.tune.schedulers import ASHAScheduler
-
-    class ReadableASHA(ASHAScheduler):
-        """ASHA whose line in Tune's progress output reads in fid, not in the negated values
-        it keeps for a metric to minimise: `ASHA: 2 trial(s) stopped early; past iteration 2
-        needs fid <= 612.3`."""
-
-        def debug_string(self) -> str:
-            sign = -1.0 if self._mode == "min" else 1.0
-            relation = "<=" if sign < 0 else ">="
-            rungs = []
-            for bracket in self._brackets:
-                for milestone, recorded in bracket._rungs:
-                    cutoff = bracket.cutoff(recorded)
-                    if cutoff is not None:
-                        rungs.append(f"past iteration {milestone:g} needs {self._metric} {relation} {sign * cutoff:.4g}")
-            return (f"ASHA: {self._num_stopped} trial(s) stopped early"
-                    + (f"; {', '.join(reversed(rungs))}" if rungs else ""))
-
-    return ReadableASHA
-
-
 class _NotMissingMetric(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return not record.getMessage().startswith("Cannot find metric")
 
 
-def scheduler(spec: SweepSpec):
+def scheduler(spec: SweepSpec, max_t: int):
+    """`max_t`: the sweep's longest trial in iterations (SweepLengths.longest)."""
     from ray.tune.schedulers import FIFOScheduler, PopulationBasedTraining
     s = spec.tune.scheduler
     if s.name == "fifo":
@@ -202,26 +155,65 @@ def scheduler(spec: SweepSpec):
                                        hyperparam_mutations=pbt_mutations(spec), quantile_fraction=s.quantile_fraction,
                                        resample_probability=s.resample_probability, synch=s.synch,
                                        require_attrs=False)
-    return _readable_asha()(max_t=spec.max_iterations(), grace_period=s.grace_period,
-                            reduction_factor=s.reduction_factor)
+    from platform.spec.asha_cutoffs import ReadableASHA
+    return ReadableASHA(max_t=max_t, grace_period=s.grace_period, reduction_factor=s.reduction_factor)
 
 
-def asha_rungs(max_t: int, grace_period: int, reduction_factor: float) -> tuple[int, ...]:
-    """The iterations at which Tune's ASHA (one bracket) compares a trial with the others:
-    its milestones grace_period * reduction_factor^k below max_t, as Ray's `_Bracket` lays
-    them out, each acted on at the first iteration at or past it, plus max_t, where ASHA
-    stops every trial."""
+def asha_milestones(max_t: int, grace_period: int, reduction_factor: float) -> list[float]:
+    """The milestones of Tune's ASHA (one bracket), as Ray's `_Bracket` lays them out:
+    grace_period * reduction_factor^k, as many as fit below max_t."""
     count = int(math.log(max_t / grace_period) / math.log(reduction_factor) + 1)
-    milestones = (grace_period * reduction_factor ** k for k in range(count))
-    return tuple(sorted({math.ceil(m) for m in milestones} | {max_t}))
+    return [grace_period * reduction_factor ** k for k in range(count)]
 
 
-def evaluation_schedule(spec: SweepSpec) -> EvaluationSchedule:
+def asha_readings(max_t: int, grace_period: int, reduction_factor: float) -> tuple[int, ...]:
+    """The iterations at which ASHA records a trial's fid at a rung when every iteration is
+    evaluated, plus max_t, where it stops every trial. At each result ASHA records the
+    highest milestone at or below the iteration that the trial has not passed yet, one
+    per result: where two milestones fall within one iteration (reduction_factor 1.3 from
+    grace 1: 1.3 and 1.69 both reached at 2), the lower one is recorded at the next
+    iteration. Evaluating at all of these (and anywhere else) leaves every decision as it is
+    with every iteration evaluated."""
+    pending = sorted(asha_milestones(max_t, grace_period, reduction_factor))
+    reached: list[float] = []  # passed, not yet recorded: the highest is recorded next
+    readings, iteration = [], 0
+    while (pending or reached) and iteration < max_t:
+        iteration = iteration + 1 if reached else max(iteration + 1, math.ceil(pending[0]))
+        while pending and pending[0] <= iteration:
+            reached.append(pending.pop(0))
+        if reached:
+            reached.pop()  # the highest
+            readings.append(iteration)
+    return tuple(sorted({i for i in readings if i < max_t} | {max_t}))
+
+
+def evaluation_schedule(spec: SweepSpec, max_t: int) -> EvaluationSchedule:
     """Where this sweep's scheduler reads fid, so trials evaluate there (and every
-    `evaluation.every`, and at their last iteration) instead of at every iteration."""
+    `evaluation.every`, and at their last iteration) instead of at every iteration.
+    `max_t`: the sweep's longest trial in iterations."""
     s = spec.tune.scheduler
     if s.name == "asha":
-        return EvaluationSchedule(at=asha_rungs(spec.max_iterations(), s.grace_period, s.reduction_factor))
+        return EvaluationSchedule(at=asha_readings(max_t, s.grace_period, s.reduction_factor))
     if s.name == "pbt":
         return EvaluationSchedule(period=s.perturbation_interval)
     return EvaluationSchedule()
+
+
+@dataclass(frozen=True)
+class SweepLengths:
+    """The trials' lengths in iterations, resolved once the dataset is built
+    (trainables/trial_length.py): `segments` is the built dataset's count."""
+    segments: int
+    longest: int
+
+    @classmethod
+    def of_spec(cls, spec: SweepSpec, segments: int) -> "SweepLengths":
+        return cls(segments, max(_length(t, segments) for t in spec.training_variants()))
+
+    def of(self, config: dict) -> int:
+        """The length of the trial with this Tune config."""
+        return _length(TrainingConfig(**config["training"]), self.segments)
+
+
+def _length(training: TrainingConfig, segments: int) -> int:
+    return trial_length.iterations(training, trial_length.segments_used(training, segments))
