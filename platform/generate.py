@@ -1,9 +1,10 @@
 """Generate new mels and audio from a trial's checkpoint: python -m platform.generate RUN_ID --out DIR
 
 RUN_ID is a trial's MLflow run; `--experiment NAME` instead takes the winner of that
-experiment's latest sweep (or of `--parent RUN_ID`'s), and says which sweep. The run's `checkpoints/best/state.pt` (or `--checkpoint
-last`) holds the trial's config and the dataset's mel parameters, so the generator is
-rebuilt from it alone. Writes sample_000.png / .wav ... and grid.png into --out.
+experiment's latest sweep (or of `--parent RUN_ID`'s), and says which sweep. The run's
+`checkpoints/best/state.pt` (or `--checkpoint last`) holds the trial's config and the
+dataset's mel parameters, so the generator is rebuilt from it alone. Writes
+sample_000.png / .wav ... and grid.png into --out.
 """
 import argparse
 import logging
@@ -16,7 +17,8 @@ from platform.driver import command, tracking
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m platform.generate", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_id", nargs="?", help="a trial's MLflow run id")
-    parser.add_argument("--experiment", help="instead of RUN_ID: the winner (lowest fid) of this experiment's latest sweep")
+    parser.add_argument("--experiment",
+                        help="instead of RUN_ID: the winner (lowest fid) of this experiment's latest sweep")
     parser.add_argument("--parent", help="with --experiment: that sweep's parent run id instead of the latest")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
                         help="which checkpoint of the run (default: best, its lowest fid)")

@@ -50,7 +50,8 @@ def main(args) -> int:
         if dataset and not Path(dataset).is_dir():
             log.warning("the sweep's dataset %s is not here: no real clips, so no anchor", dataset)
             dataset = None
-        print(f"Clips and ratings in {folder}")
+        sweep = f" of sweep {parent.info.run_name} ({parent.info.run_id})" if parent else ""
+        print(f"Clips of {len(runs)} trial(s){sweep}; clips and ratings in {folder}")
         clips = prepare_clips(client, runs, dataset, folder, args.clips_per_trial, args.real_clips)
     except LookupError as error:
         return command.error(error)

@@ -122,8 +122,9 @@ def summary(*, trials: int, failed: int, diverged: int = 0, experiment_path: str
         from trainables.metrics.fid import readable
         floor = f"; real vs real {shown(baseline)}" if baseline is not None else ""
         at = f" at step {best['best_fid_step']}" if best.get("best_fid_step") not in (None, "") else ""
-        lines.append(f"Best trial {best['run_name'] or best['trial_id']}: best {readable(best['best_fid'], baseline)}{at}"
-                     f"{floor} (MLflow run {best['run_id']})")
+        name = best["run_name"] or best["trial_id"]
+        lines.append(f"Best trial {name}: best {readable(best['best_fid'], baseline)}{at}{floor} "
+                     f"(MLflow run {best['run_id']})")
         chosen = {path: best.get(path, "") for path in searched}
         if chosen:
             lines.append("  " + ", ".join(f"{path}={shown(value)}" for path, value in chosen.items()))

@@ -268,7 +268,8 @@ def finish_sweep(target: TrackingTarget, trial_errors: dict[str, str]) -> dict |
     draw_missing_loss_curves(client, runs)
     rows = log_results_table(client, target.parent_run_id, runs)
     try:
-        best = verdict.winner(rows, _row_score, lambda row: row["run_name"], lambda row: row.get("evaluation.embedding", ""))
+        best = verdict.winner(rows, _row_score, lambda row: row["run_name"],
+                              lambda row: row.get("evaluation.embedding", ""))
     except verdict.Incomparable as error:
         print(f"No single winner: {error}.", file=sys.stderr)
         best = None

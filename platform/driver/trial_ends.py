@@ -68,7 +68,8 @@ class TrialEnds(Callback):
         try:
             client = client_for(self.target.tracking_uri)
             found = client.search_runs([self.target.experiment_id], max_results=1, filter_string=(
-                f"tags.mlflow.parentRunId = '{self.target.parent_run_id}' and tags.`tune.trial_id` = '{trial.trial_id}'"))
+                f"tags.mlflow.parentRunId = '{self.target.parent_run_id}' "
+                f"and tags.`tune.trial_id` = '{trial.trial_id}'"))
             if not found:
                 return
             run = found[0]

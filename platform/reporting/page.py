@@ -87,9 +87,11 @@ def _table(trials: list[dict]) -> str:
         cells = [_cell(t["rank"], t["rank"]), _cell(t["name"], cls="name"),
                  _cell(status, cls="failed" if t["status"] == "FAILED" else ""),
                  _cell(t["stopped"], cls="stopped" if t["stopped"] else ""),
-                 _cell(numbers.shown(t["best_fid"]), numbers.shown(t["best_fid"], 12)), _cell(numbers.shown(t.get("best_step"))),
+                 _cell(numbers.shown(t["best_fid"]), numbers.shown(t["best_fid"], 12)),
+                 _cell(numbers.shown(t.get("best_step"))),
                  _cell(numbers.shown(t["final_fid"]), numbers.shown(t["final_fid"], 12)),
-                 _cell(numbers.shown(t.get("final_step"))), _cell(numbers.shown(t["speed"], 3), numbers.shown(t["speed"], 12)),
+                 _cell(numbers.shown(t.get("final_step"))),
+                 _cell(numbers.shown(t["speed"], 3), numbers.shown(t["speed"], 12)),
                  _cell(numbers.shown(t.get("mos"), 3))]
         cells += [_cell(numbers.shown(t["values"].get(key, ""), 3), t["values"].get(key, "")) for key in keys]
         rows.append(f"<tr data-run=\"{html.escape(t['run_id'])}\">{''.join(cells)}</tr>")
