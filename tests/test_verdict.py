@@ -68,3 +68,34 @@ def test_trials_are_numbered_from_0_by_tunes_own_count(searcher):
     trials = [generator.next_trial() for _ in range(3)]
     assert [str(t).split(" lr_g=")[0] for t in trials] == ["dcgan1 #0", "dcgan1 #1", "dcgan1 #2"]
     assert all(names.dirname(t).startswith(f"dcgan1-{i}_lr_g=") for i, t in enumerate(trials))
+
+
+class _Trial:
+    def __init__(self, trial_id: str, last: dict, status: str = "TERMINATED"):
+        self.trial_id, self.last_result, self.status = trial_id, last, status
+        self.config = {"training": {}}
+
+
+def test_trial_ends_takes_stopped_from_tunes_decision_not_from_a_count(monkeypatch):
+    """platform/driver/trial_ends.py: a trial Tune ended (its result marked done) before its
+    length is stopped; one that ended by itself, or at its length, is not, whatever it ran;
+    the time budget stops the trials it terminates without completing them."""
+    from platform.driver.trial_ends import TrialEnds
+    said, tagged = [], []
+    ends = TrialEnds(None, "asha", lambda config: 8, time_budget=True,
+                     say=lambda trial, done, length, stop: said.append((trial.trial_id, done, length, stop and str(stop))))
+    monkeypatch.setattr(ends, "_tag", lambda trial, length, stop, step: tagged.append((trial.trial_id, stop and str(stop))))
+    stopped = _Trial("a", {"training_iteration": 2, "step": 20})
+    ends.on_trial_result(0, [], stopped, {"training_iteration": 2, "done": True})
+    ends.on_trial_complete(0, [], stopped)
+    itself = _Trial("b", {"training_iteration": 3, "step": 30})  # ended by itself: no decision
+    ends.on_trial_result(0, [], itself, {"training_iteration": 3, "done": False})
+    ends.on_trial_complete(0, [], itself)
+    at_max_t = _Trial("c", {"training_iteration": 8})
+    ends.on_trial_result(0, [], at_max_t, {"training_iteration": 8, "done": True})  # ASHA's max_t
+    ends.on_trial_complete(0, [], at_max_t)
+    ends.on_experiment_end([stopped, itself, at_max_t, _Trial("d", {"training_iteration": 5}),
+                            _Trial("e", {}), _Trial("f", {"training_iteration": 1}, status="RUNNING")])
+    assert said == [("a", 2, 8, "asha at iteration 2 of 8"), ("b", 3, 8, None), ("c", 8, 8, None),
+                    ("d", 5, 8, "time budget at iteration 5 of 8")]
+    assert tagged == [(t, s) for t, _, _, s in said]
