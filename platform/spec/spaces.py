@@ -287,7 +287,7 @@ class SweepSpec:
                     variants.append(dataclasses.replace(base, **dict(zip(searched, values))))
                 except ValueError:  # a combination no trial can have (max_segments below batch_size)
                     continue
-        return variants
+        return variants or bases
 
     def max_iterations(self) -> int | None:
         """The longest trial in iterations where training.iterations sets every length; None
