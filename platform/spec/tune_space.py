@@ -1,7 +1,8 @@
 """A validated SweepSpec (platform/spec/spaces.py) in Ray Tune's terms: the param space (the
 searched keys as Tune domains, a sweep's experiments as a grid), PBT's mutations, the
-searcher, the scheduler, and the iterations at which that scheduler reads `fid` (where
-trials evaluate). Ray is imported here only, when a sweep starts.
+searcher, the scheduler, the trials' names and lengths (resolved on the built dataset), and
+the iterations at which that scheduler reads `fid` (where trials evaluate). Ray is imported
+here only, when a sweep starts.
 """
 import dataclasses
 import logging
