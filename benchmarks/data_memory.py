@@ -134,7 +134,7 @@ def make_trial_class():
             elif kind == "object-store":
                 self.images = shared
             else:
-                from data.dataset import mel_array
+                from data.node_cache import mel_array
                 self.images = mel_array(path, "uint8" if kind == "mmap-uint8" else "float16")
             for start in range(0, len(self.images), 1024):
                 np.asarray(self.images[start:start + 1024], dtype=np.float32).sum()
@@ -216,7 +216,7 @@ def measure_throughput(path: Path, rounds: int, kinds: list[str]) -> dict:
 
 
 def bytes_per_segment(folder: Path, shape: tuple[int, int], segments: int) -> dict:
-    from data.dataset import mel_array
+    from data.node_cache import mel_array
     path = write_dataset(folder, segments, shape, seed=1)
     parquet = sum(p.stat().st_size for p in (path / SEGMENTS).glob("*.parquet"))
     return {"parquet": parquet / segments,
@@ -236,7 +236,7 @@ def main() -> None:
         path = write_dataset(tmp / "ds", args.segments, (64, 64))
         per_segment = {"64x64": bytes_per_segment(tmp / "b64", (64, 64), 500),
                        "80x432": bytes_per_segment(tmp / "b80", (80, 432), 500)}
-        from data.dataset import mel_array
+        from data.node_cache import mel_array
         mel_array(path, "float16"), mel_array(path, "uint8")  # written once, as by the node's first trial
         memory = {}
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
