@@ -13,7 +13,7 @@ import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 # Bump when the pipeline's output changes for the same spec, so old builds are not reused.
 PIPELINE_VERSION = 2
@@ -174,12 +174,15 @@ URI_SECRETS = ("access_key", "secret_key", "session_token", "access_token", "pas
 def without_credentials(uri: str) -> str:
     """`uri` as it may be recorded or shown: a password in its authority (`s3://KEY:SECRET@bucket`)
     and credential keys in its query (`?access_key=...`) left out, the rest as given."""
+    # cut out of the text, not rebuilt with urlunsplit, which turns sqlite:////abs into sqlite://abs
     split = urlsplit(uri)
-    netloc = split.netloc
-    if "@" in netloc:  # userinfo: an S3 key pair or a proxy's user and password
-        netloc = netloc.rpartition("@")[2]
+    shown = uri
+    if "@" in split.netloc:  # userinfo: an S3 key pair or a proxy's user and password
+        shown = shown.replace(split.netloc.rpartition("@")[0] + "@", "", 1)
     query = "&".join(p for p in split.query.split("&") if p and p.split("=")[0].lower() not in URI_SECRETS)
-    return urlunsplit(split._replace(netloc=netloc, query=query))
+    if query != split.query:
+        shown = shown.replace("?" + split.query, "?" + query if query else "", 1)
+    return shown
 
 
 def shown_value(path: str, value):

@@ -15,6 +15,7 @@ import pyarrow.fs as pafs
 
 from data import remote
 from data.spec import redacted
+from platform.spec import study_storage
 from trainables.mlflow_run import TrackingTarget
 
 STATE_FILE = "platform-sweep.json"
@@ -50,6 +51,10 @@ def resolved(spec) -> dict:
 
 
 def record(spec, name: str, target: TrackingTarget) -> None:
+    """Write what --resume needs (STATE_FILE in the Tune experiment directory), and with the
+    optuna searcher the study's record under the storage root (platform.spec.study_storage)."""
+    if spec.tune.searcher == "optuna":
+        study_storage.record(spec, name, target.parent_run_id)
     fs, path = _fs(_join(spec.storage.resolved_tune(), name))
     fs.create_dir(path, recursive=True)
     with fs.open_output_stream(posixpath.join(path, STATE_FILE)) as out:
