@@ -18,7 +18,7 @@ of the summed proportional set size (PSS, from /proc/PID/smaps_rollup: a page sh
 processes counts 1/n in each, so the sum is what the node holds) of the trials, this driver
 and Ray's own processes; "data" is that minus the `none` path's with the same number of
 trials. The trials hold the very arrays a trial does (load_mels, the object store's array,
-data.dataset.mel_array) in numpy, without importing torch, which 15 trial starts on 2
+data.node_cache.mel_array) in numpy, without importing torch, which 15 trial starts on 2
 shared cores could not afford; a trial's own memory (torch, the trainer) is measured once,
 apart, for the extrapolation.
 

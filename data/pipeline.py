@@ -75,10 +75,9 @@ def _versions() -> dict:
 
 
 def _blocks(n_tracks: int) -> int:
-    """Several tracks to a task: measured on 2 shared cores, 120 tracks of 3 min took 44.3 s
-    one to a task (1.33 tasks busy on average) and 36.6 s eight to a task (1.65). Each track
-    still commits its own part, so resuming is unchanged; at least 4 tasks per CPU keep the
-    last tasks short."""
+    """Several tracks to a task (up to 8): one track a task leaves Ray Data's per-task cost
+    dominant (docs/data.md has the measurements). Each track still commits its own part, so
+    resuming is unchanged; at least 4 tasks per CPU keep the last tasks short."""
     import ray
     cpus = int(ray.cluster_resources().get("CPU", 1)) if ray.is_initialized() else os.cpu_count() or 1
     cpus = max(1, cpus)

@@ -46,7 +46,7 @@ class SegmentParams:
     skip_end_seconds: float = 0.0      # ... and outro
     silence_dbfs: float = -60.0        # segments with a lower RMS level (dBFS) are dropped
     # A longer track is a failure row, not read: decoding holds the whole track in memory
-    # (a 10-hour FLAC took a worker to 2.4 GB). Three hours covers a long DJ set.
+    # (docs/data.md). Three hours covers a long DJ set.
     max_track_seconds: float = 3 * 3600.0
 
     def __post_init__(self):
