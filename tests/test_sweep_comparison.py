@@ -110,7 +110,7 @@ def test_one_winner_in_the_summary_results_report_and_generate(sweep, tmp_path):
     from platform import report
     out = tmp_path / "report"
     assert report.main(["compare", "--out", str(out), "--tracking-uri", f"sqlite:///{cwd / 'mlflow.db'}",
-                        "--no-log"]) == 0
+                        "--root", str(cwd / "runs"), "--no-log"]) == 0  # where the sweep recorded its study
     page = (out / report.PAGE).read_text()
     assert f"Winner: <b>{winner}</b>" in page and all(name in page for name in scores)
     assert (out / f"{report.IMPORTANCE}.png").is_file()  # Optuna's importance on the stored study
