@@ -18,7 +18,7 @@ of the summed proportional set size (PSS, from /proc/PID/smaps_rollup: a page sh
 processes counts 1/n in each, so the sum is what the node holds) of the trials, this driver
 and Ray's own processes; "data" is that minus the `none` path's with the same number of
 trials. The trials hold the very arrays a trial does (load_mels, the object store's array,
-data.dataset.mel_array) in numpy, without importing torch, which 15 trial starts on 2
+data.node_cache.mel_array) in numpy, without importing torch, which 15 trial starts on 2
 shared cores could not afford; a trial's own memory (torch, the trainer) is measured once,
 apart, for the extrapolation.
 
@@ -134,7 +134,7 @@ def make_trial_class():
             elif kind == "object-store":
                 self.images = shared
             else:
-                from data.dataset import mel_array
+                from data.node_cache import mel_array
                 self.images = mel_array(path, "uint8" if kind == "mmap-uint8" else "float16")
             for start in range(0, len(self.images), 1024):
                 np.asarray(self.images[start:start + 1024], dtype=np.float32).sum()
@@ -216,7 +216,7 @@ def measure_throughput(path: Path, rounds: int, kinds: list[str]) -> dict:
 
 
 def bytes_per_segment(folder: Path, shape: tuple[int, int], segments: int) -> dict:
-    from data.dataset import mel_array
+    from data.node_cache import mel_array
     path = write_dataset(folder, segments, shape, seed=1)
     parquet = sum(p.stat().st_size for p in (path / SEGMENTS).glob("*.parquet"))
     return {"parquet": parquet / segments,
@@ -236,7 +236,7 @@ def main() -> None:
         path = write_dataset(tmp / "ds", args.segments, (64, 64))
         per_segment = {"64x64": bytes_per_segment(tmp / "b64", (64, 64), 500),
                        "80x432": bytes_per_segment(tmp / "b80", (80, 432), 500)}
-        from data.dataset import mel_array
+        from data.node_cache import mel_array
         mel_array(path, "float16"), mel_array(path, "uint8")  # written once, as by the node's first trial
         memory = {}
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,

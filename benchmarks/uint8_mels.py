@@ -25,7 +25,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from data import dataset, mel, sources, tracks  # noqa: E402
+from data import dataset, mel, node_cache, sources, tracks  # noqa: E402
 from data.spec import DatasetSpec, SyntheticSource  # noqa: E402
 from trainables.config import TrialConfig  # noqa: E402
 from trainables.dataset_share import shared_images  # noqa: E402
@@ -55,7 +55,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="uint8-mels-") as tmp:
         path = build(Path(tmp) / "ds", args.tracks)
         real = dataset.load_mels(path).astype(np.float32)
-        levels = dataset.mel_array(path, "uint8")
+        levels = node_cache.mel_array(path, "uint8")
         step_db = dataset.uint8_step_db(path)
         error_db = np.abs(dataset.dequantise(levels) - real).max() * step_db * 255 / 2
         print(f"{len(real)} segments of 64 x 64. uint8 step: {step_db:.3f} dB "

@@ -1,14 +1,9 @@
 """Read a built dataset: its manifest, its failures and its mel images, with plain pyarrow.
 
-`mel_array` is the mel images as one read-only, memory-mapped `.npy` file beside the
-Parquet (`.mels-float16.npy` or `.mels-uint8.npy`, hidden: a machine's own, never
-published): every trial on a node maps the same file, so the node holds one copy in its
-page cache however many trials read it (benchmarks/data_memory.py, docs/data.md).
+The node's shared, memory-mapped copy of the mel images is data/node_cache.py's.
 """
-import fcntl
 import json
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +18,7 @@ FAILURES = "failures.parquet"
 
 
 def cache_dir() -> Path:
-    """This node's cache: datasets copied from a store, shared mel arrays, downloads."""
+    """This node's cache of datasets copied from a store (data/remote.py)."""
     return Path(os.environ.get("PLATFORM_CACHE") or Path.home() / ".cache" / "techno-mel-gan")
 
 
@@ -140,49 +135,27 @@ def uint8_step_db(path: str | os.PathLike) -> float:
     return (scaling["db_max"] - scaling["db_min"]) / UINT8_LEVELS
 
 
-def _part_files(path: Path) -> list[Path]:
-    # one file per track, named by its track id: sorting the names sorts by track, as read_segments does
-    return sorted((path / SEGMENTS).glob("*.parquet"), key=lambda p: p.stem)
+def part_files(path: str | os.PathLike) -> list[Path]:
+    """The dataset's Parquet parts, one per track, named by its track id: sorting the names
+    sorts by track, as read_segments does."""
+    return sorted((Path(path) / SEGMENTS).glob("*.parquet"), key=lambda p: p.stem)
 
 
-def mel_array(path: str | os.PathLike, dtype: str = "float16") -> np.ndarray:
-    """All the dataset's mel images, (segments, n_mels, frames) in read_segments' order, as a
-    read-only memory map of `<dataset>/.mels-<dtype>.npy`, written on first use (one track
-    at a time, so a dataset larger than memory can be written; under a lock, so that trials
-    starting together write it once). uint8: `quantise`d; float16: as in the Parquet."""
-    assert dtype in MEL_DTYPES, f"dtype must be one of {MEL_DTYPES}"
-    path = Path(path)
-    folder = path if os.access(path, os.W_OK) else _elsewhere(path)  # a read-only dataset: this node's cache
-    target = folder / f".mels-{dtype}.npy"
-    if not target.exists():
-        with open(folder / f".mels-{dtype}.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if not target.exists():
-                _write_mel_array(path, target, dtype)
-    return np.load(target, mmap_mode="r")
-
-
-def _elsewhere(path: Path) -> Path:
-    """Where the shared array of a dataset this process cannot write beside goes: the node's
-    cache ($PLATFORM_CACHE), under the dataset's fingerprint."""
-    name = read_manifest(path).get("fingerprint") or path.resolve().name
-    folder = cache_dir() / "mels" / re.sub(r"[^A-Za-z0-9_-]", "_", str(name))[:64]
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def _write_mel_array(path: Path, target: Path, dtype: str) -> None:
-    files = _part_files(path)
-    rows = sum(pq.read_metadata(f).num_rows for f in files)
-    shape = pq.read_schema(files[0]).field("mel").type.shape if files else read_manifest(path)["shape"]
-    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(dtype), shape=(rows, *shape))
-    at = 0
-    for f in files:
-        table = pq.read_table(f, columns=["segment_index", "mel"]).sort_by("segment_index")
-        mels = _tensor_chunks_to_numpy(table.column("mel"))
-        out[at:at + len(mels)] = quantise(mels) if dtype == "uint8" else mels.astype(np.float16, copy=False)
-        at += len(mels)
-    out.flush()
-    del out
-    os.replace(tmp, target)  # whole or absent: a trial never maps half a file
+def check_parts(path: str | os.PathLike) -> int:
+    """The rows of the dataset at `path`, every Parquet part's footer read; DatasetError, one
+    sentence naming the file, for a part that is no Parquet (replaced, cut short) or rows
+    that differ from the manifest's count. Cheap (footers only): the driver runs it before
+    trials start, so no trial dies on a damaged file."""
+    rows = 0
+    for part in part_files(path):
+        try:
+            rows += pq.read_metadata(part).num_rows
+        except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
+            why = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
+            raise DatasetError(f"{part} is not a readable Parquet file ({why}): the dataset at {path} is damaged; "
+                               "remove that folder and run the command again to build it anew.") from None
+    expected = read_manifest(path).get("counts", {}).get("segments")
+    if expected is not None and rows != expected:
+        raise DatasetError(f"the dataset at {path} has {rows} rows in its Parquet files but its manifest says "
+                           f"{expected}: it is damaged; remove that folder and run the command again to build it anew.")
+    return rows

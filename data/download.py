@@ -13,11 +13,19 @@ A failure's reason says why in words a user can act on: yt-dlp's own warnings an
 sorted into CAUSES (sign-in asked, no JS runtime, geo-blocked, removed, rate limited), whose
 label begins the reason in the failures table, and `summary` turns a build's failures into
 one line per cause with its fix.
+
+The user's cookies file is never written: yt-dlp saves its cookie jar back to `cookiefile`
+when it closes, so each listing and download gets a private copy (`_private_cookies`),
+deleted afterwards; concurrent downloads then never read a file another one is writing.
 """
+import contextlib
 import functools
 import hashlib
 import logging
+import os
 import re
+import shutil
+import tempfile
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,14 +104,30 @@ def _sleeps(params: DownloadParams, url: str) -> dict:
             "sleep_interval_requests": params.sleep_requests_seconds}
 
 
+@contextlib.contextmanager
+def _private_cookies(params: DownloadParams):
+    """yt-dlp's `cookiefile` option: a private copy of the user's cookies file (mode 0600, in
+    the temp dir), removed on leaving; {} without cookies."""
+    if not params.cookies:
+        yield {}
+        return
+    fd, copy = tempfile.mkstemp(prefix="yt-dlp-cookies-", suffix=".txt")
+    try:
+        with os.fdopen(fd, "wb") as out, open(Path(params.cookies).expanduser(), "rb") as user:
+            shutil.copyfileobj(user, out)
+        yield {"cookiefile": copy}
+    finally:
+        os.unlink(copy)
+
+
 def _options(params: DownloadParams, url: str, **extra) -> dict:
+    """yt-dlp's options; `extra` carries the `cookiefile` of `_private_cookies` (never the user's)."""
     return {"quiet": True, "no_warnings": True, "noprogress": True, "logger": _Logger(),
             "socket_timeout": params.socket_timeout, "retries": params.retries,
             "extractor_retries": params.retries, "fragment_retries": params.retries,
             "enable_file_urls": params.allow_file_urls, "ffmpeg_location": ffmpeg_binary(),
             "format": "bestaudio/best", "noplaylist": True, "js_runtimes": js_runtimes(),
             **_sleeps(params, url),
-            **({"cookiefile": str(Path(params.cookies).expanduser())} if params.cookies else {}),
             **({"proxy": params.proxy} if params.proxy else {}), **extra}
 
 
@@ -218,12 +242,14 @@ def video_key(url: str) -> str | None:
 def expand(url: str, params: DownloadParams) -> list[dict]:
     """A playlist URL -> its videos as [{url, key, title}], listing only (no download)."""
     import yt_dlp
-    options = _options(params, url, extract_flat="in_playlist", noplaylist=False)
+    logger = _Logger()
     try:
-        with yt_dlp.YoutubeDL(options) as ydl:
-            info = ydl.extract_info(url, download=False)
+        with _private_cookies(params) as cookies:
+            options = _options(params, url, extract_flat="in_playlist", noplaylist=False, logger=logger, **cookies)
+            with yt_dlp.YoutubeDL(options) as ydl:
+                info = ydl.extract_info(url, download=False)
     except Exception as error:  # yt-dlp raises DownloadError and others; all become a reason
-        raise _explain(error, url, options["logger"].said) from None
+        raise _explain(error, url, logger.said) from None
     if info.get("_type") not in ("playlist", "multi_video"):
         key = _key(info.get("extractor_key"), info.get("id"), url)
         return [{"url": info.get("webpage_url") or url, "key": key, "title": info.get("title") or key}]
@@ -255,12 +281,15 @@ def download(url: str, key: str, cache_dir: Path, params: DownloadParams) -> tup
         return hit, True
     import yt_dlp
     cache_dir.mkdir(parents=True, exist_ok=True)
-    options = _options(params, url, outtmpl=str(cache_dir / f"{key}.%(ext)s"), overwrites=False)
+    logger = _Logger()
     try:
-        with yt_dlp.YoutubeDL(options) as ydl:
-            info = ydl.extract_info(url, download=True)
+        with _private_cookies(params) as cookies:
+            options = _options(params, url, outtmpl=str(cache_dir / f"{key}.%(ext)s"), overwrites=False,
+                               logger=logger, **cookies)
+            with yt_dlp.YoutubeDL(options) as ydl:
+                info = ydl.extract_info(url, download=True)
     except Exception as error:
-        raise _explain(error, url, options["logger"].said) from None
+        raise _explain(error, url, logger.said) from None
     paths = [Path(d["filepath"]) for d in info.get("requested_downloads") or [] if d.get("filepath")]
     hit = next((p for p in paths if p.exists()), None) or cached(key, cache_dir)
     if hit is None:

@@ -16,8 +16,8 @@ import numpy as np
 
 from data.spec import HIFIGAN_FMAX, DatasetSpec
 
-# HiFi-GAN's clamp, and a ceiling above real music: ln 1.77 was the loudest mel bin of four
-# Singularity soundtrack tracks (60 s each, peaks up to 0.78), so 3.0 clips nothing real.
+# HiFi-GAN's clamp, and a ceiling above real music's loudest mel bin (measured in
+# docs/listening.md), so 3.0 clips nothing real.
 LOG_MIN, LOG_MAX = math.log(1e-5), 3.0
 DB_PER_LOG = 20 / math.log(10)  # 20 log10(x) = DB_PER_LOG * ln(x): the figures' dB scale
 
@@ -83,8 +83,8 @@ def _inverse_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | 
 
 def to_power_spectrogram(power_mel: np.ndarray, spec: DatasetSpec) -> np.ndarray:
     """Mel power -> linear-frequency power, by the mel filter bank's pseudo-inverse (clipped
-    at 0). librosa's mel_to_stft solves a non-negative least squares problem instead: 3x
-    slower here for the same round-trip error (benchmarks/mel_inverse.py)."""
+    at 0). librosa's mel_to_stft solves a non-negative least squares problem instead, slower
+    for the same round-trip error (benchmarks/mel_inverse.py, docs/tracking.md)."""
     m = spec.mel
     return np.maximum(_inverse_basis(m.sample_rate, m.n_fft, m.n_mels, m.fmin, _fmax(spec)) @ power_mel, 0.0)
 

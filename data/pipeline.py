@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from data import mel, sources, tracks as track_work
-from data.dataset import FAILURES, MANIFEST, SEGMENTS, read_manifest
+from data.dataset import FAILURES, MANIFEST, SEGMENTS, DatasetError, check_parts, read_manifest
 from data.spec import DatasetSpec, redacted
 
 log = logging.getLogger(__name__)
@@ -75,10 +75,9 @@ def _versions() -> dict:
 
 
 def _blocks(n_tracks: int) -> int:
-    """Several tracks to a task: measured on 2 shared cores, 120 tracks of 3 min took 44.3 s
-    one to a task (1.33 tasks busy on average) and 36.6 s eight to a task (1.65). Each track
-    still commits its own part, so resuming is unchanged; at least 4 tasks per CPU keep the
-    last tasks short."""
+    """Several tracks to a task (up to 8): one track a task leaves Ray Data's per-task cost
+    dominant (docs/data.md has the measurements). Each track still commits its own part, so
+    resuming is unchanged; at least 4 tasks per CPU keep the last tasks short."""
     import ray
     cpus = int(ray.cluster_resources().get("CPU", 1)) if ray.is_initialized() else os.cpu_count() or 1
     cpus = max(1, cpus)
@@ -144,6 +143,12 @@ def _run(pending: list[dict], spec: DatasetSpec, parts: Path, cache_dir: Path,
 
 
 def _reuse(final: Path, fingerprint: str) -> BuiltDataset:
+    """The finished build at `final`, its Parquet parts checked (footers): a damaged file is
+    named now, before any trial opens it."""
+    try:
+        check_parts(final)
+    except DatasetError as error:
+        raise BuildError(str(error)) from None
     manifest = read_manifest(final)
     counts = manifest["counts"]
     return BuiltDataset(final, fingerprint, counts["segments"], reused=True, tracks=counts["tracks"],
@@ -213,6 +218,9 @@ def _build_locked(spec: DatasetSpec, fingerprint: str, root: Path, final: Path, 
     span = [round(min(s["began"] for s in summaries) - ray_started, 2),
             round(max(s["ended"] for s in summaries) - ray_started, 2),
             round(time.time() - ray_started, 2)] if summaries else []
+    faults = [s for s in summaries if s["stage"] == track_work.ENVIRONMENT]
+    if faults:  # the machine's fault, not the inputs': no partial set under the full fingerprint
+        raise BuildError(_stopped(faults[0]["reason"], len(faults), work))
     failures += [sources.failure(s["input"], s["stage"], s["reason"], s["unreachable"])
                  for s in summaries if s["stage"]]
     for f in failures:
@@ -229,6 +237,27 @@ def _build_locked(spec: DatasetSpec, fingerprint: str, root: Path, final: Path, 
         log.warning("%d URL input(s) could not be reached (no network?); building from the other sources.",
                     unreachable)
 
+    try:
+        return _finish(spec, fingerprint, final, work, files, n_segments, failures, unreachable, summaries,
+                       pending, resumed, started, span, stats)
+    except OSError as error:
+        if track_work.disk_full(error):
+            raise BuildError(_stopped(f"disk full at {work}", 0, work)) from None
+        raise
+
+
+def _stopped(reason: str, tracks: int, work: Path) -> str:
+    """The one sentence of a build stopped by its machine (a full disk)."""
+    done = len(list((work / SEGMENTS).glob("*.parquet")))
+    return (f"{reason}: the build stopped" + (f" with {tracks} track(s) not written" if tracks else "")
+            + f"; the {done} finished track(s) are kept in {work} and the next run goes on from them "
+            "once there is space.")
+
+
+def _finish(spec: DatasetSpec, fingerprint: str, final: Path, work: Path, files: list[Path], n_segments: int,
+            failures: list[dict], unreachable: int, summaries: list[dict], pending: list[dict], resumed: int,
+            started: float, span: list, stats: str) -> BuiltDataset:
+    """Write the failures table and the manifest (last), and move the build into place."""
     stage_seconds = {stage: round(sum(float(s[f"seconds_{stage}"]) for s in summaries), 3)
                      for stage in track_work.STAGES}
     _write_failures(work / FAILURES, failures)

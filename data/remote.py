@@ -27,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pyarrow.fs as pafs
 
 from data.dataset import MANIFEST, cache_dir, read_manifest
+from data.spec import without_credentials
 
 FID_STATS = "fid_stats"
 COPY_THREADS = 8
@@ -55,19 +56,13 @@ def open_uri(uri: str) -> tuple[pafs.FileSystem, str]:
     try:
         fs, path = pafs.FileSystem.from_uri(uri)
     except (ValueError, OSError) as error:  # pyarrow's ArrowInvalid is a ValueError
-        raise StoreError(f"{uri!r} is not a URI pyarrow can open ({first_line(error)})") from None
+        raise StoreError(f"{display(uri)!r} is not a URI pyarrow can open ({first_line(error)})") from None
     return fs, path.rstrip("/")
 
 
-_SECRETS = {"access_key", "secret_key", "session_token"}  # query keys never shown
-
-
 def display(uri: str) -> str:
-    """`uri` for messages and tags: keys given in its query (`access_key=...`) left out."""
-    split = urlsplit(uri)
-    query = "&".join(p for p in split.query.split("&") if p and p.split("=")[0] not in _SECRETS)
-    return urlunsplit(split._replace(query=query))
-
+    """`uri` for messages and tags: its credentials left out (data.spec.without_credentials)."""
+    return without_credentials(uri)
 
 
 def published(uri: str) -> bool:
@@ -156,7 +151,7 @@ def fetch(uri: str, dest: str | os.PathLike, lock: str | os.PathLike) -> bool:
         fcntl.flock(held, fcntl.LOCK_EX)  # trials starting together on this node: one downloads
         remote = _remote_manifest(fs, path)
         if remote is None:
-            raise StoreError(f"no dataset is published at {uri} (it has no {MANIFEST})")
+            raise StoreError(f"no dataset is published at {display(uri)} (it has no {MANIFEST})")
         if (dest / MANIFEST).exists() and read_manifest(dest) == remote:
             have = set(_local_files(dest / FID_STATS)) if (dest / FID_STATS).exists() else set()
             missing = [f"{FID_STATS}/{f}" for f in _remote_files(fs, f"{path}/{FID_STATS}") if f not in have]

@@ -13,6 +13,7 @@ import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 # Bump when the pipeline's output changes for the same spec, so old builds are not reused.
 PIPELINE_VERSION = 2
@@ -45,7 +46,7 @@ class SegmentParams:
     skip_end_seconds: float = 0.0      # ... and outro
     silence_dbfs: float = -60.0        # segments with a lower RMS level (dBFS) are dropped
     # A longer track is a failure row, not read: decoding holds the whole track in memory
-    # (a 10-hour FLAC took a worker to 2.4 GB). Three hours covers a long DJ set.
+    # (docs/data.md). Three hours covers a long DJ set.
     max_track_seconds: float = 3 * 3600.0
 
     def __post_init__(self):
@@ -162,23 +163,48 @@ class DownloadParams:
 
 
 # Settings whose value is a secret or points at one: shown as "<redacted>" everywhere a spec
-# is written down (manifest, dry run, the sweep's spec artifact and `set/` params).
-SECRET_KEYS = ("dataset.download.cookies",)
+# is written down (manifest, dry run, the sweep's spec artifact, `set/` params, the sweep's
+# record for --resume). A proxy may hold `user:password@`; a cookies file signs in as its owner.
+SECRET_KEYS = ("dataset.download.cookies", "dataset.download.proxy")
 REDACTED = "<redacted>"
+# query keys of a storage URI that carry credentials (pyarrow's S3 and GCS options)
+URI_SECRETS = ("access_key", "secret_key", "session_token", "access_token", "password", "token")
+
+
+def without_credentials(uri: str) -> str:
+    """`uri` as it may be recorded or shown: a password in its authority (`s3://KEY:SECRET@bucket`)
+    and credential keys in its query (`?access_key=...`) left out, the rest as given."""
+    # cut out of the text, not rebuilt with urlunsplit, which turns sqlite:////abs into sqlite://abs
+    split = urlsplit(uri)
+    shown = uri
+    if "@" in split.netloc:  # userinfo: an S3 key pair or a proxy's user and password
+        shown = shown.replace(split.netloc.rpartition("@")[0] + "@", "", 1)
+    query = "&".join(p for p in split.query.split("&") if p and p.split("=")[0].lower() not in URI_SECRETS)
+    if query != split.query:
+        shown = shown.replace("?" + split.query, "?" + query if query else "", 1)
+    return shown
+
+
+def shown_value(path: str, value):
+    """The value of the setting at `path` as it may be written down: REDACTED for a set secret
+    key, a URI without its credentials, anything else as it is."""
+    if path in SECRET_KEYS and value:
+        return REDACTED
+    if isinstance(value, str) and "://" in value:
+        return without_credentials(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(shown_value(path, v) for v in value)
+    return value
 
 
 def redacted(mapping: dict, prefix: str = "") -> dict:
-    """A copy of a (nested) spec mapping with the SECRET_KEYS that are set replaced by
-    REDACTED; `prefix` is where `mapping` sits ("dataset." for a DatasetSpec's asdict)."""
+    """A copy of a (nested) spec mapping as it may be written down: the SECRET_KEYS that are set
+    replaced by REDACTED and every URI without its credentials (`shown_value`); `prefix` is
+    where `mapping` sits ("dataset." for a DatasetSpec's asdict)."""
     out = {}
     for key, value in mapping.items():
         path = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out[key] = redacted(value, f"{path}.")
-        elif path in SECRET_KEYS and value:
-            out[key] = REDACTED
-        else:
-            out[key] = value
+        out[key] = redacted(value, f"{path}.") if isinstance(value, dict) else shown_value(path, value)
     return out
 
 

@@ -4,6 +4,7 @@ The Ray Data pipeline and the benchmark's plain loop both call these functions, 
 compare the same work. Each returns a small summary row (counts, timings, or the stage
 and reason it failed); an exception never escapes for a bad input, so the build goes on.
 """
+import errno
 import os
 import time
 from pathlib import Path
@@ -16,6 +17,18 @@ from data import download, mel, segment, synthetic
 from data.spec import DatasetSpec
 
 STAGES = ("fetch", "decode", "segment", "mel", "write")
+# A fault of the machine, not of the input: the build stops on it instead of skipping the input
+ENVIRONMENT = "environment"
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+_FULL_TEXT = ("no space left on device", "disk quota exceeded", "read-only file system")
+
+
+def disk_full(error: BaseException | str) -> bool:
+    """Whether `error` (or a reason's text: yt-dlp and pyarrow pass on the system's message) is
+    a full, over-quota or read-only disk."""
+    if isinstance(error, OSError) and error.errno in _FULL:
+        return True
+    return any(text in str(error).lower() for text in _FULL_TEXT)
 
 
 def part_path(parts_dir: Path, track_id: str) -> Path:
@@ -47,7 +60,8 @@ def fetch(track: dict, spec: DatasetSpec, cache_dir: Path) -> dict:
         return {**track, "audio_path": str(path), "fetch_failure": "", "unreachable": False,
                 "seconds_fetch": time.perf_counter() - started}
     except download.FetchError as error:
-        return {**track, "audio_path": "", "fetch_failure": str(error), "unreachable": error.unreachable,
+        reason = f"disk full at {cache_dir}" if disk_full(error) else str(error)  # the machine's, not the URL's
+        return {**track, "audio_path": "", "fetch_failure": reason, "unreachable": error.unreachable,
                 "seconds_fetch": time.perf_counter() - started}
 
 
@@ -57,12 +71,17 @@ def process(track: dict, spec: DatasetSpec, parts_dir: Path) -> dict:
     try:
         row = _process(track, spec, parts_dir)
     except Exception as error:  # one odd track must not stop a build of thousands
-        row = _summary(track, stage="process", reason=f"unexpected {type(error).__name__}: {error}")
+        if disk_full(error):  # ... but a full disk stops it: the build says so (data.pipeline)
+            row = _summary(track, stage=ENVIRONMENT, reason=f"disk full at {parts_dir}")
+        else:
+            row = _summary(track, stage="process", reason=f"unexpected {type(error).__name__}: {error}")
     return {**row, "began": began, "ended": began + time.perf_counter() - started}
 
 
 def _process(track: dict, spec: DatasetSpec, parts_dir: Path) -> dict:
     times = {"seconds_fetch": track.get("seconds_fetch", 0.0)}
+    if track.get("fetch_failure", "").startswith("disk full at "):  # the download cache's disk
+        return _summary(track, stage=ENVIRONMENT, reason=track["fetch_failure"], **times)
     if track.get("fetch_failure"):
         return _summary(track, stage="fetch", reason=track["fetch_failure"],
                         unreachable=bool(track.get("unreachable")), **times)
@@ -85,6 +104,8 @@ def _process(track: dict, spec: DatasetSpec, parts_dir: Path) -> dict:
             audio = segment.decode(track.get("audio_path") or track["locator"], sr,
                                    max_seconds=spec.segment.max_track_seconds)
     except (segment.DecodeError, OSError) as error:
+        if disk_full(error):
+            raise
         return _summary(track, stage="decode", reason=str(error), **times)
     lap("decode")
 
@@ -114,7 +135,10 @@ def _process(track: dict, spec: DatasetSpec, parts_dir: Path) -> dict:
     }, schema=segment_schema(spec))
     final = part_path(parts_dir, track["track_id"])
     tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, final)  # a stopped build leaves either the whole part or none
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, final)  # a stopped build leaves either the whole part or none
+    finally:
+        tmp.unlink(missing_ok=True)  # a write that failed (a full disk) leaves no half file
     lap("write")
     return _summary(track, audio_path=track.get("audio_path", ""), segments=n, silent=silent, **times)

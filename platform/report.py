@@ -5,7 +5,8 @@ For the experiment's latest sweep (or `--parent RUN_ID`), from its trial runs in
                          each searched value, with its status and where it stopped; the fid
                          curves with the real-vs-real baseline; the best trials' latest sample
                          grids with their audio playable beside them; parameter importance
-                         (Optuna's, on the sweep's stored study); score against training speed.
+                         (Optuna's, on the study the sweep recorded under its storage root,
+                         `--root`; never one a tag points at); score against training speed.
                          Self-contained: images, audio and charts are inside it.
     fid_per_trial.FMT    each trial's score (its best fid, with its step) and final fid (the
                          study's Figure 16), trials the scheduler stopped marked, the baseline drawn
@@ -22,6 +23,7 @@ drawn one by one (their media downloaded), the rest are summarised and listed in
 """
 import argparse
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -47,10 +49,28 @@ def _baseline_of(parent) -> float | None:
         return None
 
 
+def recorded_study(parent, root: str | Path) -> tuple | str:
+    """The sweep's Optuna study as (storage, name, where), opened from the record the sweep
+    wrote under the storage root `root` (platform.spec.study_storage), never from a location
+    in a tag; or the one sentence saying why there is none (printed as a warning too)."""
+    from platform.spec import study_storage
+    name = parent.data.tags.get("optuna.study")
+    if not name:
+        return "Parameter importance needs tune.searcher: optuna, whose study the sweep stores."
+    try:
+        storage, where = study_storage.recorded(Path(root).resolve(), name, parent.info.run_id,
+                                                tagged=parent.data.tags.get("optuna.storage"))
+    except study_storage.StudyRecordError as error:
+        print(f"warning: no parameter importance: {error}", file=sys.stderr)
+        return f"No parameter importance: {error}"
+    return storage, name, where
+
+
 def build(client, parent, runs: list, out: Path, fmt: str, top_n: int,
-          started: float | None = None) -> tuple[list[Path], list[dict]]:
+          started: float | None = None, root: str | Path = "runs") -> tuple[list[Path], list[dict]]:
     """Write the figures and the page into `out`: (the files written, the trials).
-    `started`: when the command began (time.monotonic), for its progress lines."""
+    `started`: when the command began (time.monotonic), for its progress lines; `root`: the
+    storage root the sweep recorded its Optuna study under."""
     from platform.reporting import page as report_page
     from platform.reporting.figures import (fid_curves_figure, fid_figure, importance_figure, losses_figure,
                                             samples_figure, speed_figure, style)
@@ -60,7 +80,7 @@ def build(client, parent, runs: list, out: Path, fmt: str, top_n: int,
     top = trials[:top_n]
     baseline = _baseline_of(parent)
     embedding = next((t["embedding"] for t in trials if t["embedding"]), "")
-    weights, importance_note = importance(parent)
+    weights, importance_note = importance(recorded_study(parent, root))
     written = []
     with tempfile.TemporaryDirectory(prefix="sweep-report-") as tmp:
         add_media(client, top, Path(tmp))
@@ -103,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"the N best trials are drawn one by one with their samples and audio, the rest "
                              f"summarised (default {TOP}, at most {TOP_MAX})")
     command.add_tracking_option(parser)
+    parser.add_argument("--root", default=None,
+                        help="the sweep's storage root, where it recorded its Optuna study (default: "
+                             "$PLATFORM_STORAGE_ROOT, else ./runs, as for the sweep)")
     parser.add_argument("--no-log", action="store_true", help="do not log the figures and the page to the parent run")
     args = parser.parse_args(argv)
     if Path(args.out).exists() and not Path(args.out).is_dir():
@@ -119,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    written, trials = build(client, parent, runs, out, args.format, args.top, started)
+    root = args.root or os.environ.get("PLATFORM_STORAGE_ROOT") or "runs"
+    written, trials = build(client, parent, runs, out, args.format, args.top, started, root)
     for t in trials:
         if t.get("mos") is not None:
             interval = " ({:.2f} to {:.2f})".format(*t["mos_ci"]) if "mos_ci" in t else ""

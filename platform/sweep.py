@@ -16,7 +16,7 @@ import time
 import yaml
 
 from platform.driver import command, console
-from platform.spec import spaces, tune_space
+from platform.spec import spaces, study_storage, tune_space
 
 log = logging.getLogger("platform.sweep")
 
@@ -195,7 +195,7 @@ def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str
         stamp = time.strftime("%Y%m%d-%H%M%S")
         name = f"{spec.name}-{stamp}"
         # where the Optuna study lives, for platform.report's parameter importance and optuna-dashboard
-        study = {"optuna.storage": tune_space.optuna_storage_uri(spec), "optuna.study": name} \
+        study = {"optuna.storage": study_storage.shown(spec), "optuna.study": name} \
             if spec.tune.searcher == "optuna" else {}
         target = tracking.start_sweep(
             tracking_uri, spec.experiment, run_name=f"sweep-{stamp}",

@@ -1,4 +1,4 @@
-"""One copy of a dataset per node (trainables/dataset_share.py, data.dataset.mel_array) and
+"""One copy of a dataset per node (trainables/dataset_share.py, data.node_cache.mel_array) and
 uint8 mels: same rows and order as load_mels, a round trip within half a step, the trainer
 unchanged by the shared path, and two trial processes sharing one copy's pages."""
 import json
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from data import dataset, mel, sources, tracks
+from data import dataset, mel, node_cache, sources, tracks
 from data.spec import DatasetSpec, SyntheticSource
 from trainables.config import TrialConfig
 from trainables.dataset_share import shared_images
@@ -33,12 +33,12 @@ def _dataset(tmp_path: Path, tracks_n: int = 3, seconds: float = 16.0) -> Path:
 def test_the_shared_array_holds_load_mels_rows_and_uint8_is_within_half_a_step(tmp_path):
     path = _dataset(tmp_path)
     everything = dataset.load_mels(path)
-    shared = dataset.mel_array(path, "float16")
+    shared = node_cache.mel_array(path, "float16")
     assert isinstance(shared, np.memmap) and not shared.flags.writeable
     assert np.array_equal(np.asarray(shared), everything)
-    assert (path / ".mels-float16.npy").is_file()  # hidden: never published (data/remote.py)
+    assert Path(shared.filename).name == "mels-float16.npy" and not list(path.glob("*.npy"))  # the node's, not beside
 
-    levels = dataset.mel_array(path, "uint8")
+    levels = node_cache.mel_array(path, "uint8")
     assert levels.dtype == np.uint8 and levels.nbytes * 2 == shared.nbytes
     step_db = dataset.uint8_step_db(path)
     assert step_db == pytest.approx(80 / 255)  # the study's mel: top_db 80 over 255 steps
@@ -106,13 +106,13 @@ def _mapped_kb(pid: int, name: str) -> tuple[int, int]:
 @pytest.mark.slow
 def test_two_trials_on_one_node_share_one_copy(tmp_path):
     path = _dataset(tmp_path, tracks_n=8, seconds=60.0)  # 96 segments, 768 kB in float16
-    size_kb = dataset.mel_array(path, "float16").nbytes // 1024
+    size_kb = node_cache.mel_array(path, "float16").nbytes // 1024
     trials = [subprocess.Popen([sys.executable, "-c", _TRIAL, str(path), "float16"], cwd=ROOT, text=True,
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE) for _ in range(2)]
     try:
         for trial in trials:  # each has read every image once
             assert trial.stdout.readline().strip() == "ready"
-        mapped = [_mapped_kb(trial.pid, ".mels-float16.npy") for trial in trials]
+        mapped = [_mapped_kb(trial.pid, "mels-float16.npy") for trial in trials]
     finally:
         for trial in trials:
             trial.communicate("", timeout=120)

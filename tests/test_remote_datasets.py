@@ -12,7 +12,7 @@ import pytest
 
 from data import remote
 from data.dataset import load_mels, read_manifest
-from tests.helpers import S3_ENV, TINY_DATASET, run_module, s3_server, tiny_sweep, write_spec
+from tests.helpers import S3_ENV, TINY_DATASET, run_module, s3_server, seed_datasets, tiny_sweep, write_spec
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +126,17 @@ def test_join_keeps_the_query_last_and_display_hides_keys():
            "s3://b/p/fp?endpoint_override=h:1&scheme=http"
     assert remote.join("file:///tmp/x", "fp") == "file:///tmp/x/fp"
     assert remote.display("s3://b/p?access_key=A&secret_key=S&region=r") == "s3://b/p?region=r"
+    assert remote.display("s3://KEY:SECRET@b/p?endpoint_override=h:1") == "s3://b/p?endpoint_override=h:1"
+
+
+def test_secret_settings_are_redacted_wherever_a_spec_is_written():
+    from data.spec import redacted
+    spec = {"dataset": {"download": {"proxy": "http://u:pw@p:3128", "cookies": "/home/me/c.txt", "retries": 2},
+                        "urls": ["https://x.test/a?token=T"]},
+            "storage": {"datasets": "s3://K:S@b/p?scheme=http", "root": "runs"}}
+    assert redacted(spec) == {"dataset": {"download": {"proxy": "<redacted>", "cookies": "<redacted>", "retries": 2},
+                                          "urls": ["https://x.test/a"]},
+                              "storage": {"datasets": "s3://b/p?scheme=http", "root": "runs"}}
 
 
 def test_a_bad_store_is_one_sentence(tmp_path, s3):
@@ -213,3 +224,49 @@ def test_a_sweep_publishes_its_dataset_and_trials_read_it_from_there(tmp_path, s
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"Dataset {fingerprint}: downloaded from s3://datasets/e2e/{fingerprint}?" in again.stdout
     assert "(reused)" in again.stdout and "already there" in again.stdout and "building" not in again.stdout
+
+
+# What a sweep with credentials may never write down: an S3 key pair in the store's URI, a
+# proxy's password, a cookies file's path and contents (each string unique to this test).
+ACCESS_KEY, SECRET_KEY = "AKIAQX7SECRETKEYID42", "s3cr3tValueNobodyMaySee9"
+PROXY_PASSWORD = "pr0xyPassw0rdZ81"
+COOKIE_VALUE = "SIDcookieValueQ3k8"
+
+
+def _files_holding(folder, secrets: list[bytes], skip: set) -> list[str]:
+    return [f"{path} holds {secret.decode()!r}" for path in sorted(folder.rglob("*"))
+            if path.is_file() and not path.is_symlink() and path not in skip
+            for secret in secrets if secret in path.read_bytes()]
+
+
+@pytest.mark.slow
+def test_a_sweep_with_credentials_records_none_of_them(tmp_path, s3, tiny_datasets):
+    # pyarrow takes a key pair in the URI's authority (s3://KEY:SECRET@bucket), not in its query
+    store = s3("secret").replace("s3://", f"s3://{ACCESS_KEY}:{SECRET_KEY}@")
+    cookies = tmp_path / "my-signed-in-cookies-7d1e.txt"
+    cookies.write_text("# Netscape HTTP Cookie File\n"
+                       f".youtube.com\tTRUE\t/\tTRUE\t2147483647\tSID\t{COOKIE_VALUE}\n")
+    dataset = {**TINY_DATASET, "download": {"proxy": f"http://alice:{PROXY_PASSWORD}@127.0.0.1:9",
+                                            "cookies": str(cookies)}}
+    spec = write_spec(tmp_path / "creds.yaml", **tiny_sweep("creds", dataset=dataset,
+                                                            tune={"searcher": "optuna", "num_samples": 2,
+                                                                  "max_concurrent": 2, "scheduler": {"name": "fifo"}}),
+                      storage={"datasets": store})
+    seed_datasets(tiny_datasets, tmp_path / "runs")
+    env = {**S3_ENV, "PLATFORM_CACHE": str(tmp_path / "node-cache")}
+    result = run_module("platform.sweep", str(spec), "--set", f"storage.datasets={store}", cwd=tmp_path, env=env,
+                        timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = run_module("platform.report", "creds", "--out", str(tmp_path / "report"), cwd=tmp_path, timeout=300)
+    assert report.returncode == 0, report.stdout[-3000:] + report.stderr[-3000:]
+
+    secrets = [s.encode() for s in (ACCESS_KEY, SECRET_KEY, PROXY_PASSWORD, COOKIE_VALUE, cookies.name)]
+    printed = (result.stdout + result.stderr + report.stdout + report.stderr).encode()
+    assert not [s for s in secrets if s in printed], "a secret on the console"
+    # every byte the sweep and the report wrote: the MLflow store and artifacts, Tune's folder and
+    # the sweep's record, the datasets, Optuna's study, the node's cache, the report
+    assert (tmp_path / "mlflow.db").exists() and list((tmp_path / "runs" / "tune").rglob("platform-sweep.json"))
+    leaks = _files_holding(tmp_path, secrets, skip={spec, cookies})
+    assert not leaks, leaks
+    # and the records say where the data was, without the keys
+    assert b"s3://datasets/secret/" in (tmp_path / "mlflow.db").read_bytes()

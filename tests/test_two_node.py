@@ -7,7 +7,8 @@ directory (one machine: both nodes see it). A tiny sweep, run as a user runs it 
 `--address`, pins its trials to the second node with a custom resource; the trials' MLflow
 runs carry that node's id, their checkpoints land in the shared directory. The bad inputs
 (no cluster, no MLflow server, a local MLflow store, storage only one node sees) end with
-one sentence and exit status 2 before any trial starts.
+one sentence and exit status 2 before any trial starts. Each node keeps its own verified
+copy of the mels (data/node_cache.py), written once, in its own cache.
 
 Storage that is not shared: the second node runs in a private mount namespace where a
 tmpfs hides one directory (`unshare -m`, root only); elsewhere that case is skipped here and
@@ -115,6 +116,11 @@ class TwoNodes:
         self.procs: list[subprocess.Popen] = []
         self.masked = _can_unshare()
 
+    def node_cache(self, name: str) -> Path:
+        """The node's own cache of mel arrays ($PLATFORM_NODE_CACHE), one folder per node here
+        (on a real cluster each node's temp dir), where the test can look at both."""
+        return self.base / f"node-cache-{name}"
+
     def _ray_start(self, name: str, *args: str, cwd: Path, mask: Path | None = None) -> None:
         temp = self.base / name
         temp.mkdir()
@@ -130,7 +136,8 @@ class TwoNodes:
             cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c",
                    f'mount -t tmpfs tmpfs "{mask}" && exec "$@"', "sh", *cmd]
         log = open(self.base / f"{name}.log", "w")
-        self.procs.append(subprocess.Popen(cmd, cwd=cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        env = {**self.env, "PLATFORM_NODE_CACHE": str(self.node_cache(name))}  # its workers inherit it
+        self.procs.append(subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                            start_new_session=True))
 
     def start(self) -> None:
@@ -249,6 +256,35 @@ def test_trials_run_on_the_second_node_with_shared_storage(two_nodes):
     for trial in trials:
         assert list(trial.glob("checkpoint_*")), f"no checkpoint in {trial}"
     assert list((two_nodes.shared / "datasets").glob("*/manifest.json"))
+
+
+def test_each_node_makes_its_own_copy_of_the_mels_once(two_nodes):
+    """Two trials at once, one CPU each, one CPU a node: one trial on each node. Each node writes
+    its own verified copy of the mels in its own cache, and a second sweep reads the same copies
+    (not written again); shared storage holds the Parquet and the manifest only."""
+    tune = {"searcher": "random", "scheduler": {"name": "fifo"}, "num_samples": 2, "max_concurrent": 2,
+            "resources_per_trial": {"cpu": 1}}
+    copies = [two_nodes.node_cache(name) / "mels" for name in ("head", "node2")]
+    written = {}
+    for sweep in ("per_node", "per_node_again"):
+        spec = _spec(two_nodes.base / f"{sweep}.yaml", two_nodes, name=sweep, tune=tune)
+        result = two_nodes.sweep(spec)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:] + two_nodes.logs()
+        from mlflow import MlflowClient
+        client = MlflowClient(tracking_uri=two_nodes.tracking_uri)
+        runs = client.search_runs([client.get_experiment_by_name(sweep).experiment_id])
+        nodes = {r.data.tags["ray.node_id"] for r in runs if "mlflow.parentRunId" in r.data.tags}
+        assert nodes == {n["id"] for n in two_nodes.nodes}, "a trial on each node"
+        for copy in copies:
+            arrays = list(copy.glob("*/mels-float16.npy"))
+            assert len(arrays) == 1 and not list(copy.glob("*/.*.tmp")), sorted(copy.rglob("*"))
+            record = json.loads(arrays[0].with_suffix(".json").read_text())
+            manifest = next((two_nodes.shared / "datasets").glob(f"{record['fingerprint']}/manifest.json"))
+            assert record["rows"] == json.loads(manifest.read_text())["counts"]["segments"]
+            stat = arrays[0].stat()
+            written.setdefault(copy, (stat.st_ino, stat.st_mtime_ns))
+            assert written[copy] == (stat.st_ino, stat.st_mtime_ns), f"{arrays[0]} was written again"
+    assert not list(two_nodes.shared.rglob("*.npy")), "no mel array on shared storage"
 
 
 def _assert_refused(result: subprocess.CompletedProcess, *phrases: str) -> None:

@@ -1,26 +1,22 @@
 """A trial's mel images without a copy of its own: one read-only copy per node, shared.
 
-Before, every trial read the whole Parquet dataset into its own process and device (260k
-segments: 2.1 GB a trial at 64 x 64, 18 GB at 80 x 432), so four trials on a node held four
-copies. Now every trial memory-maps the same `.npy` file beside the Parquet
-(data.dataset.mel_array): the node's page cache holds it once, whatever the number of trials.
-Measured against Tune's object store (`ray.put`, also zero-copy on a node) in
-benchmarks/data_memory.py (docs/data.md, "Memory"): the object store shares one copy too,
-but its array must first be read whole by one process (in Tune the driver), which peaks at
-4.5 times the images; the file is written one track at a time, once per node, outlives a
-sweep, and lives in the page cache, which the kernel can drop and re-read under pressure,
-where Ray's store is sized at 30 % of the host's memory (4.8 GiB on a g5.xlarge, less than
-the HiFi-GAN preset's 8.4 GiB in uint8).
+Every trial on a node memory-maps the same `.npy` file, the node's own copy of the dataset
+(data.node_cache.mel_array), so the node's page cache holds the images once, whatever the
+number of trials, where reading the Parquet into each trial would hold one copy per trial.
+Tune's object store (`ray.put`) would share one copy too, but its array must first be read
+whole by one process, and the store is a fixed share of the host's memory; the file is
+written one track at a time, outlives a sweep, and its pages can be dropped and read again
+under memory pressure. Measured in benchmarks/data_memory.py (docs/data.md, "Memory").
 
 Where a batch comes from:
 - on a GPU, when the trial's rows take at most `training.data_device_share` of the GPU's
-  memory: copied to the GPU once, batches drawn there (today's path, no host traffic);
+  memory: copied to the GPU once, batches drawn there (no host traffic);
 - otherwise (a CPU trial, or a dataset too large for its share): gathered from the shared
   host copy into pinned memory and sent to the device asynchronously.
 
 `training.data_dtype: uint8` keeps the mels quantised (data.dataset.quantise: 255 steps over
-the mel's dB range, 0.31 dB for the study's mel), half the bytes of float16; a batch is
-turned back into [-1, 1] floats on the device.
+the mel's dB range), half the bytes of float16; a batch is turned back into [-1, 1] floats
+on the device.
 """
 import logging
 import warnings
@@ -28,7 +24,8 @@ import warnings
 import numpy as np
 import torch
 
-from data.dataset import mel_array, selected_rows
+from data.dataset import selected_rows
+from data.node_cache import mel_array
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus
 
+from data.spec import without_credentials
 from trainables.mlflow_buffer import BufferedClient
 
 # Keys of Tune's result (not MLflow metrics): the driver's console says when a trial's tracking
@@ -90,7 +91,7 @@ def dataset_input(source: str, fingerprint: str, segments: int, context: str = "
         def to_dict(self) -> dict[str, str]:
             return {**super().to_dict(), "profile": json.dumps(self.profile)}
 
-    uri = source if "://" in source else f"file://{source}"
+    uri = without_credentials(source) if "://" in source else f"file://{source}"  # no key in a record
     with warnings.catch_warnings():  # "can be interpreted in multiple ways": two local sources, the same
         warnings.simplefilter("ignore")
         where = resolve_dataset_source(uri)

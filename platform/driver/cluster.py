@@ -19,6 +19,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from data.spec import without_credentials
+
 ROOT = Path(__file__).resolve().parents[2]  # platform/driver/cluster.py -> the repo root
 
 # Never shipped to workers: generated data, environments, stores, VCS.
@@ -193,7 +195,7 @@ def _write_marker(uri: str, what: str, kind: str) -> str:
     marker = f".{kind}-check-{uuid.uuid4().hex}"
     problem = node_checks.write_problem(uri, marker)
     if problem:
-        raise ClusterError(f"{what} {uri} cannot be written from this machine ({problem}); {_CREDENTIALS}.")
+        raise ClusterError(f"{what} {without_credentials(uri)} cannot be written from this machine ({problem}); {_CREDENTIALS}.")
     return marker
 
 
@@ -258,7 +260,7 @@ def check_store_readable(uri: str, what: str, nodes: list[Node]) -> None:
     try:
         for node, reason in _on_each(nodes, node_checks.read_problem, uri, marker).items():
             if reason:
-                raise ClusterError(f"{what} {uri} cannot be read from node {node.address} ({reason}); every node "
+                raise ClusterError(f"{what} {without_credentials(uri)} cannot be read from node {node.address} ({reason}); every node "
                                    "needs credentials for it (an instance role that reads the bucket, or the "
                                    "same AWS_* variables).")
     finally:

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 import pyarrow.fs as pafs
 
 from data import remote
+from data.spec import redacted
+from platform.spec import study_storage
 from trainables.mlflow_run import TrackingTarget
 
 STATE_FILE = "platform-sweep.json"
@@ -40,13 +42,19 @@ def _join(base: str, *parts: str) -> str:
 
 def resolved(spec) -> dict:
     """The spec as it was run, `--set`s applied and searched domains written out: what a
-    resumed sweep must match (Tune restores its searcher and trials, not the file's edits)."""
+    resumed sweep must match (Tune restores its searcher and trials, not the file's edits).
+    Secrets redacted (data.spec.redacted): the record is a file on shared storage, and a
+    changed key or cookies file is no change to the search."""
     plain = asdict(dataclasses.replace(spec, search={}))
     plain["search"] = {path: str(domain) for path, domain in spec.search.items()}
-    return json.loads(json.dumps(plain, default=str))  # tuples as lists: as it reads back
+    return redacted(json.loads(json.dumps(plain, default=str)))  # tuples as lists: as it reads back
 
 
 def record(spec, name: str, target: TrackingTarget) -> None:
+    """Write what --resume needs (STATE_FILE in the Tune experiment directory), and with the
+    optuna searcher the study's record under the storage root (platform.spec.study_storage)."""
+    if spec.tune.searcher == "optuna":
+        study_storage.record(spec, name, target.parent_run_id)
     fs, path = _fs(_join(spec.storage.resolved_tune(), name))
     fs.create_dir(path, recursive=True)
     with fs.open_output_stream(posixpath.join(path, STATE_FILE)) as out:

@@ -86,13 +86,14 @@ def add_media(client, trials: list[dict], downloads: Path) -> None:
                 trial[f"{key}_artifact"] = path
 
 
-def importance(parent) -> tuple[dict[str, float] | None, str]:
-    """Optuna's parameter importance (fANOVA) of the searched values for the score, on the
-    sweep's stored study (platform/spec/tune_space.py), and a sentence saying what it is or why
-    there is none."""
-    storage, name = parent.data.tags.get("optuna.storage"), parent.data.tags.get("optuna.study")
-    if not storage or not name:
-        return None, "Parameter importance needs tune.searcher: optuna, whose study the sweep stores."
+def importance(study: tuple | str) -> tuple[dict[str, float] | None, str]:
+    """Optuna's parameter importance (fANOVA) of the searched values for the score, and a
+    sentence saying what it is or why there is none. `study`: (the Optuna storage, the study's
+    name, where it is in words), opened from the sweep's own record
+    (platform.spec.study_storage.recorded), or the sentence saying why there is none."""
+    if isinstance(study, str):
+        return None, study
+    storage, name, where = study
     import optuna
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
@@ -102,9 +103,9 @@ def importance(parent) -> tuple[dict[str, float] | None, str]:
         values = optuna.importance.get_param_importances(
             study, target=lambda t: min([*t.intermediate_values.values(), t.value]))
     except (KeyError, ValueError, RuntimeError, ImportError) as error:
-        return None, f"No parameter importance from study {name!r} in {storage}: {str(error).splitlines()[0]}"
+        return None, f"No parameter importance from study {name!r} in {where}: {str(error).splitlines()[0]}"
     except Exception as error:  # noqa: BLE001 - e.g. the study's SQLite file is not on this machine
-        return None, f"No parameter importance: study {name!r} in {storage} could not be read ({type(error).__name__})."
+        return None, f"No parameter importance: study {name!r} in {where} could not be read ({type(error).__name__})."
     trials = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
     return dict(values), (f"fANOVA importance of each searched value for the score, over the {trials} finished "
-                          f"trials of Optuna study {name!r} ({storage}).")
+                          f"trials of Optuna study {name!r} ({where}).")

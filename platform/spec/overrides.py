@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from data.spec import REDACTED, SECRET_KEYS, redacted
+from data.spec import REDACTED, SECRET_KEYS, redacted, shown_value, without_credentials
 from platform.spec.typed import SpecError, preview
 
 
@@ -80,14 +80,15 @@ def as_params(overrides: dict[str, Any]) -> dict[str, str]:
     """What the parent run records of them: `set/tune.num_samples` = "4" (a secret such as
     dataset.download.cookies as "<redacted>")."""
     return {f"set/{path}": REDACTED if path in SECRET_KEYS and value else
-            yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...")
+            yaml.safe_dump(shown_value(path, value), default_flow_style=True).strip().removesuffix("\n...")
             for path, value in overrides.items()}
 
 
 def shown(pairs: list[str]) -> list[str]:
     """`--set` pairs as they may be printed or recorded: secrets' values redacted."""
-    return [f"{pair.partition('=')[0]}={REDACTED}" if pair.partition("=")[0].strip() in SECRET_KEYS else pair
-            for pair in pairs]
+    return [f"{pair.partition('=')[0]}={REDACTED}" if pair.partition("=")[0].strip() in SECRET_KEYS
+            else "=".join((pair.partition("=")[0], without_credentials(pair.partition("=")[2]))) if "://" in pair
+            else pair for pair in pairs]
 
 
 def effective_text(path: str, raw: dict, changed: dict, pairs: list[str]) -> str | None:

@@ -188,8 +188,14 @@ class StorageSpec:
     # pyarrow.fs) URI. Left out: trials read ROOT/datasets directly, so ROOT must be shared.
     # Set: ROOT is the driver's staging area only (builds, downloads, locks).
     datasets: str | None = None
+    # Optuna's studies: left out, a journal file per search space under ROOT/optuna (safe on
+    # NFS); or a database URL (postgresql://, mysql://, sqlite:///) a server keeps.
+    optuna: str | None = None
 
     def __post_init__(self):
+        if self.optuna is not None and not re.fullmatch(r"(postgresql|mysql|sqlite)(\+\w+)?://.+", self.optuna):
+            raise ValueError("optuna must be a database URL such as postgresql://host/db (left out: a journal "
+                             "file under storage.root)")
         if self.root and "://" in self.root:
             raise ValueError("root must be a path every node sees (cluster.yaml mounts /srv/shared/runs); "
                              "for datasets on an object store set storage.datasets to an s3:// URI, "

@@ -112,26 +112,17 @@ class TrialNames:
         return trial_dirname(self.name(trial))
 
 
-OPTUNA_DB = "optuna.db"
-
-
-def optuna_storage_uri(spec: SweepSpec) -> str:
-    """The SQLite file holding every Optuna study of the sweeps under this storage root, each
-    named after its sweep: `optuna-dashboard` and `optuna.importance` read them afterwards."""
-    return f"sqlite:///{Path(spec.storage.resolved_root()).resolve() / OPTUNA_DB}"
-
-
 def searcher(spec: SweepSpec, sweep_name: str | None = None):
-    """`sweep_name`: with the optuna searcher, the study is stored under that name in
-    optuna_storage_uri (in memory when None)."""
+    """`sweep_name`: with the optuna searcher, the study is stored under that name where
+    platform.spec.study_storage says (in memory when None)."""
     from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
     if spec.tune.searcher == "random":
         return BasicVariantGenerator(max_concurrent=spec.tune.max_concurrent, random_state=spec.tune.seed)
     from platform.spec.optuna_search import OptunaOnEvaluations
     stored = {}
     if sweep_name:
-        import optuna
-        stored = {"study_name": sweep_name, "storage": optuna.storages.RDBStorage(optuna_storage_uri(spec))}
+        from platform.spec import study_storage
+        stored = {"study_name": sweep_name, "storage": study_storage.storage(spec)}
     return ConcurrencyLimiter(OptunaOnEvaluations(seed=spec.tune.seed, **stored), max_concurrent=spec.tune.max_concurrent)
 
 
