@@ -109,14 +109,15 @@ def log_dataset(tracking_uri: str, run_id: str, source: str, fingerprint: str, s
 
 
 def system_metrics(tracking_uri: str, run_id: str, resumed: bool):
-    """`system/*` metrics logged to the run until `finish()` (trainables/system_metrics.py);
-    None if they cannot start."""
+    """`system/*` metrics logged to the run until `finish()`, through an outage buffer of their
+    own (trainables/system_metrics.py); None if they cannot start."""
     try:
         from trainables.system_metrics import TrialSystemMetrics
         # MLflow's own variable for the period, as docs/tracking.md says (the tests sample each second)
         every = float(os.environ.get("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", SYSTEM_METRICS_EVERY_S))
-        monitor = TrialSystemMetrics(run_id, sampling_interval=every,
-                                     resume_logging=resumed, tracking_uri=tracking_uri)
+        trial_dir = _trial_dir()
+        monitor = TrialSystemMetrics(run_id, tracking_uri, os.path.join(trial_dir, "system-metrics") if trial_dir
+                                     else None, sampling_interval=every, resume_logging=resumed)
         monitor.start()
         return monitor
     except Exception as error:  # noqa: BLE001 - e.g. psutil missing: train without them, saying so
