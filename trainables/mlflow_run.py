@@ -61,10 +61,9 @@ def finished_trial_run(target: TrackingTarget, trial_id: str, steps: int) -> dic
     run_id = find_trial_run(target, trial_id)
     if run_id is None:
         return None
-    # The buffered client, as in find_trial_run: a bare one failed the resumed trial in an
-    # outage instead of waiting it out, saying so; and a read logs first what an earlier attempt
-    # on this node kept (possibly the run's end, without which a finished trial would train
-    # again). Called in the trial (train_gan): its journal. Where there is no trial dir (the
+    # The buffered client, as in find_trial_run: a resumed trial waits out an outage, saying
+    # so, instead of failing; and a read logs first what an earlier attempt on this node kept
+    # (possibly the run's end, without which a finished trial would train again). Called in the trial (train_gan): its journal. Where there is no trial dir (the
     # driver) the folder is a fresh temporary name, never made: a read keeps nothing.
     run = BufferedClient(target.tracking_uri, _trial_dir()).get_run(run_id)
     done = run.info.status == RunStatus.to_string(RunStatus.FINISHED) and run.data.metrics.get("step", -1) >= steps

@@ -48,7 +48,7 @@ class TrialContext:
     schedule: EvaluationSchedule = EvaluationSchedule()
     # a sweep continued by --resume: a trial whose run finished before the driver died is
     # not run again. Only then: under PBT a trial is restarted from its own checkpoint
-    # after its run finished, and Tune waits for it to go on (a synch PBT sweep hung there).
+    # after its run finished, and Tune waits for it to go on, so it must train.
     resumed: bool = False
 
 

@@ -14,8 +14,8 @@ NVlabs do), so numbers follow the usual FID pipeline for 8-bit images.
 
 `inception-fast` is the same network on a smaller input (`FAST_SIZE` pixels a side, its
 2,048 features averaged over the last layer's spatial grid where the 299-pixel trunk has a
-fixed 8 x 8 pool; at 299 the two are the same). It costs about a third as much on a CPU
-and is not comparable with published FIDs: it is the CPU stand-in for Inception FID,
+fixed 8 x 8 pool; at 299 the two are the same). It is cheaper on a CPU (docs/fid.md)
+and not comparable with published FIDs: it is the CPU stand-in for Inception FID,
 chosen by benchmarks/metric_agreement.py on real music, where it ranked checkpoints like
 the standard network and smaller inputs did not (docs/fid.md).
 
