@@ -91,9 +91,9 @@ def _record_exploit(run: TrialRun, trainer: GANTrainer, donor: str, before: dict
 @dataclass
 class TrialState:
     """What a trial carries from one iteration to the next."""
-    best_fid: float = math.inf  # Tune's `best/fid`: infinite before the first evaluation (its table sorts by it)
-    evaluated: dict = field(default_factory=dict)  # the latest evaluation's density and coverage:
-    # mode collapse is judged from them until the next evaluation
+    best_fid: float = math.inf  # Tune's `best/fid`: infinite before the first evaluation
+    # the latest evaluation's density and coverage: mode collapse is judged from them until the next
+    evaluated: dict = field(default_factory=dict)
     health: str | None = None   # the run's `health` tag, set when it changes
     stopped: bool = False       # by its health (training.stop_on_collapse): it ends as a finished trial
     metrics: dict = field(default_factory=dict)  # the latest iteration's, as logged to its run
@@ -141,7 +141,14 @@ def _iteration(trainer: GANTrainer, evaluate: Evaluator, artifacts: TrialArtifac
     state.best_fid = metrics.get("best/fid", state.best_fid)
     run.log_metrics(state.metrics, step=trainer.step)
     _judge_health(trainer, run, states, state)
-    _report(trainer, {"best/fid": state.best_fid, **state.metrics, **run.tracking_state()}, run, config)
+    _report(trainer, _result(state, run), run, config)
+
+
+def _result(state: TrialState, run: TrialRun) -> dict:
+    """Tune's result: `best/fid` in every one (Tune's table sorts by it), the iteration's
+    metrics, and the tracking store's state (writes kept, seconds away), which reaches the
+    driver whatever happens to the store."""
+    return {"best/fid": state.best_fid, **state.metrics, **run.tracking_state()}
 
 
 def _judge_health(trainer: GANTrainer, run: TrialRun, states: dict, state: TrialState) -> None:
