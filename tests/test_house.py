@@ -71,11 +71,9 @@ def test_rooms_import_downwards_only_and_nothing_private():
 
 
 def _platform_floor(module: str) -> int:
-    """0 for a command (platform/X.py), else 1 + the index of its sub-room in PLATFORM_FLOORS."""
-    parts = module.split(".")
-    if len(parts) == 2 and parts[1] != "__init__":
-        return 0
-    return 1 + next(i for i, floor in enumerate(PLATFORM_FLOORS) if parts[1] in floor)
+    """1 + the index of a sub-room's floor in PLATFORM_FLOORS; 0 for a command (platform/X.py)."""
+    room = module.split(".")[1]
+    return next((1 + i for i, floor in enumerate(PLATFORM_FLOORS) if room in floor), 0)
 
 
 def test_platform_floors_import_downwards_only():
