@@ -147,7 +147,7 @@ def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str
     # Trials report fid only where the scheduler reads it (tune_space.evaluation_schedule);
     # Tune's check that every result carries the metric would fail the others.
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
-    from platform.driver import cluster, resume as resuming, stopping, tracking
+    from platform.driver import cluster, precision, resume as resuming, stopping, tracking
     from trainables.train import TrialContext
 
     storage_root = spec.storage.resolved_root()
@@ -167,6 +167,8 @@ def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str
     shared = {} if datasets_uri else {"storage.root": storage_root}
     cluster.preflight(nodes, tracking_uri, {**shared, "storage.tune": spec.storage.resolved_tune()},
                       stores={"storage.datasets": datasets_uri} if datasets_uri else None)
+    # auto decided once, from every node, for the reference and every trial (--resume compares the file's)
+    spec, as_written = precision.decide(spec, nodes, address), spec
 
     dataset, dataset_source, dataset_tags = _dataset_for_trials(spec, storage_root)
     # every trial's length in iterations, now that the dataset's size is known: ASHA's max_t
@@ -202,10 +204,10 @@ def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str
             tags={**dataset_tags, **study},
             params={"tune.searcher": spec.tune.searcher, "tune.scheduler": spec.tune.scheduler.name,
                     "tune.num_samples": spec.tune.num_samples, "dataset.segments": dataset.segments,
-                    **(overrides or {})},
+                    **(overrides or {}), "evaluation.precision": spec.evaluation.precision},
             spec_file=spec_file, dataset=(str(dataset_source), dataset.fingerprint, dataset.segments))
         context = TrialContext(dataset_source, dataset.fingerprint, target, threads=threads, schedule=schedule)
-        resuming.record(spec, name, target)  # what --resume needs to find this sweep again
+        resuming.record(as_written, name, target)  # what --resume needs to find this sweep again
         tuner = _new_tuner(spec, context, name, lengths)
     results = tuner.fit()
 

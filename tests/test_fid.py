@@ -127,15 +127,17 @@ def test_kid_from_the_whole_kernels_equals_stylegan3s_per_subset_loop():
                                      subset_size=50, seed=3) == pytest.approx(loop, rel=1e-5)
 
 
-def test_coverage_matches_its_definition():
-    rng = np.random.default_rng(9)
-    real, fake = rng.normal(size=(40, 3)), rng.normal(size=(30, 3)) * 1.5
-    d = lambda a, b: np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1))
-    radii = np.sort(d(real, real), axis=1)[:, 5]
-    inside = d(real, fake) <= radii[:, None]
-    density, coverage = density_coverage(real, fake, k=5)
-    assert density == pytest.approx(inside.sum() / (5 * 30))
-    assert coverage == pytest.approx(inside.any(axis=1).mean())
+def test_density_and_coverage_match_the_reference_on_a_set_worked_by_hand():
+    """Naeem et al.'s prdc: radius = distance to the k-th nearest real neighbour; a fake counts
+    for a real ball when its distance is strictly below the radius. Reals on a line at 0, 1, 3, 7
+    (k = 1: radii 1, 1, 2, 4), fakes at 2, 5, 11. Strictly inside: fake 2 in ball 3 (1 < 2),
+    fake 5 in ball 7 (2 < 4); on the boundary, not counted: fake 2 of ball 1, fake 5 of ball 3,
+    fake 11 of ball 7. density = 2 / (k * 3 fakes) = 2/3; coverage = 2 of 4 balls = 1/2
+    (with <= it would be 5/3 and 3/4)."""
+    line = lambda *xs: np.array([[x, 0.0] for x in xs])
+    density, coverage = density_coverage(line(0, 1, 3, 7), line(2, 5, 11), k=1)
+    assert density == pytest.approx(2 / 3, abs=1e-12)
+    assert coverage == pytest.approx(1 / 2, abs=1e-12)
 
 
 def test_kid_is_near_zero_for_one_distribution_and_grows_with_a_shift():

@@ -1,6 +1,7 @@
 """The house's rules, read from the code: rooms import downwards only (data -> trainables ->
-platform), no import circle, no module uses another's private names, and
-docs/architecture.md lists every file of every room."""
+platform), and so do platform/'s floors (commands -> reporting, blind_test -> driver -> spec)
+while trainables/metrics/ imports nothing of the training loop; no import circle, no module
+uses another's private names, and docs/architecture.md lists every file of every room."""
 import ast
 import re
 import subprocess
@@ -10,6 +11,11 @@ from tests.helpers import ROOT
 
 ROOMS = ("data", "trainables", "platform")
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
+# platform/'s floors, top down: the commands (platform/*.py) over the sub-rooms; a floor
+# imports only the floors below it and its own
+PLATFORM_FLOORS = (("reporting", "blind_test"), ("driver",), ("spec",))
+# the only trainables/ modules a metric may import: the torch-free config and the metrics themselves
+METRICS_MAY_IMPORT = ("trainables.metrics", "trainables.config")
 
 
 def _modules() -> dict[str, Path]:
@@ -61,6 +67,36 @@ def test_rooms_import_downwards_only_and_nothing_private():
             if isinstance(node, ast.Attribute) and re.fullmatch(r"_[A-Za-z]\w*", node.attr) \
                     and isinstance(node.value, ast.Name) and node.value.id in aliases:
                 wrong.append(f"{where}:{node.lineno} uses {aliases[node.value.id]}.{node.attr}, a private name")
+    assert not wrong, "\n".join(wrong)
+
+
+def _platform_floor(module: str) -> int:
+    """1 + the index of a sub-room's floor in PLATFORM_FLOORS; 0 for a command (platform/X.py)."""
+    room = module.split(".")[1]
+    return next((1 + i for i, floor in enumerate(PLATFORM_FLOORS) if room in floor), 0)
+
+
+def test_platform_floors_import_downwards_only():
+    modules = _modules()
+    wrong = []
+    for name, path in modules.items():
+        if not name.startswith("platform.") or name.count(".") < 2:
+            continue
+        for module, _, line in _imports(path, modules):
+            if not module.startswith("platform.") or module.split(".")[1] == name.split(".")[1]:
+                continue
+            if _platform_floor(module) < _platform_floor(name):
+                what = "a command" if _platform_floor(module) == 0 else f"a floor above {name.split('.')[1]}/"
+                wrong.append(f"{path.relative_to(ROOT)}:{line} imports {module}, {what}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_metrics_import_nothing_of_the_training_loop():
+    modules = _modules()
+    wrong = [f"{path.relative_to(ROOT)}:{line} imports {module}, outside {' and '.join(METRICS_MAY_IMPORT)}"
+             for name, path in modules.items() if name.startswith("trainables.metrics")
+             for module, _, line in _imports(path, modules)
+             if module.startswith("trainables") and not module.startswith(METRICS_MAY_IMPORT)]
     assert not wrong, "\n".join(wrong)
 
 

@@ -1,17 +1,20 @@
 """A trial's MLflow client that keeps training through a tracking-server outage.
 
-MLflow's own client retries a failed request for about four minutes (7 retries with
-backoff) and then raises, which failed the trial; meanwhile the trial stalled without a
-word. Here a trial's client asks MLflow for a short retry window instead
-(MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_TIMEOUT, unless set), and a write the
-server does not take is kept, in order, in a journal in the trial's directory
-(`mlflow-buffer/journal.jsonl`, artifacts copied beside it), which the next write flushes
-first once the server answers again. The journal is only appended to: a flush counts what it
-has logged in `journal.sent` after each entry (a trial that dies while flushing resends at most
-the entry it was logging), and the folder goes once everything is logged. The trial's log
-(and so the driver's console, where Ray prints workers' logs) says when the server went
-away, while it stays away, and when what was kept has been logged. Reads (a restored trial's history, the loss curves at the end)
-flush and wait for the server, saying so, up to PLATFORM_MLFLOW_WAIT_S (default an hour).
+MLflow's own client retries a failed request for minutes and then raises, so an outage
+would stall a trial without a word and then fail it. Here a trial's client asks MLflow for
+a short retry window instead (MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_TIMEOUT,
+unless set), and a write the store does not take is kept, in order, in a journal in the
+trial's directory (`mlflow-buffer/journal.jsonl`, artifacts copied beside it), which the
+next write flushes first once the store answers again. A SQLite store that another process
+holds longer than MLflow's busy timeout ("database is locked") is waited out the same way:
+no trial fails for a lock.
+
+The journal is only appended to: a flush counts what it has logged in `journal.sent` after
+each entry (a trial that dies while flushing resends at most the entry it was logging), and
+the folder goes once everything is logged. The trial's log (and so the driver's console,
+where Ray prints workers' logs) says when the store went away and why, while it stays away,
+and when what was kept has been logged. Reads (a restored trial's history, the loss curves
+at the end) flush and wait for the store, saying so, up to PLATFORM_MLFLOW_WAIT_S.
 
 Bounded: at most MAX_ENTRIES writes and MAX_ARTIFACT_BYTES of artifact copies wait; past
 that, artifacts (sample grids, audio, checkpoint copies) are dropped with a warning, and a
@@ -32,7 +35,7 @@ from mlflow.entities import Metric, Param, RunTag
 
 log = logging.getLogger(__name__)
 
-# Short, so a trial notices an outage in seconds, not minutes (MLflow: 7 retries, 120 s timeout).
+# Short, so a trial notices an outage in seconds, not minutes (MLflow's defaults: docs/tracking.md).
 CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
               "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
 RETRY_EVERY_S = 10.0   # while the server is away, writes go straight to the journal between tries
@@ -50,22 +53,30 @@ class TrackingUnavailable(RuntimeError):
     """The tracking server stayed away longer than the trial can keep what it would log."""
 
 
-def is_unreachable(error: BaseException) -> bool:
-    """A connection that failed or timed out (the server is down or unreachable), not a request
-    the server refused."""
+LOCKED = "database is locked"  # SQLite's words for a store another process holds past its busy timeout
+
+
+def outage(error: BaseException) -> str | None:
+    """How the store is away, if `error` is an outage to wait out: "unreachable" (a connection
+    that failed or timed out: the server is down) or "locked" (a SQLite store that another
+    process holds longer than MLflow's busy timeout); None for a request the store refused."""
+    import sqlite3
+
     import requests
     from mlflow.exceptions import MlflowException
     for _ in range(10):
         if error is None:
-            return False
+            return None
         if isinstance(error, (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError)):
-            return True
+            return "unreachable"
+        if isinstance(error, (MlflowException, sqlite3.OperationalError)) and LOCKED in str(error):
+            return "locked"
         if isinstance(error, MlflowException) and any(
                 text in str(error) for text in ("Max retries exceeded", "Connection refused", "timed out",
                                                 "Failed to establish a new connection", "Connection aborted")):
-            return True
+            return "unreachable"
         error = error.__cause__ or error.__context__
-    return False
+    return None
 
 
 class BufferedClient:
@@ -87,6 +98,7 @@ class BufferedClient:
         self.sent = 0
         self.kept_bytes = 0  # of the artifact copies that wait, counted as they come and go
         self.down_since: float | None = None
+        self.away = "unreachable"  # or "locked by another process": a SQLite store held (see outage)
         self._next_try = 0.0
         self._reminded = 0.0
         self._reopen()
@@ -139,7 +151,7 @@ class BufferedClient:
                     self._back()
                     return result
             except Exception as error:
-                if not is_unreachable(error):
+                if not outage(error):
                     raise
                 self._went_away(error)
             if time.monotonic() - started > limit:
@@ -220,7 +232,7 @@ class BufferedClient:
                 self._back()
                 return
             except Exception as error:
-                if not is_unreachable(error):
+                if not outage(error):
                     raise
                 self._went_away(error)
         self._keep(entry)
@@ -236,7 +248,7 @@ class BufferedClient:
             try:
                 self._apply(self.pending[0])
             except Exception as error:
-                if is_unreachable(error):
+                if outage(error):
                     self._went_away(error)
                     return False
                 # the server answered and refused it: trying again would fail again
@@ -279,14 +291,15 @@ class BufferedClient:
         if self.down_since is None:
             self.down_since = self._reminded = time.monotonic()
             reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
-            log.warning("the MLflow tracking server %s is unreachable (%s); training goes on and what cannot be "
-                        "logged is kept in %s until it answers", self.tracking_uri, reason, self.journal)
+            self.away = "locked by another process" if outage(error) == "locked" else "unreachable"
+            log.warning("the MLflow tracking server %s is %s (%s); training goes on and what cannot be "
+                        "logged is kept in %s until it answers", self.tracking_uri, self.away, reason, self.journal)
 
     def _remind(self, doing: str) -> None:
         if self.down_since is not None and time.monotonic() - self._reminded > REMIND_EVERY_S:
             self._reminded = time.monotonic()
-            log.warning("the MLflow tracking server %s is still unreachable after %.0f s (%s; %d write(s) wait)",
-                        self.tracking_uri, time.monotonic() - self.down_since, doing, len(self.pending))
+            log.warning("the MLflow tracking server %s is still %s after %.0f s (%s; %d write(s) wait)",
+                        self.tracking_uri, self.away, time.monotonic() - self.down_since, doing, len(self.pending))
 
     def _keep(self, entry: dict) -> None:
         if entry["kind"] == "artifact":

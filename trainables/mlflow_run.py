@@ -62,10 +62,9 @@ def finished_trial_run(target: TrackingTarget, trial_id: str, steps: int) -> dic
     run_id = find_trial_run(target, trial_id)
     if run_id is None:
         return None
-    # The buffered client, as in find_trial_run: a bare one failed the resumed trial in an
-    # outage instead of waiting it out, saying so; and a read logs first what an earlier attempt
-    # on this node kept (possibly the run's end, without which a finished trial would train
-    # again). Called in the trial (train_gan): its journal. Where there is no trial dir (the
+    # The buffered client, as in find_trial_run: a resumed trial waits out an outage, saying
+    # so, instead of failing; and a read logs first what an earlier attempt on this node kept
+    # (possibly the run's end, without which a finished trial would train again). Called in the trial (train_gan): its journal. Where there is no trial dir (the
     # driver) the folder is a fresh temporary name, never made: a read keeps nothing.
     run = BufferedClient(target.tracking_uri, _trial_dir()).get_run(run_id)
     done = run.info.status == RunStatus.to_string(RunStatus.FINISHED) and run.data.metrics.get("step", -1) >= steps
@@ -110,14 +109,15 @@ def log_dataset(tracking_uri: str, run_id: str, source: str, fingerprint: str, s
 
 
 def system_metrics(tracking_uri: str, run_id: str, resumed: bool):
-    """`system/*` metrics logged to the run until `finish()` (trainables/system_metrics.py);
-    None if they cannot start."""
+    """`system/*` metrics logged to the run until `finish()`, through an outage buffer of their
+    own (trainables/system_metrics.py); None if they cannot start."""
     try:
         from trainables.system_metrics import TrialSystemMetrics
         # MLflow's own variable for the period, as docs/tracking.md says (the tests sample each second)
         every = float(os.environ.get("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", SYSTEM_METRICS_EVERY_S))
-        monitor = TrialSystemMetrics(run_id, sampling_interval=every,
-                                     resume_logging=resumed, tracking_uri=tracking_uri)
+        trial_dir = _trial_dir()
+        monitor = TrialSystemMetrics(run_id, tracking_uri, os.path.join(trial_dir, "system-metrics") if trial_dir
+                                     else None, sampling_interval=every, resume_logging=resumed)
         monitor.start()
         return monitor
     except Exception as error:  # noqa: BLE001 - e.g. psutil missing: train without them, saying so

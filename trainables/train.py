@@ -17,7 +17,7 @@ import math
 import os
 import tempfile
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import ray
 import torch
@@ -48,7 +48,7 @@ class TrialContext:
     schedule: EvaluationSchedule = EvaluationSchedule()
     # a sweep continued by --resume: a trial whose run finished before the driver died is
     # not run again. Only then: under PBT a trial is restarted from its own checkpoint
-    # after its run finished, and Tune waits for it to go on (a synch PBT sweep hung there).
+    # after its run finished, and Tune waits for it to go on, so it must train.
     resumed: bool = False
 
 
@@ -88,34 +88,82 @@ def _record_exploit(run: TrialRun, trainer: GANTrainer, donor: str, before: dict
                                           f"lr_d {before['lr_d']:.3g} -> {now.lr_d:.3g}"})
 
 
-def _iteration(trainer: GANTrainer, evaluate: Evaluator, artifacts: TrialArtifacts, schedule: EvaluationSchedule,
-               config: dict, seen: dict) -> tuple[dict, dict]:
-    """One Tune iteration: train, evaluate where the schedule says (and where the trial is
-    about to stop on its health: a trial's last result always carries fid), assess health,
-    log the artifacts due. Returns its metrics (not logged yet) and health states; `seen`
-    keeps the latest evaluation's density and coverage, which mode collapse is judged from."""
+@dataclass
+class TrialState:
+    """What a trial carries from one iteration to the next."""
+    best_fid: float = math.inf  # Tune's `best/fid`: infinite before the first evaluation
+    # the latest evaluation's density and coverage: mode collapse is judged from them until the next
+    evaluated: dict = field(default_factory=dict)
+    health: str | None = None   # the run's `health` tag, set when it changes
+    stopped: bool = False       # by its health (training.stop_on_collapse): it ends as a finished trial
+    metrics: dict = field(default_factory=dict)  # the latest iteration's, as logged to its run
+    ended_by: BaseException | None = None  # what ended the loop early, if anything
+
+    def judge(self, trainer: GANTrainer, metrics: dict) -> dict[str, bool]:
+        """The health states of this iteration's `metrics` (trainables/health.py)."""
+        return health.assess({**self.evaluated, **metrics}, trainer.loss_ranges, trainer.wasserstein)
+
+
+def _evaluated(trainer: GANTrainer, evaluate: Evaluator, metrics: dict, state: TrialState) -> dict:
+    """`metrics` with the generator's evaluation (fid, kid, density, coverage)."""
+    scores = evaluate(trainer.G)
+    state.evaluated.update({k: scores[k] for k in ("density", "coverage") if k in scores})
+    return {**metrics, **scores}
+
+
+def _trained(trainer: GANTrainer, evaluate: Evaluator, schedule: EvaluationSchedule,
+             state: TrialState) -> tuple[dict, dict]:
+    """Train one iteration and evaluate it where the schedule says, and where the trial is
+    about to stop on its health (a trial's last result always carries fid): (its metrics,
+    its health states)."""
     cfg = trainer.cfg
-    metrics = trainer.run_iteration()
-    metrics.update({"lr/G": cfg.training.lr_g, "lr/D": cfg.training.lr_d})
-
-    def judged(evaluated: bool) -> dict:
-        if evaluated:
-            metrics.update(evaluate(trainer.G))
-            seen.update({k: metrics[k] for k in ("density", "coverage") if k in metrics})
-        return health.assess({**seen, **metrics}, trainer.loss_ranges, trainer.wasserstein)
-
+    metrics = {**trainer.run_iteration(), "lr/G": cfg.training.lr_g, "lr/D": cfg.training.lr_d}
     evaluated = schedule.due(trainer.iteration, trainer.finished, cfg.evaluation, trainer.length)
-    states = judged(evaluated)
+    if evaluated:
+        metrics = _evaluated(trainer, evaluate, metrics, state)
+    states = state.judge(trainer, metrics)
     if not evaluated and cfg.training.stop_on_collapse and health.verdict(states) != "ok":
-        states = judged(True)  # stop_on_collapse ends the trial here: evaluate, and judge again
+        metrics = _evaluated(trainer, evaluate, metrics, state)
+        states = state.judge(trainer, metrics)
+    return metrics, states
+
+
+def _iteration(trainer: GANTrainer, evaluate: Evaluator, artifacts: TrialArtifacts, run: TrialRun,
+               schedule: EvaluationSchedule, config: dict, state: TrialState) -> None:
+    """One Tune iteration: train and evaluate, log the artifacts due, log the metrics and the
+    health tag to the trial's run, report to Tune (with a checkpoint when one is due)."""
+    metrics, states = _trained(trainer, evaluate, schedule, state)
     metrics.update(health.metrics(states))
     metrics.update(artifacts.after_iteration(trainer, metrics, config))
     if trainer.finished:  # evaluation.final_metrics, before the last report (where Tune may stop it)
         metrics.update(evaluate.final(trainer.G))
-    return {**{k: metrics[k] for k in PROGRESS_COLUMNS if k in metrics}, **metrics}, states
+    state.metrics = {**{k: metrics[k] for k in PROGRESS_COLUMNS if k in metrics}, **metrics}
+    state.best_fid = metrics.get("best/fid", state.best_fid)
+    run.log_metrics(state.metrics, step=trainer.step)
+    _judge_health(trainer, run, states, state)
+    _report(trainer, _result(state, run), run, config)
+
+
+def _result(state: TrialState, run: TrialRun) -> dict:
+    """Tune's result: `best/fid` in every one (Tune's table sorts by it), the iteration's
+    metrics, and the tracking store's state (writes kept, seconds away), which reaches the
+    driver whatever happens to the store."""
+    return {"best/fid": state.best_fid, **state.metrics, **run.tracking_state()}
+
+
+def _judge_health(trainer: GANTrainer, run: TrialRun, states: dict, state: TrialState) -> None:
+    """The run's `health` tag when it changes; a trial that is not ok stops under
+    training.stop_on_collapse, its run tagged `stopped` with why and where."""
+    if health.verdict(states) != state.health:
+        state.health = health.verdict(states)
+        run.set_tags({"health": state.health})
+    state.stopped = state.health != "ok" and trainer.cfg.training.stop_on_collapse
+    if state.stopped:
+        run.set_tags({"stopped": f"health {state.health} at step {trainer.step} (training.stop_on_collapse)"})
 
 
 def _report(trainer: GANTrainer, metrics: dict, run: TrialRun, config: dict) -> None:
+    """Tune's result, with a checkpoint every `checkpoint_every` iterations and at the end."""
     every = trainer.cfg.training.checkpoint_every
     if trainer.iteration % every and not trainer.finished:
         tune.report(metrics)
@@ -146,11 +194,26 @@ def _open_run(context: TrialContext, config: dict, segments: int, tags: dict) ->
     return run, run_id is not None
 
 
+def _another_trials(restored: Checkpoint | None, own_id: str) -> bool:
+    """Is the restored checkpoint another trial's (PBT's exploit)? Not when there is none, nor
+    for one saved before checkpoints named their trial (`trial_id` None)."""
+    return restored is not None and restored.trial_id not in (None, own_id)
+
+
+def _finished_before(context: TrialContext, trial_id: str, trainer: GANTrainer) -> bool:
+    """A resumed sweep's trial whose run had finished before the driver died: it ends at once,
+    reporting nothing (Tune completes it with its last result; a report would be one iteration more)."""
+    if finished_trial_run(context.tracking, trial_id, trainer.total_steps) is None:
+        return False
+    log.info("trial %s finished before the sweep stopped; its run is left as it is", trial_id)
+    return True
+
+
 def train_gan(config: dict, context: TrialContext) -> None:
+    """One Tune trial: set up its data, trainer, evaluator and run, then train (_train)."""
     cfg = TrialConfig.from_tune(config)
     torch.set_num_threads(context.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
     dataset_path = local_path(context.dataset_path)  # a URI: this node's copy, downloaded once
     images = load_images(dataset_path, cfg.training.max_segments, device, cfg.training.data_fraction,
                          cfg.training.batch_size, cfg.training.data_dtype, cfg.training.data_device_share)
@@ -159,58 +222,61 @@ def train_gan(config: dict, context: TrialContext) -> None:
     # after the evaluator, which may draw random numbers: the checkpoint's generators win
     restored, before = _restore(trainer)
     own_id = tune.get_context().get_trial_id()
-    if context.resumed and (restored is None or restored.trial_id in (None, own_id)):  # not PBT's copy
-        done = finished_trial_run(context.tracking, own_id, trainer.total_steps)
-        if done is not None:  # a resumed sweep's trial that had finished: it ends at once, reporting nothing
-            # (Tune completes it with its last result; a report here would be one iteration more)
-            log.info("trial %s finished before the sweep stopped; its run is left as it is", own_id)
-            return
-
+    exploited = _another_trials(restored, own_id)
+    if context.resumed and not exploited and _finished_before(context, own_id, trainer):
+        return
     run, reopened = _open_run(context, config, len(images), evaluate.tags)
-    if restored and restored.trial_id not in (None, own_id):
+    if exploited:
         _record_exploit(run, trainer, restored.trial_id, before)
     # sample grids, audio, last/best checkpoints, loss curves (trainables/artifacts.py)
     artifacts = TrialArtifacts(run, cfg, dataset_path, evaluate.fixed_z, resumed=reopened)
+    _train(trainer, evaluate, artifacts, run, context, config)
 
-    status, health_tag, fault = "FAILED", None, None
-    seen = {}  # density and coverage of the latest evaluation: mode collapse is judged from them until the next
+
+def _train(trainer: GANTrainer, evaluate: Evaluator, artifacts: TrialArtifacts, run: TrialRun,
+           context: TrialContext, config: dict) -> None:
+    """The trial's iterations until it finishes or stops on its health, then its run's end,
+    whatever ended them (see _ended_here)."""
+    state = TrialState()
     try:
-        while not trainer.finished:
-            metrics, states = _iteration(trainer, evaluate, artifacts, context.schedule, config, seen)
-            run.log_metrics(metrics, step=trainer.step)
-            if health.verdict(states) != health_tag:
-                health_tag = health.verdict(states)
-                run.set_tags({"health": health_tag})
-            stop = health_tag != "ok" and cfg.training.stop_on_collapse
-            if stop:
-                run.set_tags({"stopped": f"health {health_tag} at step {trainer.step} (training.stop_on_collapse)"})
-            # best/fid in every result, infinite before the first evaluation: Tune's table sorts by it
-            _report(trainer, {"best/fid": math.inf, **metrics, **run.tracking_state()}, run, config)
-            if stop:  # the function's end ends the trial, as a finished one
-                break
-        status = "FINISHED"
-    except SystemExit:
-        # Tune stops a trial (ASHA, the end of the sweep) by raising SystemExit in report
-        status = "FINISHED"
-        raise
-    except TrainingDiverged as error:
-        # Deterministic: a retry from the last checkpoint diverges again, so it is not an
-        # error for Tune to retry under tune.max_failures (meant for lost workers). The
-        # trial ends here with a last result that says so, and its run ends FAILED.
-        _record_failure(run, error)
-        tune.report({"fid": math.inf, "best/fid": math.inf, "diverged": 1.0, "step": trainer.step})
-    except storage_fault.StorageUnwritable as error:  # not raised: Tune would retry it (trainables/storage_fault.py)
-        run.set_tags({"failure": str(error)})
-        fault = error
-    except Exception as error:
-        _record_failure(run, error)
-        raise
+        while not (trainer.finished or state.stopped):
+            _iteration(trainer, evaluate, artifacts, run, context.schedule, config, state)
+    except BaseException as error:
+        state.ended_by = error
+        if not _ended_here(run, trainer, error):
+            raise
     finally:
         run.stop_system_metrics()  # first: Tune gives a trial it stops seconds to end, and the rest can take longer
-        artifacts.finish(trainer, status)
-        run.end(status)
-    if fault:  # after the run ended: this report stops the trial and the sweep
-        storage_fault.report(fault, metrics)
+        artifacts.finish(trainer, run_status(state.ended_by))
+        run.end(run_status(state.ended_by))
+    if isinstance(state.ended_by, storage_fault.StorageUnwritable):  # after the run ended: this report stops
+        storage_fault.report(state.ended_by, state.metrics)         # the trial and the sweep
+
+
+def run_status(error: BaseException | None) -> str:
+    """MLflow's status of a trial's run that `error` ended (None: it trained to its end or
+    stopped on its health). Tune stops a trial (ASHA, the sweep's end) by raising SystemExit
+    in tune.report: that run finished."""
+    return "FINISHED" if error is None or isinstance(error, SystemExit) else "FAILED"
+
+
+def _ended_here(run: TrialRun, trainer: GANTrainer, error: BaseException) -> bool:
+    """Record in the run what `error` says; True if the trial ends here without raising it.
+
+    A diverged trial is deterministic: a retry from the last checkpoint diverges again, so it
+    is no error for Tune to retry under tune.max_failures (meant for lost workers); its last
+    result says so. A full or read-only disk is not raised either: Tune would retry it
+    (trainables/storage_fault.py)."""
+    if isinstance(error, TrainingDiverged):
+        _record_failure(run, error)
+        tune.report({"fid": math.inf, "best/fid": math.inf, "diverged": 1.0, "step": trainer.step})
+        return True
+    if isinstance(error, storage_fault.StorageUnwritable):
+        run.set_tags({"failure": str(error)})
+        return True
+    if isinstance(error, Exception):  # not Tune's SystemExit
+        _record_failure(run, error)
+    return False
 
 
 def _record_failure(run: TrialRun, error: Exception) -> None:

@@ -106,7 +106,9 @@ class GANTrainer:
         torch.manual_seed(train.seed)
         self.wasserstein = model.family in WASSERSTEIN
         on_gpu = device.type == "cuda"
-        bf16 = train.precision == "bf16" or (train.precision == "auto" and on_gpu and torch.cuda.is_bf16_supported())
+        # native bf16 only (compute capability 8.0 on): emulated bf16 is slower than fp32
+        bf16 = train.precision == "bf16" or (train.precision == "auto" and on_gpu
+                                             and torch.cuda.is_bf16_supported(including_emulation=False))
         self.autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else nullcontext
         # channels_last measured faster on CPU too (benchmarks/trainer_throughput.py): auto uses it everywhere
         self.memory_format = (torch.contiguous_format if train.memory_format == "contiguous"

@@ -276,3 +276,9 @@ def preflight(nodes: list[Node], tracking_uri: str, storage_paths: dict[str, str
         check_shared(path, what, nodes)
     for what, uri in (stores or {}).items():
         check_store_readable(uri, what, nodes)
+
+
+def native_precisions(nodes: list[Node]) -> dict[Node, str]:
+    """What each node's trials evaluate in natively (trainables.metrics.inception.node_precision)."""
+    from trainables.metrics.inception import node_precision
+    return _on_each(nodes, node_precision)

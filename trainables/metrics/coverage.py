@@ -1,6 +1,7 @@
 """Density and coverage (Naeem et al. 2020): fidelity and diversity of generated samples.
 
-Each real feature vector gets a ball reaching its k-th nearest real neighbour. Density
+Each real feature vector gets a ball reaching its k-th nearest real neighbour (a point at
+exactly that distance is outside, as in the authors' prdc). Density
 counts how many real balls hold each fake (about 1 when fakes look like real data);
 coverage is the share of real balls that hold at least one fake, so it falls when a
 generator collapses onto a few modes, which FID shows only weakly at small sample counts.
@@ -32,7 +33,8 @@ def density_coverage(real, fake, k: int = 5, radii=None) -> tuple[float, float]:
     real = _rows(real)
     fake = _rows(fake, real.device)
     radii = real_radii(real, k) if radii is None else _rows(radii, real.device)
-    inside = _distances(real, fake) <= radii[:, None]  # (real, fake)
+    # strictly inside, as the reference implementation (clovaai/generative-evaluation-prdc) counts
+    inside = _distances(real, fake) < radii[:, None]  # (real, fake)
     density = inside.sum().item() / (k * len(fake))
     coverage = inside.any(dim=1).double().mean().item()
     return float(density), float(coverage)

@@ -2,15 +2,15 @@
 
 - `random-conv` (offline, cheapest): a fixed, randomly initialised convolutional network
   whose weights come from a seeded numpy generator, so the same features come out on
-  every machine and torch version with no download. It was the default until measured on
-  real music, where it did not rank checkpoints like Inception FID or FAD (docs/fid.md).
+  every machine and torch version with no download. Not the default: on real music it did
+  not rank checkpoints like Inception FID or FAD (docs/fid.md).
 - `mel-stats` (offline cross-check): hand-crafted per-band statistics of the mel image:
   level and spread over time, and the size of frame-to-frame changes.
 - `inception`: the standard FID Inception-v3 from a TorchScript file on disk
   (`trainables/metrics/inception.py`); its values are comparable with published FIDs.
-- `inception-fast` (default): the same network on 199-pixel inputs, about 3 times cheaper
-  on a CPU; not comparable with published FIDs, it ranks checkpoints like `inception` on
-  real music (docs/fid.md).
+- `inception-fast` (default): the same network on smaller inputs, cheaper on a CPU; not
+  comparable with published FIDs, it ranks checkpoints like `inception` on real music
+  (docs/fid.md has both measurements).
 - `fad-musicnn`: Fréchet Audio Distance: mel images back to audio by the project's
   inversion, embedded by the pretrained musicnn tagger whose weights ship in its wheel
   (`trainables/metrics/musicnn.py`).

@@ -14,8 +14,8 @@ NVlabs do), so numbers follow the usual FID pipeline for 8-bit images.
 
 `inception-fast` is the same network on a smaller input (`FAST_SIZE` pixels a side, its
 2,048 features averaged over the last layer's spatial grid where the 299-pixel trunk has a
-fixed 8 x 8 pool; at 299 the two are the same). It costs about a third as much on a CPU
-and is not comparable with published FIDs: it is the CPU stand-in for Inception FID,
+fixed 8 x 8 pool; at 299 the two are the same). It is cheaper on a CPU (docs/fid.md)
+and not comparable with published FIDs: it is the CPU stand-in for Inception FID,
 chosen by benchmarks/metric_agreement.py on real music, where it ranked checkpoints like
 the standard network and smaller inputs did not (docs/fid.md).
 
@@ -122,10 +122,21 @@ class InceptionEmbedding(Embedding):
 
 
 def native_reduced_precision(device: torch.device) -> str:
-    """What `evaluation.precision: auto` means on `device`: bf16 where it is native (a GPU
-    that has it, a CPU with AMX or AVX512-BF16), fp16 on an older GPU, else fp32."""
+    """What `evaluation.precision: auto` means on `device`: bf16 where the hardware does it
+    natively (a GPU of compute capability 8.0 or more, a CPU with AVX512-BF16 or AMX-BF16),
+    fp16 on an older GPU with tensor cores (7.x), else fp32. Emulated bf16 does not count
+    (`torch.cuda.is_bf16_supported()` counts it by default, and oneDNN emulates it on any
+    AVX512 CPU): it is no faster, and `auto` is meant to buy speed at a known drift."""
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        return "bf16"
+        major, _ = torch.cuda.get_device_capability(device)
+        return "bf16" if major >= 8 else "fp16" if major >= 7 else "fp32"
+    if device.type == "cpu":
+        flags = torch.cpu.get_capabilities()
+        return "bf16" if flags.get("avx512_bf16") or flags.get("amx_bf16") else "fp32"
     return "fp32"
+
+
+def node_precision() -> str:
+    """`native_reduced_precision` of the device a trial on this node evaluates on (a GPU where
+    there is one, as trainables/train.py picks): what the sweep's driver asks every node."""
+    return native_reduced_precision(torch.device("cuda" if torch.cuda.is_available() else "cpu"))

@@ -5,10 +5,10 @@ evaluation uses a few hundred samples. Averaged over seeded subsets as in StyleG
 `kernel_inception_distance.py`, so the same inputs give the same value.
 
 In torch, on the device that holds the features (a GPU where the embedding ran on one),
-in float64 as before: the kernels of all rows are computed once and every subset's sums
-are read from them, instead of three new m x m products per subset. At 2,048 rows and
-100 subsets of 1,000 that is about 24 times fewer multiplications for the same subsets and
-the same value (tests/test_fid.py checks it against the per-subset definition).
+in float64: the kernels of all rows are computed once and every subset's sums are read
+from them, instead of three new m x m products per subset: far fewer multiplications
+(docs/fid.md counts them) for the same subsets and the same value (tests/test_fid.py checks
+it against the per-subset definition).
 """
 import numpy as np
 import torch

@@ -1,5 +1,5 @@
 """`random-conv`: a fixed, randomly initialised convolutional network, the cheapest embedding
-(the default until benchmarks/metric_agreement.py measured it on real music: docs/fid.md)."""
+(not the default: how it ranks real music is in docs/fid.md, benchmarks/metric_agreement.py)."""
 import numpy as np
 import torch
 from torch.nn import functional as F
@@ -10,9 +10,9 @@ from trainables.metrics.embedding import Embedding
 class RandomConvEmbedding(Embedding):
     """Mean and spread of every layer's activations, for three stride-2 3x3 conv layers.
 
-    Measured on synthetic techno mels (benchmarks/fid_sensitivity.py), narrow layers beat
-    wide ones: with 256 samples a 48-dimensional feature keeps the estimator's bias low,
-    and FID grows faster with noise, blur and mode collapse. The first layer's kernels
+    Narrow layers: a low-dimensional feature keeps the estimator's bias low at a few hundred
+    samples, and FID grows faster with noise, blur and mode collapse than with wide ones
+    (benchmarks/fid_sensitivity.py on synthetic techno mels). The first layer's kernels
     have zero mean so they respond to texture (noise, blur) rather than loudness.
     """
     name = "random-conv"
