@@ -174,6 +174,8 @@ def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str
     cluster.check_writable({"storage.root": storage_root, "storage.tune": spec.storage.resolved_tune(),
                             **({"the dataset cache ($PLATFORM_CACHE)": cache_dir()} if spec.storage.datasets else {}),
                             **cluster.local_store_folders(tracking_uri)})
+    from platform.driver import store
+    store.ready(tracking_uri)  # before Ray: a new store migrated once under a lock, a broken one one sentence
     previous = resuming.find(spec, resume) if resume else None  # before Ray: a wrong path fails fast
     datasets_uri = spec.storage.datasets
     if datasets_uri:  # before Ray: a misspelt bucket or missing credentials fail in seconds
@@ -202,8 +204,8 @@ def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str
                                    resume_errored=False, restart_errored=False,
                                    param_space=tune_space.param_space(spec))
     else:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        name = f"{spec.name}-{stamp}"
+        name = resuming.claim(spec, time.strftime("%Y%m%d-%H%M%S"))  # unique: another may start this second
+        stamp = name[len(spec.name) + 1:]
         # where the Optuna study lives, for platform.report's parameter importance and optuna-dashboard
         study = {"optuna.storage": tune_space.optuna_storage_uri(spec), "optuna.study": name} \
             if spec.tune.searcher == "optuna" else {}
