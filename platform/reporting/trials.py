@@ -19,7 +19,12 @@ def progress(message: str) -> None:
 def _score(client, run) -> float:
     """The trial's best evaluated fid (inf when it has none)."""
     value = tracking.best_fid(client, run)
-    return value if math.isfinite(value) else math.inf
+    return value if _plausible(value) else math.inf
+
+
+def _plausible(fid: float) -> bool:
+    """An fid to draw and rank: SQLite stores inf as the largest float, and no fid is negative."""
+    return 0 <= fid < sys.float_info.max
 
 
 def _varied(runs: list) -> list[str]:
@@ -53,7 +58,7 @@ def summaries(client, runs: list) -> list[dict]:
                        "family": run.data.params.get("model.family", "?"),
                        "embedding": run.data.params.get("evaluation.embedding", ""),
                        "best_fid": _score(client, run), "best_step": None,
-                       "final_fid": metrics.get("fid", math.nan), "final_step": metrics.get("step"),
+                       "final_fid": metrics["fid"] if _plausible(metrics.get("fid", math.nan)) else math.nan, "final_step": metrics.get("step"),
                        "speed": metrics.get("throughput/img_s", math.nan),
                        "values": {key: run.data.params.get(key, "") for key in varied}, **_mos(metrics)})
     trials.sort(key=lambda t: (t["best_fid"], t["name"]))
@@ -76,7 +81,10 @@ def add_media(client, trials: list[dict], downloads: Path) -> None:
         progress(f"trial {i}/{len(trials)}: {trial['name']}")
         run_id = trial["run_id"]
         trial["history"] = metric_history(client, run_id, ("fid",) + LOSS_KEYS)
-        fids = trial["history"].get("fid", [])
+        # a diverged trial's inf (or a -inf) is no point on an axis: its score is inf already
+        fids = [point for point in trial["history"].get("fid", []) if _plausible(point[1])]
+        if "fid" in trial["history"]:
+            trial["history"]["fid"] = fids
         if fids:
             trial["best_step"] = min(fids, key=lambda point: point[1])[0]
             trial["final_step"], trial["final_fid"] = fids[-1]
