@@ -182,6 +182,7 @@ def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str
         cluster.check_store_writable(datasets_uri)
     nodes = cluster.connect(address)
     stopping.catch_sigterm()  # after ray.init, whose own SIGTERM handler aborts the process
+    stopping.catch_sigint()  # so an interrupted sweep is reported as one, not as finished
     _check_resources_fit(spec, address)
     # with storage.datasets, trials copy the dataset from there: the root is the driver's own
     shared = {} if datasets_uri else {"storage.root": storage_root}
@@ -225,6 +226,7 @@ def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str
     # a trial that diverged ends its run FAILED itself, not as a Tune error (not retried)
     diverged = sum(1 for r in results if not r.error and r.metrics.get("diverged"))
     best = _best_trial(results, target)
+    stopping.kill_interrupted(results, target)  # after Ctrl+C: the trials it cut short end KILLED
     tracking.finish_sweep(target, errors, best)
     short = stopping.unfinished(results)
     if short:
