@@ -175,7 +175,8 @@ def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str
                             **({"the dataset cache ($PLATFORM_CACHE)": cache_dir()} if spec.storage.datasets else {}),
                             **cluster.local_store_folders(tracking_uri)})
     from platform.driver import store
-    store.ready(tracking_uri)  # before Ray: a new store migrated once under a lock, a broken one one sentence
+    # before Ray: a new store made once under a lock (another sweep may start now), a broken one one sentence
+    store.ready(tracking_uri, tune_space.optuna_storage_uri(spec) if spec.tune.searcher == "optuna" else None)
     previous = resuming.find(spec, resume) if resume else None  # before Ray: a wrong path fails fast
     datasets_uri = spec.storage.datasets
     if datasets_uri:  # before Ray: a misspelt bucket or missing credentials fail in seconds

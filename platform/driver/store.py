@@ -6,7 +6,9 @@ half-migrated store stays broken for every later command), so here the first use
 under an exclusive lock on a file beside the database (`mlflow.db.lock`): the first driver
 migrates, the others wait and then find the tables made. A store that cannot be opened (a
 garbage file, a folder in its place, a schema MLflow cannot read) is one sentence, before
-Ray starts. A server store (http) is checked by the cluster preflight instead.
+Ray starts. A server store (http) is checked by the cluster preflight instead. The Optuna storage
+(`runs/optuna.db`, every sweep's study) is a SQLite file made the same way, so it gets the
+same lock.
 """
 import fcntl
 import os
@@ -37,7 +39,7 @@ def _locked(lock_path: Path, wait_s: float):
             if time.monotonic() > deadline:
                 os.close(fd)
                 raise StoreUnusable(f"another process has held {lock_path} for over {wait_s:g} s while creating "
-                                 "the MLflow store; end it, or delete the lock file if no such process is left.")
+                                    "the store; end it, or delete the lock file if no such process is left.")
             time.sleep(0.1)
 
 
@@ -46,26 +48,37 @@ def _first_line(error: BaseException) -> str:
     return (text.splitlines() or [type(error).__name__])[0][:300]
 
 
-def ready(uri: str) -> None:
-    """Open the store at `uri`: a new SQLite store is created and migrated by exactly one
-    process at a time. StoreUnusable, one sentence, when it cannot be opened."""
-    if not uri.startswith(SQLITE):
-        return
+def _open_locked(uri: str, what: str, setting: str, open_store) -> None:
+    """`open_store()` on the SQLite file of `uri`, under the lock beside it."""
     path = Path(uri[len(SQLITE):])
+    shown = f"the {what} {uri} cannot be opened"
     if path.exists() and not path.is_file():
-        raise StoreUnusable(f"the MLflow store {uri} cannot be opened: {path} is not a file.")
+        raise StoreUnusable(f"{shown}: {path} is not a file.")
     if path.is_file():
         with open(path, "rb") as db:
             header = db.read(16)
         if header and header != b"SQLite format 3\0":
-            raise StoreUnusable(f"the MLflow store {uri} cannot be opened: {path} is not an SQLite database "
-                             "(move it away, or point mlflow.tracking_uri elsewhere).")
+            raise StoreUnusable(f"{shown}: {path} is not an SQLite database (move it away, or point {setting} "
+                                "elsewhere).")
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd = _locked(path.with_name(path.name + LOCK_SUFFIX), LOCK_WAIT_S)
     try:
-        from mlflow import MlflowClient
-        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)  # creates and migrates a new store
+        open_store()
     except Exception as error:  # noqa: BLE001 - sqlalchemy's and alembic's many kinds, as one sentence
-        raise StoreUnusable(f"the MLflow store {uri} cannot be opened ({_first_line(error)}); move it away, "
-                         "or point mlflow.tracking_uri elsewhere.") from None
+        raise StoreUnusable(f"{shown} ({_first_line(error)}); move it away, or point {setting} elsewhere.") from None
     finally:
         os.close(fd)  # closing releases the lock
+
+
+def ready(uri: str, optuna_uri: str | None = None) -> None:
+    """Open the MLflow store at `uri` and, with the optuna searcher, the Optuna storage
+    `optuna_uri`: a new SQLite one is created (its tables made, an MLflow store migrated) by
+    exactly one process at a time. StoreUnusable, one sentence, when one cannot be opened."""
+    if uri.startswith(SQLITE):
+        from mlflow import MlflowClient
+        # the first use creates and migrates a new store
+        _open_locked(uri, "MLflow store", "mlflow.tracking_uri",
+                     lambda: MlflowClient(tracking_uri=uri).search_experiments(max_results=1))
+    if optuna_uri and optuna_uri.startswith(SQLITE):
+        import optuna
+        _open_locked(optuna_uri, "Optuna storage", "storage.root", lambda: optuna.storages.RDBStorage(optuna_uri))

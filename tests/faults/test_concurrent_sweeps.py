@@ -1,5 +1,6 @@
 """Item 1 of issue 30: sweeps started at once on a new SQLite store. Each driver's first use
-of the store (platform.driver.store.ready) migrates it under a lock, so none breaks it, and
+of the store (platform.driver.store.ready) migrates it under a lock, so none breaks it (the
+same for the Optuna storage all sweeps share), and
 each sweep claims its own folder and run names (platform.driver.resume.claim), even in the
 same second, with a `platform-sweep.json` naming its own parent run, so each can be resumed."""
 import json
@@ -22,14 +23,16 @@ STAMP = "20261206-120000"
 DRIVER = f"""
 import os, sys, time
 from platform.driver import resume, store, tracking
-from platform.spec import spaces
+from platform.spec import spaces, tune_space
+import optuna
 spec_file, uri, go = sys.argv[1:4]
 spec = spaces.load(spec_file)
 open(go + "." + str(os.getpid()), "w").close()  # imported: waiting at the start line
 while not os.path.exists(go):
     time.sleep(0.005)
-store.ready(uri)
+store.ready(uri, tune_space.optuna_storage_uri(spec))
 name = resume.claim(spec, "{STAMP}")
+optuna.create_study(storage=optuna.storages.RDBStorage(tune_space.optuna_storage_uri(spec)), study_name=name)
 target = tracking.start_sweep(uri, spec.experiment, run_name="sweep-" + name[len(spec.name) + 1:], tags={{}},
                               params={{}}, spec_file=spec_file)
 resume.record(spec, name, target)
@@ -91,3 +94,6 @@ def test_drivers_started_at_once_on_a_new_store_all_open_it_and_keep_their_own_s
         state = json.loads((tmp_path / "runs" / "tune" / name / resume.STATE_FILE).read_text())
         assert parents.pop(state["tracking"]["parent_run_id"]) == "sweep-" + name[len("race-"):]
     assert not parents
+    import optuna
+    studies = optuna.get_all_study_names(f"sqlite:///{tmp_path / 'runs' / 'optuna.db'}")
+    assert sorted(studies) == sorted(names)
