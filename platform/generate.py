@@ -73,7 +73,10 @@ def main(argv: list[str] | None = None) -> int:
                                  f"cannot voice: {problem}.")
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a symlink loop, a read-only disk: before anything is written
+        return command.error(f"--out {args.out}: the folder cannot be made ({error.strerror or error}).")
     step = state.step
     print(f"generate: run {run.info.run_id} ({run.info.run_name}), {args.checkpoint} checkpoint at step {step}",
           file=sys.stderr, flush=True)

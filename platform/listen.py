@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     test.add_argument("--runs", nargs="+", metavar="RUN_ID", help="rate these trial runs instead of a sweep's")
     test.add_argument("--clips-per-trial", type=int, default=4, help="samples of each trial (default: 4)")
     test.add_argument("--real-clips", type=int, default=8, help="real segments, the anchor (default: 8)")
+    test.add_argument("--max-raters", type=int, default=200,
+                      help="rater tokens the page issues, one per browser; ratings need one (default: 200)")
     test.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     test.add_argument("--port", type=int, default=8777,
                       help="port (default: 8777; keep it: a rater's id lives in the browser per address and port)")

@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from data import pipeline, remote
     from platform.driver import cluster
-    root = Path(args.root or spec.storage.resolved_root()).resolve()
+    root = Path(os.path.realpath(args.root or spec.storage.resolved_root()))  # a symlink loop: check_writable says so
 
     def start_ray():  # a finished dataset needs none
         print(f"Dataset {spec.dataset.fingerprint}: building under {root}")

@@ -156,12 +156,16 @@ def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str
     cluster.check_writable({"storage.root": storage_root, "storage.tune": spec.storage.resolved_tune(),
                             **({"the dataset cache ($PLATFORM_CACHE)": cache_dir()} if spec.storage.datasets else {}),
                             **cluster.local_store_folders(tracking_uri)})
+    from platform.driver import store
+    # before Ray: a new store made once under a lock (another sweep may start now), a broken one one sentence
+    store.ready(tracking_uri, tune_space.optuna_storage_uri(spec) if spec.tune.searcher == "optuna" else None)
     previous = resuming.find(spec, resume) if resume else None  # before Ray: a wrong path fails fast
     datasets_uri = spec.storage.datasets
     if datasets_uri:  # before Ray: a misspelt bucket or missing credentials fail in seconds
         cluster.check_store_writable(datasets_uri)
     nodes = cluster.connect(address)
     stopping.catch_sigterm()  # after ray.init, whose own SIGTERM handler aborts the process
+    stopping.catch_sigint()  # so an interrupted sweep is reported as one, not as finished
     _check_resources_fit(spec, address)
     # with storage.datasets, trials copy the dataset from there: the root is the driver's own
     shared = {} if datasets_uri else {"storage.root": storage_root}
@@ -194,8 +198,8 @@ def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str
                                    resume_errored=False, restart_errored=False,
                                    param_space=tune_space.param_space(spec))
     else:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        name = f"{spec.name}-{stamp}"
+        name = resuming.claim(spec, time.strftime("%Y%m%d-%H%M%S"))  # unique: another may start this second
+        stamp = name[len(spec.name) + 1:]
         # where the Optuna study lives, for platform.report's parameter importance and optuna-dashboard
         study = {"optuna.storage": study_storage.shown(spec), "optuna.study": name} \
             if spec.tune.searcher == "optuna" else {}
@@ -214,6 +218,7 @@ def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str
     errors = {r.metrics.get("trial_id", ""): str(r.error) for r in results if r.error}
     # a trial that diverged ends its run FAILED itself, not as a Tune error (not retried)
     diverged = sum(1 for r in results if not r.error and r.metrics.get("diverged"))
+    stopping.kill_interrupted(results, target)  # after Ctrl+C: the trials it cut short end KILLED
     best = tracking.finish_sweep(target, errors)  # the winner's row of results.csv
     short = stopping.unfinished(results)
     if short:

@@ -163,7 +163,7 @@ def test_bad_requests_get_a_4xx_naming_the_problem_and_change_nothing(store, ser
     clip = json.loads((folder / "clips.json").read_text())[0]["clip"]
     before = _ratings(folder)
     mos_before = [client.get_run(c.info.run_id).data.metrics.get("mos/count") for c in children]
-    good = {"rater": "r" * 12, "clip": clip, "score": 3, "techno": True}
+    good = {"rater": _request(url + "api/rater", {})[1]["rater"], "clip": clip, "score": 3, "techno": True}
     for body, status, says in (({**good, "clip": "0123456789ab"}, 404, "there is no clip"),
                                ({**good, "score": 9}, 400, "score must be a whole number from 1 to 5"),
                                ({**good, "score": "5"}, 400, "score must be"),
@@ -188,13 +188,14 @@ def test_a_restarted_server_serves_the_same_clips_and_keeps_the_ratings_and_the_
     from platform import report
     cwd, client, _, children = store
     _, folder = server
-    good = {"rater": "restart-rater", "clip": json.loads((folder / "clips.json").read_text())[1]["clip"],
+    rater = _request(server[0] + "api/rater", {})[1]["rater"]
+    good = {"rater": rater, "clip": json.loads((folder / "clips.json").read_text())[1]["clip"],
             "score": 2, "techno": False}
     assert _request(server[0] + "api/rate", good)[1]["rated"] == 1
     clips = (folder / "clips.json").read_text()
     with _serving(store) as (url, again):
         assert again == folder and (folder / "clips.json").read_text() == clips
-        status, progress = _request(url + "api/next?rater=restart-rater")
+        status, progress = _request(url + f"api/next?rater={rater}")
         assert status == 200 and progress["rated"] == 1 and progress["total"] == 6 and progress["clip"] != good["clip"]
     rated = json.loads((folder / "clips.json").read_text())[1]["run_id"]
     assert report.main([NAME, "--out", str(tmp_path), "--no-log", "--tracking-uri", f"sqlite:///{cwd / 'mlflow.db'}"]) == 0

@@ -95,7 +95,11 @@ def generator_from(state: Checkpoint, name: str = "the checkpoint") -> tuple[tor
         generator.load_state_dict(state.trainer["G"])
         if not isinstance(state.dataset, dict):
             raise ValueError("it holds no dataset information (the mel parameters to draw and voice it)")
-        spec_of(state.dataset, name), state.dataset["scaling"]
+        mel = spec_of(state.dataset, name).mel, state.dataset["scaling"]
+        size = cfg.model.image_size if isinstance(cfg.model.image_size, tuple) else (cfg.model.image_size,) * 2
+        if (mel[0].n_mels, mel[0].frames) != tuple(size):  # drawing or voicing it would fail half-way
+            raise ValueError(f"the model makes {size[0]} x {size[1]} mels, its dataset has {mel[0].n_mels} bands "
+                             f"x {mel[0].frames} frames")
     except (ValueError, TypeError, KeyError, RuntimeError, AttributeError) as error:
         lines = [line.strip() for line in str(error).strip().splitlines()] or [type(error).__name__]
         why = " ".join(lines[:2])[:240]  # torch's first line only says "Error(s) in loading state_dict"

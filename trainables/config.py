@@ -13,6 +13,7 @@ Fields that only one family reads (dropouts for dcgan2, clip_value for wgan_clip
 gp_lambda for wgan_gp) carry that family's value; `search_spaces/<family>.yaml` sets the
 rest of each family's study settings explicitly (RMSprop, 5 critic steps, layer norm).
 """
+import os
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
@@ -176,6 +177,9 @@ class EvaluationConfig:
             raise ValueError("kid_subsets must be at least 1 and kid_subset_size at least 2")
         if not 1 <= self.coverage_k < self.samples:
             raise ValueError("coverage_k must be at least 1 and below samples")
+        if self.inception_weights and not os.path.isfile(self.inception_weights):  # missing, a folder, /dev/zero
+            raise ValueError(f"inception_weights {self.inception_weights!r} is not a file (give a TorchScript "
+                             "Inception-v3 file, or leave it empty for the usual places)")
 
 
 def hifigan_mismatch(spec: DatasetSpec) -> str | None:

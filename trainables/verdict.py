@@ -9,6 +9,7 @@ Every place that answers these questions asks here: the trial's best checkpoint 
 trial itself can; it imports nothing.
 """
 import math
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -24,12 +25,18 @@ class Score:
     step: int | None = None
 
 
+def plausible(fid: float) -> bool:
+    """An fid that scores: finite and not negative. MLflow's SQLite store keeps an infinite
+    fid (a diverged trial's) as the largest float, which is no score either."""
+    return 0 <= fid < sys.float_info.max
+
+
 def score(points: Iterable[tuple[int, float]]) -> Score | None:
-    """The score of a trial's fid history, (step, fid) pairs: its lowest finite fid, the
-    earliest step on a tie; None when it has no finite fid (a trial that diverged at once)."""
+    """The score of a trial's fid history, (step, fid) pairs: its lowest plausible fid, the
+    earliest step on a tie; None when it has none (a trial that diverged at once)."""
     best = None
     for step, fid in sorted(points):
-        if math.isfinite(fid) and (best is None or fid < best.fid):
+        if plausible(fid) and (best is None or fid < best.fid):
             best = Score(float(fid), int(step))
     return best
 
@@ -37,7 +44,7 @@ def score(points: Iterable[tuple[int, float]]) -> Score | None:
 def improves(fid: float, best: Score | None) -> bool:
     """Whether an evaluation's `fid` is a new best (the trial's best checkpoint): lower than
     the score so far; a tie keeps the earlier step."""
-    return math.isfinite(fid) and (best is None or fid < best.fid)
+    return plausible(fid) and (best is None or fid < best.fid)
 
 
 def rank(items: Iterable[T], score_of: Callable[[T], Score | None], name_of: Callable[[T], str]) -> list[T]:

@@ -4,7 +4,8 @@ Clips: real segments of the sweep's dataset and samples of each trial's best che
 each voiced by the trials' `evaluation.vocoder`, under random names, so a rater hears
 neither where a clip comes from nor which came before it (each rater gets their own
 shuffle). The page plays one clip at a time and asks for a 1-5 score and "sounds like
-techno?"; a rater id kept in the browser's localStorage lets a rater stop and come back.
+techno?"; a rater token the server issues once per browser (kept in its localStorage) lets
+a rater stop and come back, and only issued tokens rate (at most --max-raters of them).
 
 Everything lives under STORAGE_ROOT/listening/<sweep parent run id>/ (or a key of the runs
 given): clips/*.wav, clips.json (which clip is which) and ratings.sqlite (clip, run id,
@@ -28,8 +29,8 @@ def main(args) -> int:
     """`platform.listen --serve`: find the runs, render the clips once, serve until Ctrl-C."""
     from platform.driver import command, tracking
     from platform.spec.spaces import StorageSpec
-    if args.clips_per_trial < 1 or args.real_clips < 0:
-        return command.error("--clips-per-trial must be at least 1 and --real-clips at least 0.")
+    if args.clips_per_trial < 1 or args.real_clips < 0 or args.max_raters < 1:
+        return command.error("--clips-per-trial and --max-raters must be at least 1 and --real-clips at least 0.")
     try:
         _, client = command.tracking_client(args.tracking_uri)
         experiment = tracking.get_experiment(client, args.serve)
@@ -56,7 +57,7 @@ def main(args) -> int:
     except LookupError as error:
         return command.error(error)
     labels = {r.info.run_id: r.info.run_name for r in runs} | {REAL: "real segments (anchor)"}
-    test = ListeningTest(folder, clips, client, parent.info.run_id if parent else None, labels)
+    test = ListeningTest(folder, clips, client, parent.info.run_id if parent else None, labels, args.max_raters)
     try:
         server = serve(test, args.host, args.port)
     except OSError as error:

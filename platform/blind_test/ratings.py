@@ -4,6 +4,7 @@ score with a 95 % interval, logged to its MLflow run, and the table of all of th
 import csv
 import io
 import math
+import secrets
 import sqlite3
 import time
 from pathlib import Path
@@ -16,7 +17,8 @@ MOS_TABLE = "listening/mos.csv"
 
 
 class Ratings:
-    """ratings.sqlite: one row per (clip, rater); a rater who rates a clip again replaces it."""
+    """ratings.sqlite: one row per (clip, rater), so a rater's votes are bounded by the clips (a
+    rater who rates a clip again replaces it), and the rater tokens the page has issued."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -24,6 +26,21 @@ class Ratings:
             db.execute("CREATE TABLE IF NOT EXISTS ratings (clip TEXT NOT NULL, run_id TEXT NOT NULL, "
                        "rater TEXT NOT NULL, score INTEGER NOT NULL, techno INTEGER NOT NULL, time REAL NOT NULL, "
                        "PRIMARY KEY (clip, rater))")
+            db.execute("CREATE TABLE IF NOT EXISTS raters (token TEXT PRIMARY KEY, issued REAL NOT NULL)")
+
+    def issue(self, limit: int) -> str | None:
+        """A new rater token, or None when `limit` tokens are issued already."""
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")  # count and insert as one: concurrent requests cannot pass the limit
+            if db.execute("SELECT COUNT(*) FROM raters").fetchone()[0] >= limit:
+                return None
+            token = secrets.token_urlsafe(18)
+            db.execute("INSERT INTO raters VALUES (?, ?)", (token, time.time()))
+            return token
+
+    def issued(self, token: str) -> bool:
+        with self._db() as db:
+            return db.execute("SELECT 1 FROM raters WHERE token = ?", (token,)).fetchone() is not None
 
     def _db(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=30)

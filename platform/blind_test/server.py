@@ -1,6 +1,11 @@
-"""The listening test's web page (page.html) and its two endpoints, /api/next and /api/rate,
-on a plain HTTP server: bounded requests, answers to its own page only (the Host and Origin
-checks), one rating at a time, each rating stored before MLflow hears of it."""
+"""The listening test's web page (page.html) and its endpoints, /api/rater, /api/next and
+/api/rate, on a plain HTTP server: bounded requests, answers to its own page only (the Host
+and Origin checks), never inside another site's frame, one rating at a time, each rating
+stored before MLflow hears of it.
+
+Ratings count people, not requests: a rating names a rater token the page was issued
+(/api/rater, once per browser, kept in its localStorage), a token rates each clip once (a
+second rating replaces the first), and the test issues at most `max_raters` tokens."""
 import hashlib
 import ipaddress
 import json
@@ -21,6 +26,9 @@ log = logging.getLogger(__name__)
 
 CLIP_ID = re.compile(r"[0-9a-f]{12}")
 RATER_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
+MAX_RATERS = 200  # rater tokens one test issues (--max-raters): a listening panel, not a crowd of scripts
+# every answer: never shown inside another site's frame (clickjacking a rating)
+NO_FRAMING = {"Content-Security-Policy": "frame-ancestors 'none'", "X-Frame-Options": "DENY"}
 PAGE = (Path(__file__).parent / "page.html").read_text()
 
 
@@ -35,8 +43,9 @@ class RequestError(Exception):
 class ListeningTest:
     """What the handler serves: the clips, the store, and MLflow."""
 
-    def __init__(self, folder: Path, clips: list[dict], client, parent_run_id: str | None, labels: dict[str, str]):
-        self.folder, self.clips = folder, {c["clip"]: c for c in clips}
+    def __init__(self, folder: Path, clips: list[dict], client, parent_run_id: str | None, labels: dict[str, str],
+                 max_raters: int = MAX_RATERS):
+        self.folder, self.clips, self.max_raters = folder, {c["clip"]: c for c in clips}, max_raters
         self.order = sorted(self.clips)
         self.ratings = Ratings(folder / "ratings.sqlite")
         self.client, self.parent_run_id, self.labels = client, parent_run_id, labels
@@ -45,7 +54,17 @@ class ListeningTest:
     def rater(self, value) -> str:
         if not isinstance(value, str) or not RATER_ID.fullmatch(value):
             raise RequestError(HTTPStatus.BAD_REQUEST, "rater must be 8 to 64 letters, digits, - or _.")
+        if not self.ratings.issued(value):
+            raise RequestError(HTTPStatus.FORBIDDEN, "this rater token was not issued by this test; reload the page.")
         return value
+
+    def new_rater(self) -> dict:
+        token = self.ratings.issue(self.max_raters)
+        if token is None:
+            raise RequestError(HTTPStatus.TOO_MANY_REQUESTS, f"this test has issued its {self.max_raters} rater "
+                                                             "tokens; its host can serve it with more (--max-raters).")
+        log.info("a rater token was issued (at most %d)", self.max_raters)
+        return {"rater": token}
 
     def clip(self, value) -> dict:
         if not isinstance(value, str) or not CLIP_ID.fullmatch(value):
@@ -147,6 +166,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
+        for header, value in NO_FRAMING.items():
+            self.send_header(header, value)
         self.end_headers()
         self.wfile.write(body)
 
@@ -187,6 +208,9 @@ class Handler(BaseHTTPRequestHandler):
         if refused:
             self.close_connection = True  # its body is left unread
             return self._fail(refused)
+        if urlparse(self.path).path == "/api/rater":
+            self.close_connection = True  # a body, if any, is left unread
+            return self._answer(self.test.new_rater)
         if urlparse(self.path).path != "/api/rate":
             self.close_connection = True
             return self._fail(RequestError(HTTPStatus.NOT_FOUND,

@@ -15,6 +15,7 @@ import contextlib
 import importlib.util
 import os
 import socket
+import stat
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,6 +210,12 @@ def check_store_writable(uri: str, what: str = "storage.datasets") -> None:
 def _local_problem(path: Path) -> str | None:
     """Why a file cannot be made in `path` (made if missing), or None: a byte is written, so
     a full disk fails here too, not at a trial's first checkpoint."""
+    if os.path.lexists(path):  # a file or device in its place, or a symlink loop: mkdir says only "File exists"
+        try:
+            if not stat.S_ISDIR(os.stat(path).st_mode):
+                return "it is not a folder"
+        except OSError as error:  # ELOOP: a symlink loop
+            return error.strerror or str(error)
     marker = path / f".write-check-{uuid.uuid4().hex}"
     made = [p for p in (path, *path.parents) if not p.exists()]  # removed again, deepest first
     try:

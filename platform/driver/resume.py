@@ -50,6 +50,30 @@ def resolved(spec) -> dict:
     return redacted(json.loads(json.dumps(plain, default=str)))  # tuples as lists: as it reads back
 
 
+def claim(spec, stamp: str) -> str:
+    """A new sweep's name, `<spec name>-<stamp>`, made unique by claiming its folder under the
+    Tune storage: a local folder is made exclusively (`os.mkdir`), so two sweeps started in the
+    same second get `...-<stamp>` and `...-<stamp>-2`; sorted by name, the newest stays last.
+    On an object store (no exclusive create) a name whose folder exists is skipped."""
+    import os
+    base = spec.storage.resolved_tune()
+    for number in range(1, 10_000):
+        name = f"{spec.name}-{stamp}" + (f"-{number}" if number > 1 else "")
+        if remote.is_uri(base):
+            fs, path = _fs(_join(base, name))
+            if fs.get_file_info(path).type == pafs.FileType.NotFound:
+                fs.create_dir(path, recursive=True)
+                return name
+            continue
+        os.makedirs(base, exist_ok=True)
+        try:
+            os.mkdir(os.path.join(base, name))
+            return name
+        except FileExistsError:
+            continue
+    raise ResumeError(f"no free sweep name {spec.name}-{stamp}-N under {base}.")
+
+
 def record(spec, name: str, target: TrackingTarget) -> None:
     """Write what --resume needs (STATE_FILE in the Tune experiment directory), and with the
     optuna searcher the study's record under the storage root (platform.spec.study_storage)."""
@@ -95,6 +119,12 @@ def _read(experiment_path: str) -> dict | None:
         return None
 
 
+def _order(rest: str) -> tuple:
+    """`<stamp>` and `<stamp>-N` (claim's same-second names) in the order they were made."""
+    stamp, _, number = rest.rpartition("-") if rest.count("-") >= 2 else (rest, "", "")
+    return (stamp, int(number)) if number.isdigit() else (rest, 1)
+
+
 def _latest(spec) -> str | None:
     """The newest `<name>-<time>` experiment of this spec under its Tune storage."""
     base = spec.storage.resolved_tune()
@@ -103,8 +133,9 @@ def _latest(spec) -> str | None:
         infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
     except OSError:
         return None
-    names = sorted(i.base_name for i in infos
-                   if i.type == pafs.FileType.Directory and i.base_name.startswith(f"{spec.name}-"))
+    names = sorted((i.base_name for i in infos
+                    if i.type == pafs.FileType.Directory and i.base_name.startswith(f"{spec.name}-")),
+                   key=lambda name: _order(name[len(spec.name) + 1:]))
     return _join(base, names[-1]) if names else None
 
 

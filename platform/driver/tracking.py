@@ -99,7 +99,7 @@ def run_score(client: MlflowClient, run, with_step: bool = True) -> verdict.Scor
     where it logged one."""
     if not with_step and "best/fid" in run.data.metrics:
         fid = run.data.metrics["best/fid"]
-        return verdict.Score(fid) if math.isfinite(fid) else None
+        return verdict.Score(fid) if verdict.plausible(fid) else None
     return verdict.score((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "fid"))
 
 
@@ -156,14 +156,20 @@ def trial_checkpoint(client: MlflowClient, run, which: str):
     names the file if it is not one this platform wrote."""
     from trainables.artifacts import CHECKPOINTS
     from trainables.checkpoint import CHECKPOINT_FILE, Checkpoint
+    from mlflow.exceptions import MlflowException
     folder = CHECKPOINTS[which]
-    if not any(a.path == f"{folder}/{CHECKPOINT_FILE}" and not a.is_dir
-               for a in client.list_artifacts(run.info.run_id, folder)):
-        raise RunLookupError(f"run {run.info.run_id} ({run.info.run_name}) has no {which} checkpoint "
-                          f"({folder}/{CHECKPOINT_FILE}) among its artifacts.")
+    shown = f"run {run.info.run_id}'s artifact {folder}/{CHECKPOINT_FILE}"
     with tempfile.TemporaryDirectory(prefix="gan-generate-") as tmp:
-        path = client.download_artifacts(run.info.run_id, f"{folder}/{CHECKPOINT_FILE}", tmp)
-        return Checkpoint.load(path, shown_as=f"run {run.info.run_id}'s artifact {folder}/{CHECKPOINT_FILE}")
+        try:
+            if not any(a.path == f"{folder}/{CHECKPOINT_FILE}" and not a.is_dir
+                       for a in client.list_artifacts(run.info.run_id, folder)):
+                raise RunLookupError(f"run {run.info.run_id} ({run.info.run_name}) has no {which} checkpoint "
+                                     f"({folder}/{CHECKPOINT_FILE}) among its artifacts.")
+            path = client.download_artifacts(run.info.run_id, f"{folder}/{CHECKPOINT_FILE}", tmp)
+        except (OSError, MlflowException) as error:  # a dangling symlink, or one MLflow refuses to follow
+            why = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+            raise RunLookupError(f"{shown} cannot be read ({why.rstrip('.')}).") from None
+        return Checkpoint.load(path, shown_as=shown)
 
 
 def ui_command(uri: str) -> str:

@@ -48,7 +48,8 @@ def summaries(client, runs: list) -> list[dict]:
                        "family": run.data.params.get("model.family", "?"),
                        "embedding": run.data.params.get("evaluation.embedding", ""),
                        "best_fid": score.fid if score else math.inf, "best_step": None,
-                       "final_fid": metrics.get("fid", math.nan), "final_step": metrics.get("step"),
+                       "final_fid": metrics["fid"] if verdict.plausible(metrics.get("fid", math.nan)) else math.nan,
+                       "final_step": metrics.get("step"),
                        "speed": metrics.get("throughput/img_s", math.nan),
                        "values": {key: run.data.params.get(key, "") for key in varied}, **_mos(metrics)})
     for rank, trial in enumerate(trials, 1):
@@ -70,7 +71,10 @@ def add_media(client, trials: list[dict], downloads: Path) -> None:
         progress(f"trial {i}/{len(trials)}: {trial['name']}")
         run_id = trial["run_id"]
         trial["history"] = metric_history(client, run_id, ("fid",) + LOSS_KEYS)
-        fids = trial["history"].get("fid", [])
+        # a diverged trial's inf (or a -inf) is no point on an axis: its score is inf already
+        fids = [point for point in trial["history"].get("fid", []) if verdict.plausible(point[1])]
+        if "fid" in trial["history"]:
+            trial["history"]["fid"] = fids
         best = verdict.score(fids)
         if best:
             trial["best_step"] = best.step

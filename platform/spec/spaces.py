@@ -54,7 +54,18 @@ class SpecLoader(yaml.SafeLoader):
     It bounds what a document expands to: nine levels of nine aliases (`*a`) in 541 bytes
     are 9**9 values, which filled memory and every error message; an alias may not refer to
     itself; nesting past MAX_DEPTH, in the file or through aliases, would otherwise end in a
-    RecursionError."""
+    RecursionError. A key given twice in one mapping (two `training:` sections) is refused
+    with both lines: YAML would keep the last silently."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key, _ in node.value:  # before merge keys (<<) are flattened: an explicit key may override those
+            if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                if key.value in seen:
+                    raise Refused(None, None, f"the key {key.value!r} is given twice, at lines {seen[key.value] + 1} "
+                                              f"and {key.start_mark.line + 1}; keep one", key.start_mark)
+                seen[key.value] = key.start_mark.line
+        return super().construct_mapping(node, deep)
 
     def compose_node(self, parent, index):
         if not self.check_event(yaml.AliasEvent):
@@ -205,12 +216,13 @@ class StorageSpec:
                              "(a shared path goes in storage.root)")
 
     def resolved_root(self) -> str:
-        return str(Path(self.root or os.environ.get("PLATFORM_STORAGE_ROOT") or "runs").resolve())
+        # realpath, not Path.resolve: a symlink loop is then the writability check's one sentence
+        return os.path.realpath(self.root or os.environ.get("PLATFORM_STORAGE_ROOT") or "runs")
 
     def resolved_tune(self) -> str:
         if self.tune and "://" in self.tune:
             return self.tune
-        return str(Path(self.tune).resolve()) if self.tune else str(Path(self.resolved_root()) / "tune")
+        return os.path.realpath(self.tune) if self.tune else str(Path(self.resolved_root()) / "tune")
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """The listening page answers its own page only: another site's page (a cross-origin post,
-a DNS-rebinding name in Host) is refused, a malformed request is a 400 and one log line,
+a DNS-rebinding name in Host, a frame) is refused, ballots are not stuffed (made-up raters
+are refused, a token votes once per clip, tokens are bounded), a malformed request is a 400 and one log line,
 an idle connection is closed, and a bind beyond loopback is said out loud. The server is
 the real one (platform.blind_test.server.serve) on a folder of one real clip; real clips log to no
 MLflow run, so no store is needed."""
@@ -19,6 +20,11 @@ from platform.blind_test.server import ListeningTest, Server, is_loopback, serve
 
 CLIP = "0123456789ab"
 GOOD = {"rater": "rater-0001", "clip": CLIP, "score": 4, "techno": True}
+MAX_RATERS = 403  # the 401 the fixture issues, and two more
+
+
+def _rater(i: int) -> str:
+    return f"rater-{i:05d}"
 
 
 @pytest.fixture
@@ -27,7 +33,9 @@ def page(tmp_path):
     (tmp_path / "clips").mkdir()
     soundfile.write(tmp_path / "clips" / f"{CLIP}.wav", np.zeros(1600), 16000)
     test = ListeningTest(tmp_path, [{"clip": CLIP, "run_id": REAL, "source": "silence"}],
-                                   None, None, {})
+                                   None, None, {}, max_raters=MAX_RATERS)
+    with sqlite3.connect(tmp_path / "ratings.sqlite") as db:  # as if the page had issued them
+        db.executemany("INSERT INTO raters VALUES (?, 0)", [(GOOD["rater"],)] + [(_rater(i),) for i in range(400)])
     kwargs = {"idle_timeout": 2.0}
     try:
         server = serve(test, "127.0.0.1", 0, **kwargs)
@@ -127,7 +135,7 @@ def test_a_burst_of_ratings_at_once_is_answered_in_full(page):
     def rate(i):
         barrier.wait()
         try:
-            body = json.dumps({**GOOD, "rater": f"rater-{i:05d}"}).encode()
+            body = json.dumps({**GOOD, "rater": _rater(i)}).encode()
             return _call(port, "POST", "/api/rate", body, {"Content-Type": "application/json"})[0]
         except OSError as error:
             return type(error).__name__
@@ -136,3 +144,37 @@ def test_a_burst_of_ratings_at_once_is_answered_in_full(page):
         answers = list(pool.map(rate, range(clients)))
     assert answers == [200] * clients, {a: answers.count(a) for a in set(answers)}
     assert len(_ratings(folder)) == clients
+
+
+def test_ballot_stuffing_counts_people_not_requests(page):
+    port, folder = page
+    json_headers = {"Content-Type": "application/json", "Origin": f"http://127.0.0.1:{port}"}
+    for i in range(50):  # raters the page never issued
+        status, answer = _call(port, "POST", "/api/rate", json.dumps({**GOOD, "rater": f"made-up-{i:04d}"}).encode(),
+                               json_headers)
+        assert status == 403 and "not issued" in answer["error"], answer
+    assert _call(port, "GET", "/api/next?rater=made-up-0000")[0] == 403
+    for score in (1, 5, 2, 5, 3) * 10:  # one issued token, the same clip again and again: one vote
+        assert _call(port, "POST", "/api/rate", json.dumps({**GOOD, "score": score}).encode(), json_headers)[0] == 200
+    assert _ratings(folder) == [(CLIP, GOOD["rater"], 3)]
+
+    # tokens come from the page's own origin, and only so many
+    assert _call(port, "POST", "/api/rater", headers={"Origin": "http://evil.example"})[0] == 403
+    issued = [_call(port, "POST", "/api/rater", headers={"Origin": f"http://127.0.0.1:{port}"}) for _ in range(4)]
+    assert [status for status, _ in issued] == [200, 200, 429, 429], issued
+    assert "--max-raters" in issued[-1][1]["error"]
+    token = issued[0][1]["rater"]
+    assert _call(port, "POST", "/api/rate", json.dumps({**GOOD, "rater": token}).encode(), json_headers)[0] == 200
+    assert len(_ratings(folder)) == 2
+
+
+def test_the_page_refuses_to_be_framed(page):
+    port, _ = page
+    for path in ("/", "/api/next?rater=rater-0001", "/nothing"):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        connection.request("GET", path)
+        answer = connection.getresponse()
+        answer.read()
+        connection.close()
+        assert answer.getheader("X-Frame-Options") == "DENY", path
+        assert answer.getheader("Content-Security-Policy") == "frame-ancestors 'none'", path

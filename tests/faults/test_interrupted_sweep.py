@@ -1,0 +1,60 @@
+"""Item 4 of issue 30: one Ctrl+C (SIGINT) stops a sweep and says so: exit status 130, the
+word "interrupted", the trials it cut short KILLED in MLflow (not FINISHED), and the
+platform's own `--resume` command (not Tune's `Tuner.restore(...)` hint), which then
+finishes them in the same runs."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from mlflow import MlflowClient
+
+from tests.helpers import ROOT, run_module, seed_datasets, tiny_sweep, write_spec
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_sweep_as_interrupted_and_its_resume_command_finishes_it(tmp_path, tiny_datasets):
+    seed_datasets(tiny_datasets, tmp_path / "runs")
+    db = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    spec = write_spec(tmp_path / "space.yaml", **tiny_sweep(
+        "sigint", storage={"root": str(tmp_path / "runs")}, mlflow={"tracking_uri": db},
+        training={"batch_size": 4, "iterations": 3, "steps_per_iteration": 150}))
+    driver = subprocess.Popen([sys.executable, "-m", "platform.sweep", str(spec)], cwd=tmp_path,
+                              env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        client, deadline = MlflowClient(tracking_uri=db), time.monotonic() + 300
+        while True:  # a trial has reported: press Ctrl+C
+            experiment = (tmp_path / "mlflow.db").exists() and client.get_experiment_by_name("sigint")
+            runs = client.search_runs([experiment.experiment_id]) if experiment else []
+            if any("fid" in r.data.metrics for r in runs):
+                break
+            assert driver.poll() is None and time.monotonic() < deadline, driver.communicate()[1][-3000:]
+            time.sleep(0.5)
+        driver.send_signal(signal.SIGINT)
+        stdout, stderr = driver.communicate(timeout=180)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    output = stdout + stderr
+    assert driver.returncode == 128 + signal.SIGINT, output[-3000:]
+    assert "Tuner.restore" not in output and "Best trial" not in stdout, output[-3000:]
+    error, = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert "interrupted" in error and " --resume " in error, error
+    command = error.split("continue it with ", 1)[1].rstrip(".")
+    assert command.startswith(".venv/bin/python -m platform.sweep ")
+    parent = client.search_runs([experiment.experiment_id], filter_string="tags.sweep = 'parent'")[0]
+    assert parent.info.status == "FAILED" and "interrupted" in parent.data.tags["failure"]
+    trials = {r.info.run_id: r.info.status for r in client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")}
+    assert "KILLED" in trials.values() and "RUNNING" not in trials.values(), trials
+    killed = {run_id for run_id, status in trials.items() if status == "KILLED"}
+
+    args = command.split()[3:]  # after ".venv/bin/python -m platform.sweep": the spec, --resume PATH
+    resumed = run_module("platform.sweep", *args, cwd=tmp_path, timeout=600)
+    assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-3000:]
+    after = {r.info.run_id: r.info.status for r in client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")}
+    assert killed <= set(after) and set(after.values()) == {"FINISHED"}, after  # the same runs, finished
