@@ -62,8 +62,10 @@ def choose_scale(sets: list[str], minutes: float) -> tuple[list[str], float]:
         spec = spaces.read(str(PAPER), scaled).spec
         segments, _ = cost.dataset_segments(spec)
         calibration = Calibration(spec.storage.resolved_root(), "cpu", 1)
-        seconds = 0.0
-        for p in cost.plan(spec, segments):
+        seconds, plans = 0.0, cost.plan(spec, segments)
+        if any(p.steps == 0 for p in plans):
+            continue  # a batch larger than an experiment's rows: nothing to train
+        for p in plans:
             step = calibration.step_seconds(p.model, p.training)
             sample = calibration.sample_seconds(spec.evaluation, spec.dataset)
             seconds += p.steps * step + len(p.evaluated) * sample * spec.evaluation.samples
