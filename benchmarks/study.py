@@ -18,6 +18,7 @@ experiment (the study's figures 3, 6, 7, 10, 11), generated mels (12-15), the FI
 import argparse
 import json
 import math
+import os
 import shlex
 import subprocess
 import sys
@@ -29,6 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 import platform  # noqa: E402,F401  (the repo's package, before torch)
 
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
 PAPER = ROOT / "search_spaces" / "paper.yaml"
 # The study's order by FID, best first (its section 4); dcgan2_30k_7ep is not ranked there.
 STUDY_RANK = {"dcgan1_all_7ep": 1, "dcgan2_60k_6ep": 2, "dcgan2_all_2ep": 3, "wgan_gp_60k_5ep": 4,
@@ -36,6 +39,7 @@ STUDY_RANK = {"dcgan1_all_7ep": 1, "dcgan2_60k_6ep": 2, "dcgan2_all_2ep": 3, "wg
 STUDY_FIGURE = {"dcgan1_all_7ep": "3 and 12", "dcgan2_all_2ep": "7", "dcgan2_60k_6ep": "6 and 13",
                 "dcgan2_30k_7ep": "-", "wgan_gp_60k_5ep": "11 and 15", "wgan_clip_60k_5ep": "10 and 14"}
 SCALES = [(64, 64), (64, 32), (32, 32), (32, 16), (16, 16), (16, 8), (8, 8)]  # (width, batch)
+POINTS = 12  # Tune iterations per experiment, so each loss curve has about this many points
 
 
 def common_sets(folder: Path, work: Path) -> list[str]:
@@ -72,8 +76,15 @@ def choose_scale(sets: list[str], minutes: float) -> tuple[list[str], float]:
         wall = seconds / cost.concurrent_trials(spec) / 60
         print(f"  width {width}, batch {batch}: about {wall:.0f} min", file=sys.stderr, flush=True)
         if wall <= minutes:
-            return scaled, wall
-    return scaled, wall
+            return scaled + curve_points(plans), wall
+    return scaled + curve_points(plans), wall
+
+
+def curve_points(plans) -> list[str]:
+    """Each experiment's steps_per_iteration, so its losses are logged about POINTS times
+    (losses are logged once per Tune iteration, as means over its steps)."""
+    return [f"experiments.{p.name}.training.steps_per_iteration={max(1, math.ceil(p.steps / POINTS))}"
+            for p in plans]
 
 
 def final_scores(work: Path, samples: int) -> tuple[list[dict], dict, str]:
