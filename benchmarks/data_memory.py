@@ -1,6 +1,7 @@
 """A node's memory with 1, 2 and 4 trials on one dataset, and each data path's throughput.
 
     .venv/bin/python benchmarks/data_memory.py [--segments 20000] [--trials 1 2 4] [--rounds 10]
+    .venv/bin/python benchmarks/data_memory.py --driver [--segments 260000] [--samples 2048]
 
 Paths, each trials on one node (Ray actors, the processes Tune runs trials in):
   private       today's before issue 21: every trial reads the Parquet into its own memory
@@ -26,6 +27,12 @@ Throughput, side by side: one process alternates the paths' trainers (same confi
 batch) iteration by iteration for `--rounds` rounds; the figure is each path's median img/s
 and its ratio to `private` (today's in-memory tensor). Target: >= 0.95.
 
+`--driver` measures the sweep's driver instead: its peak memory (the child's maximum RSS)
+while it computes the reference statistics and the real-vs-real baseline of a dataset of
+`--segments` (default: the study's 260k) at `--samples` (paper.yaml's 2048), side by side
+with every row in memory, as the driver held them before it read only the rows it uses.
+The embedding is `mel-stats` (no network), so what differs between the two is the data.
+
 Last, the extrapolation to the study's 260k segments at 64 x 64 and at the HiFi-GAN preset's
 80 x 432, from the bytes per segment measured here (both shapes are written, the second
 small) and the per-trial baseline, against a g5.xlarge worker (16 GiB host, 24 GiB A10G;
@@ -34,6 +41,7 @@ small) and the per-trial baseline, against a g5.xlarge worker (16 GiB host, 24 G
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -224,12 +232,52 @@ def bytes_per_segment(folder: Path, shape: tuple[int, int], segments: int) -> di
             "uint8": os.path.getsize(mel_array(path, "uint8").filename) / segments}
 
 
+DRIVER = """
+import resource, sys, torch
+sys.path.insert(0, {root!r})
+from data.dataset import load_mels
+from trainables.metrics import embeddings, reference
+path, samples, every = {path!r}, {samples}, {every}
+images = torch.from_numpy(load_mels(path)).unsqueeze(1) if every else None
+embedding = embeddings.build("mel-stats")
+reference.real_stats(path, "bench", embedding, samples, images=images)
+baseline = reference.real_vs_real(path, "bench", embedding, samples, images=images)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, baseline["count"])
+"""
+
+
+def measure_driver(segments: int, samples: int) -> None:
+    """The driver's peak memory for the reference and real-vs-real, rows read as used vs every row."""
+    import subprocess
+    with tempfile.TemporaryDirectory(prefix="driver-memory-") as tmp:
+        path = write_dataset(Path(tmp) / "ds", segments, (64, 64))
+        peaks = {}
+        for name, every in (("rows it uses", False), ("every row (before)", True)):
+            shutil.rmtree(path / "fid_stats", ignore_errors=True)  # each path computes the statistics itself
+            code = DRIVER.format(root=str(ROOT), path=str(path), samples=samples, every=every)
+            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+            kib, held_out = out.stdout.split()
+            peaks[name] = int(kib) / 2 ** 20
+            print(f"  {name}: peak {peaks[name]:.2f} GiB ({held_out} held out)", file=sys.stderr, flush=True)
+    print(f"\nThe driver's reference and real-vs-real, {segments:,} segments of 64 x 64 float16 "
+          f"({segments * 8192 / GIB:.2f} GiB of images), {samples} samples, mel-stats:")
+    for name, gib in peaks.items():
+        print(f"  {name:<20}peak {gib:6.2f} GiB")
+    print(f"  ratio {peaks['rows it uses'] / peaks['every row (before)']:.3f}; target: at most 2 GiB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--segments", type=int, default=20_000, help="64 x 64 segments in the measured dataset")
+    parser.add_argument("--segments", type=int, default=None,
+                        help="64 x 64 segments in the measured dataset (20000; with --driver 260000)")
     parser.add_argument("--trials", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--rounds", type=int, default=10, help="alternating iterations per path for throughput")
+    parser.add_argument("--driver", action="store_true", help="measure the sweep driver's reference instead")
+    parser.add_argument("--samples", type=int, default=2048, help="with --driver: evaluation.samples")
     args = parser.parse_args()
+    if args.driver:
+        return measure_driver(args.segments or STUDY_SEGMENTS, args.samples)
+    args.segments = args.segments or 20_000
     import ray
     with tempfile.TemporaryDirectory(prefix="data-memory-") as tmp:
         tmp = Path(tmp)

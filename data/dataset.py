@@ -55,11 +55,11 @@ def read_spec(path: str | os.PathLike) -> DatasetSpec:
 def read_rows(path: str | os.PathLike, rows: list[int]) -> tuple[np.ndarray, list[str]]:
     """Mel images at these rows (numbered as `load_mels` orders them) and a name for each,
     `row000012-<track>-<segment>`; DatasetError for a row the dataset does not have."""
-    table = read_segments(path, columns=["track_id", "segment_index", "mel"])
-    bad = [r for r in rows if not 0 <= r < table.num_rows]
+    total = segment_count(path)
+    bad = [r for r in rows if not 0 <= r < total]
     if bad:
-        raise DatasetError(f"row {bad[0]} is out of range; {path} has rows 0 to {table.num_rows - 1}.")
-    picked = table.take(rows)
+        raise DatasetError(f"row {bad[0]} is out of range; {path} has rows 0 to {total - 1}.")
+    picked = _read_rows(path, np.asarray(rows, dtype=np.int64), ["track_id", "segment_index", "mel"])
     names = [f"row{r:06d}-{t}-{s:03d}" for r, t, s in zip(rows, picked.column("track_id").to_pylist(),
                                                              picked.column("segment_index").to_pylist())]
     return _tensor_chunks_to_numpy(picked.column("mel")), names
@@ -104,13 +104,53 @@ def load_mels(path: str | os.PathLike, max_segments: int | None = None, seed: in
 
     `max_segments` draws a seeded random subset (the same rows for the same dataset, number
     and seed), so one build serves the study's 260k, 60k and 30k runs; `fraction` asks for
-    a share instead (0.23: 60k of 260k), never fewer than `at_least` rows.
+    a share instead (0.23: 60k of 260k), never fewer than `at_least` rows. Only the drawn
+    rows are held in memory (`mels_at`).
     """
-    table = read_segments(path, columns=["track_id", "segment_index", "mel"])
-    rows = selected_rows(table.num_rows, max_segments, seed, fraction, at_least)
-    if len(rows) < table.num_rows:
-        table = table.take(pa.array(rows))
+    return mels_at(path, selected_rows(segment_count(path), max_segments, seed, fraction, at_least))
+
+
+def segment_count(path: str | os.PathLike) -> int:
+    """How many segments the dataset holds, from its Parquet footers (no image is read)."""
+    return sum(pq.read_metadata(f).num_rows for f in _part_files(Path(path)))
+
+
+def mels_at(path: str | os.PathLike, rows: np.ndarray) -> np.ndarray:
+    """The mel images at these rows (numbered as `load_mels` orders them), float16.
+
+    Only those rows are held in memory, so a driver that needs a few thousand reference
+    images of a dataset of hundreds of thousands never holds the rest."""
+    table = _read_rows(path, np.asarray(rows, dtype=np.int64), ["mel"])
+    if table.num_rows == 0:
+        return np.zeros((0, *read_manifest(path)["shape"]), dtype=np.float16)
     return _tensor_chunks_to_numpy(table.column("mel")).astype(np.float16, copy=False)
+
+
+def _index(files: list[Path]) -> pa.Table:
+    """Every row's track, segment, file number and row within that file, in read_segments' order."""
+    def one(n: int, f: Path) -> pa.Table:
+        keys = pq.read_table(f, columns=["track_id", "segment_index"])
+        return keys.append_column("file", pa.array(np.full(keys.num_rows, n, dtype=np.int32))) \
+                   .append_column("at", pa.array(np.arange(keys.num_rows, dtype=np.int64)))
+    return pa.concat_tables([one(n, f) for n, f in enumerate(files)]) \
+             .sort_by([("track_id", "ascending"), ("segment_index", "ascending")])
+
+
+def _read_rows(path: str | os.PathLike, rows: np.ndarray, columns: list[str]) -> pa.Table:
+    """These rows (numbered in read_segments' order; any order, repeats allowed) of these
+    columns, read one file at a time and keeping only that file's chosen rows."""
+    files = _part_files(Path(path))
+    if not files or len(rows) == 0:
+        return pa.table({})
+    chosen = _index(files).take(pa.array(rows))
+    file_of, at = chosen.column("file").to_numpy(), chosen.column("at").to_numpy()
+    pieces, positions = [], []
+    for n in np.unique(file_of):
+        where = np.flatnonzero(file_of == n)
+        pieces.append(pq.read_table(files[n], columns=columns).take(pa.array(at[where])))
+        positions.append(where)
+    # back into the order the rows were asked in
+    return pa.concat_tables(pieces).take(pa.array(np.argsort(np.concatenate(positions), kind="stable")))
 
 
 # uint8 mels: the image's [-1, 1] in 255 equal steps. In dB a step is (db_max - db_min) / 255

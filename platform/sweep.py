@@ -43,6 +43,9 @@ def _print_dry_run(spec: spaces.SweepSpec, overrides: list[str]) -> None:
           f"samples: {spec.tune.num_samples}{' per experiment' if spec.experiments else ''}, "
           f"trials in all: {spec.trial_count():,}, "
           f"concurrency: {spec.tune.max_concurrent}, time budget: {spec.tune.time_budget_s or 'none'}")
+    from platform.driver import cost
+    for line in cost.dry_run_lines(spec, measure=os.environ.get("PLATFORM_CALIBRATION", "1") != "0"):
+        print(f"# {line}")
 
 
 def _check_resources_fit(spec: spaces.SweepSpec, address: str | None) -> None:

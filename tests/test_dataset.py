@@ -105,3 +105,48 @@ def test_one_reader_gives_a_datasets_spec_and_rows_and_names_what_is_wrong(tmp_p
     with pytest.raises(DatasetError, match="manifest.json: no readable"):
         (path / dataset.MANIFEST).write_text("{}")
         read_spec(path)
+
+
+def _parts(path, tracks: dict[str, int], shape=(4, 4), seed=0) -> np.ndarray:
+    """A dataset of these tracks (name -> segments), written in a shuffled file layout (two
+    tracks share a file, rows out of order); returns the images in read_segments' order."""
+    from data import dataset
+    rng = np.random.default_rng(seed)
+    rows = [(t, s) for t in tracks for s in range(tracks[t])]
+    images = {row: rng.random(shape, dtype=np.float32).astype(np.float16) for row in rows}
+    folder = path / dataset.SEGMENTS
+    folder.mkdir(parents=True)
+    order = rng.permutation(len(rows))
+    for n, chunk in enumerate(np.array_split(order, 3)):
+        picked = [rows[i] for i in chunk]
+        pq.write_table(pa.table({"track_id": [t for t, _ in picked], "segment_index": [s for _, s in picked],
+                                 "mel": pa.FixedShapeTensorArray.from_numpy_ndarray(
+                                     np.stack([images[r] for r in picked]))}), folder / f"part-{n}.parquet")
+    (path / dataset.MANIFEST).write_text(json.dumps({"shape": list(shape)}))
+    return np.stack([images[r] for r in sorted(rows)])
+
+
+def test_rows_are_read_in_the_one_order_whatever_the_file_layout(tmp_path):
+    from data import dataset
+    expected = _parts(tmp_path, {"a": 5, "b": 3, "c": 4})
+    assert np.array_equal(dataset.load_mels(tmp_path), expected)
+    assert np.array_equal(dataset.mels_at(tmp_path, [7, 0, 7, 11]), expected[[7, 0, 7, 11]])
+    assert np.array_equal(dataset.load_mels(tmp_path, max_segments=5, seed=2),
+                          expected[dataset.subset_indices(12, 5, 2)])
+    assert dataset.segment_count(tmp_path) == 12 and dataset.mels_at(tmp_path, []).shape == (0, 4, 4)
+
+
+def test_the_driver_reads_only_the_reference_and_held_out_rows(tmp_path, monkeypatch):
+    # the reference statistics and real-vs-real of a large dataset must not load every row:
+    # at the study's 260k segments that is more than the head node's memory
+    from data import dataset
+    from tests.helpers import CHEAP_EMBEDDING
+    from trainables.metrics import embeddings, reference
+    _parts(tmp_path, {f"t{i:02d}": 10 for i in range(30)}, shape=(64, 64))
+    read = []
+    real_mels_at = dataset.mels_at
+    monkeypatch.setattr(dataset, "mels_at", lambda path, rows: read.append(len(rows)) or real_mels_at(path, rows))
+    monkeypatch.setattr(reference, "mels_at", dataset.mels_at)
+    result = reference.real_vs_real(tmp_path, "fp", embeddings.build(CHEAP_EMBEDDING), 16)
+    assert result["count"] == 16 and np.isfinite(result["fid"])
+    assert sum(read) == 32, f"read {read} rows of 300 for a reference of 16 and 16 held out"

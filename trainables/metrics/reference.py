@@ -18,7 +18,7 @@ import os
 import numpy as np
 import torch
 
-from data.dataset import load_mels, subset_indices
+from data.dataset import load_mels, mels_at, segment_count, subset_indices
 from trainables.metrics.embedding import Embedding
 from trainables.metrics.feature_stats import FeatureStats, cache_path, cached, feature_stats, in_batches
 from trainables.metrics.fid import fid
@@ -58,27 +58,38 @@ def real_stats(dataset_path: str | os.PathLike, fingerprint: str, embedding: Emb
                   lambda: _compute(*_reference(dataset_path, count, seed, images, device), embedding))
 
 
-def _every(dataset_path: str | os.PathLike, images: torch.Tensor | None) -> torch.Tensor:
-    return images if images is not None else torch.from_numpy(load_mels(dataset_path)).unsqueeze(1)
+def _count(dataset_path: str | os.PathLike, images: torch.Tensor | None) -> int:
+    return len(images) if images is not None else segment_count(dataset_path)
 
 
-def _held_out(every: torch.Tensor, count: int, seed: int) -> torch.Tensor:
-    """Up to `count` seeded real images that are not in the reference of (count, seed)."""
-    rest = np.setdiff1d(np.arange(len(every)), reference_rows(len(every), count, seed))
-    picks = np.sort(np.random.default_rng(seed + 1).permutation(rest)[:count])
-    return every[torch.from_numpy(picks)]
+def _at(dataset_path: str | os.PathLike, images: torch.Tensor | None, rows: np.ndarray) -> torch.Tensor:
+    """The images at these ascending rows; from disk only those rows are read."""
+    if images is not None:
+        return images[torch.from_numpy(rows)]
+    return torch.from_numpy(mels_at(dataset_path, rows)).unsqueeze(1)
+
+
+def _held_out_rows(total: int, count: int, seed: int) -> np.ndarray:
+    """Up to `count` seeded rows that are not in the reference of (count, seed), ascending."""
+    rest = np.setdiff1d(np.arange(total), reference_rows(total, count, seed))
+    return np.sort(np.random.default_rng(seed + 1).permutation(rest)[:count])
 
 
 def _floor_sets(dataset_path: str | os.PathLike, fingerprint: str, embedding: Embedding, count: int, seed: int,
                 images: torch.Tensor | None, device: torch.device) -> tuple[FeatureStats, torch.Tensor]:
     """(statistics, images held out from them): the reference and images it left out, or
-    where the reference takes (nearly) the whole dataset, two disjoint seeded halves of it."""
-    every = _every(dataset_path, images)
-    held_out = _held_out(every, count, seed)
+    where the reference takes (nearly) the whole dataset, two disjoint seeded halves of it.
+    Only the rows these use are read, so the driver's memory is bounded by `count`, not by
+    the dataset's size."""
+    total = _count(dataset_path, images)
+    held_out = _held_out_rows(total, count, seed)
     if len(held_out) >= count // 2 and len(held_out) >= 2:
-        return real_stats(dataset_path, fingerprint, embedding, count, seed, images=images, device=device), held_out
-    order = torch.randperm(len(every), generator=torch.Generator().manual_seed(seed))
-    half = len(every) // 2
+        return (real_stats(dataset_path, fingerprint, embedding, count, seed, images=images, device=device),
+                _at(dataset_path, images, held_out))
+    # the reference is (nearly) the whole dataset, which is then at most about 2 x count rows
+    every = images if images is not None else _at(dataset_path, None, np.arange(total))
+    order = torch.randperm(total, generator=torch.Generator().manual_seed(seed))
+    half = total // 2
     assert half >= 2, f"the dataset at {dataset_path} has too few segments for a real-vs-real baseline"
     return feature_stats(in_batches(every[order[:half]].to(device)), embedding), every[order[half:2 * half]]
 
