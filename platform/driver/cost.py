@@ -1,9 +1,8 @@
 """What a sweep will cost, said before it runs: per experiment, its trials, steps, images,
 evaluations, data and an estimated wall time.
 
-The arithmetic is the trainer's own (an epoch is `rows // batch_size` batches, a generator
-step takes `critic_steps` of them, a trial ends at its epochs or at `iterations`), applied
-to the dataset's segment count: the built dataset's manifest where it exists, the synthetic
+A trial's length is the one the trainer runs and the driver resolves
+(trainables/trial_length.py), applied to the dataset's segment count: the built dataset's manifest where it exists, the synthetic
 generator's exact count otherwise, and nothing for sources not yet downloaded (the lines
 then say so, and `platform.prepare` builds the dataset first). Seconds come from
 `platform.driver.calibration`, measured on this machine's device.
@@ -16,6 +15,7 @@ from pathlib import Path
 from data.dataset import read_manifest
 from platform.spec import tune_space
 from platform.spec.spaces import SweepSpec
+from trainables import trial_length
 from trainables.config import ModelConfig, TrainingConfig
 
 BYTES = {"float16": 2, "uint8": 1}
@@ -52,36 +52,19 @@ def dataset_segments(spec: SweepSpec) -> tuple[int | None, str]:
     return None, "unknown until the dataset is built (python -m platform.prepare FILE)"
 
 
-def trained_rows(segments: int, training: TrainingConfig) -> int:
-    """How many rows a trial draws from a dataset of `segments` (data.dataset.selected_rows)."""
-    rows = segments
-    if training.data_fraction < 1:
-        rows = max(training.batch_size, round(training.data_fraction * segments))
-    if training.max_segments is not None:
-        rows = min(rows, training.max_segments)
-    return min(rows, segments)
-
-
-def trial_steps(rows: int, training: TrainingConfig) -> int:
-    """Generator steps of a trial run to its end, as GANTrainer counts them."""
-    steps = training.iterations * training.steps_per_iteration
-    if training.epochs is not None:
-        batches = math.ceil(training.epochs * (rows // training.batch_size))
-        steps = min(steps, math.ceil(batches / training.critic_steps))
-    return steps
-
-
 def plan(spec: SweepSpec, segments: int) -> list[ExperimentPlan]:
-    """One plan per experiment (the spec itself when it has none)."""
+    """One plan per experiment (the spec itself when it has none), each trial at the length
+    the driver will resolve for it (trainables/trial_length.py) and evaluated where the
+    sweep's schedule says."""
     settings = {name: (e.model, e.training) for name, e in spec.experiments.items()} or \
         {spec.name: (spec.model, spec.training)}
     per_experiment = spec.trial_count() // max(1, len(spec.experiments))
-    schedule = tune_space.evaluation_schedule(spec)
+    schedule = tune_space.evaluation_schedule(spec, tune_space.SweepLengths.of_spec(spec, segments).longest)
     plans = []
     for name, (model, training) in settings.items():
-        rows = trained_rows(segments, training)
-        steps = trial_steps(rows, training)
-        iterations = math.ceil(steps / training.steps_per_iteration)
+        rows = trial_length.segments_used(training, segments)
+        steps = trial_length.steps(training, rows)
+        iterations = trial_length.iterations(training, rows)
         evaluated = tuple(i for i in range(1, iterations + 1)
                           if schedule.due(i, i == iterations, spec.evaluation, iterations))
         plans.append(ExperimentPlan(name, model, training, per_experiment, rows, steps, iterations, evaluated))
