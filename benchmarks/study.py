@@ -38,7 +38,10 @@ STUDY_RANK = {"dcgan1_all_7ep": 1, "dcgan2_60k_6ep": 2, "dcgan2_all_2ep": 3, "wg
               "wgan_clip_60k_5ep": 5}
 STUDY_FIGURE = {"dcgan1_all_7ep": "3 and 12", "dcgan2_all_2ep": "7", "dcgan2_60k_6ep": "6 and 13",
                 "dcgan2_30k_7ep": "-", "wgan_gp_60k_5ep": "11 and 15", "wgan_clip_60k_5ep": "10 and 14"}
-SCALES = [(64, 64), (64, 32), (32, 32), (32, 16), (16, 16), (16, 8), (8, 8)]  # (width, batch)
+# (width, batch, epochs factor), first fit wins: the study's network and batch with more epochs,
+# then the study's epochs with smaller networks and batches
+SCALES = [(64, 64, k) for k in (16, 8, 4, 2, 1)] + [(64, 32, 1), (32, 32, 1), (32, 16, 1), (16, 16, 1), (16, 8, 1),
+                                                   (8, 8, 1)]
 POINTS = 12  # Tune iterations per experiment, so each loss curve has about this many points
 
 
@@ -56,13 +59,19 @@ def run(*args: str) -> None:
     subprocess.run([sys.executable, *args], cwd=ROOT, check=True)
 
 
-def choose_scale(sets: list[str], minutes: float) -> tuple[list[str], float]:
-    """The first (width, batch) of SCALES estimated to fit `minutes`, its --set values and estimate."""
+def choose_scale(sets: list[str], minutes: float) -> tuple[list[str], float, int]:
+    """The first scale of SCALES estimated to fit `minutes`: its --set values, estimate and
+    epoch factor. A corpus far smaller than the study's trains for little time at the
+    study's epochs, so the budget goes first to more epochs (all experiments' alike, their
+    ratios kept), then, where even the study's epochs do not fit, to smaller networks."""
     from platform.driver import cost
     from platform.driver.calibration import Calibration
     from platform.spec import spaces
-    for width, batch in SCALES:
-        scaled = sets + [f"model.width={width}", f"training.batch_size={batch}"]
+    base = spaces.read(str(PAPER), sets).spec
+    for width, batch, factor in SCALES:
+        scaled = sets + [f"model.width={width}", f"training.batch_size={batch}"] + [
+            f"experiments.{name}.training.epochs={e.training.epochs * factor:g}"
+            for name, e in base.experiments.items() if factor > 1]
         spec = spaces.read(str(PAPER), scaled).spec
         segments, _ = cost.dataset_segments(spec)
         calibration = Calibration(spec.storage.resolved_root(), "cpu", 1)
@@ -74,10 +83,10 @@ def choose_scale(sets: list[str], minutes: float) -> tuple[list[str], float]:
             sample = calibration.sample_seconds(spec.evaluation, spec.dataset)
             seconds += p.steps * step + len(p.evaluated) * sample * spec.evaluation.samples
         wall = seconds / cost.concurrent_trials(spec) / 60
-        print(f"  width {width}, batch {batch}: about {wall:.0f} min", file=sys.stderr, flush=True)
+        print(f"  width {width}, batch {batch}, epochs x{factor}: about {wall:.0f} min", file=sys.stderr, flush=True)
         if wall <= minutes:
-            return scaled + curve_points(plans), wall
-    return scaled + curve_points(plans), wall
+            break
+    return scaled + curve_points(plans), wall, factor
 
 
 def curve_points(plans) -> list[str]:
@@ -147,7 +156,8 @@ def figures(results: list[dict], baseline: dict, dataset: str, folder: Path) -> 
 
 
 def write_page(out: Path, command: str, scale: list[str], estimate: float, minutes: float,
-               results: list[dict], baseline: dict, dataset: str, samples: int, corpus: str) -> None:
+               results: list[dict], baseline: dict, dataset: str, samples: int, corpus: str,
+               factor: int = 1) -> None:
     from data.dataset import read_manifest
     segments = read_manifest(dataset)["counts"]["segments"]
     figs = out.with_suffix("").name
@@ -157,7 +167,8 @@ def write_page(out: Path, command: str, scale: list[str], estimate: float, minut
         "# The study reproduced at this machine's size", "",
         f"Measured by `{command}` ({minutes:.0f} min of wall; estimated {estimate:.0f} before the run).", "",
         f"Data: {corpus}: {segments:,} segments of 5 s (the study: 260,000), so each experiment's data is "
-        f"{segments / 260_000:.4f} of the study's, with its epochs and relative data sizes kept. Scale: "
+        f"{segments / 260_000:.4f} of the study's, with its relative data sizes kept and "
+        + ("its epochs" if factor == 1 else f"{factor} times its epochs (their ratios kept)") + ". Scale: "
         + ", ".join(f"`{s}`" for s in scale) + ". In-loop fid: `inception-fast` on 128 samples; the scores "
         f"below: the standard Inception FID of each final generator on {samples} images against "
         f"{samples} real ones.", "",
@@ -192,7 +203,7 @@ def main() -> int:
     sets = common_sets(args.folder.resolve(), args.work.resolve())
     set_args = [a for s in sets for a in ("--set", s)]
     run("-m", "platform.prepare", str(PAPER), *set_args)
-    scale, estimate = choose_scale(sets, args.minutes)
+    scale, estimate, factor = choose_scale(sets, args.minutes)
     extra = scale[len(sets):]
     print(f"scale: {', '.join(extra)}; estimated {estimate:.0f} min", file=sys.stderr, flush=True)
     run("-m", "platform.sweep", str(PAPER), *[a for s in scale for a in ("--set", s)])
@@ -204,7 +215,7 @@ def main() -> int:
         packages = sorted({row.split(",")[1] for row in manifest.read_text().splitlines()[1:] if row})
         corpus = f"`{args.folder.name}` from Debian's {', '.join(packages)} (benchmarks/real_corpus.py)"
     write_page(args.out, command, extra, estimate, (time.time() - started) / 60, results, baseline, dataset,
-               args.samples, corpus)
+               args.samples, corpus, factor)
     for r in results:
         print(f"{r['experiment']:<20} Inception FID {r['fid']:8.1f}  steps {r['steps']}")
     print(f"real vs real {baseline['fid']:.1f}; wrote {args.out}")
