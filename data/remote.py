@@ -20,6 +20,7 @@ import json
 import os
 import posixpath
 import shutil
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -158,13 +159,13 @@ def fetch(uri: str, dest: str | os.PathLike, lock: str | os.PathLike) -> bool:
             if missing:
                 _download(fs, path, missing, dest)
             return False
-        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.download")
+        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.download")  # not a pid: containers share pids
         shutil.rmtree(tmp, ignore_errors=True)
         files = _remote_files(fs, path)
         _download(fs, path, [f for f in files if f != MANIFEST], tmp)
         _download(fs, path, [MANIFEST], tmp)
         if dest.exists():  # an older build of this fingerprint
-            old = dest.with_name(f".{dest.name}.{os.getpid()}.replaced")
+            old = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.replaced")
             os.replace(dest, old)
             os.replace(tmp, dest)
             shutil.rmtree(old)

@@ -7,6 +7,7 @@ and reason it failed); an exception never escapes for a bad input, so the build 
 import errno
 import os
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -134,7 +135,7 @@ def _process(track: dict, spec: DatasetSpec, parts_dir: Path) -> dict:
         "mel": pa.FixedShapeTensorArray.from_numpy_ndarray(np.ascontiguousarray(images)),
     }, schema=segment_schema(spec))
     final = part_path(parts_dir, track["track_id"])
-    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+    tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")  # unique across nodes and containers
     try:
         pq.write_table(table, tmp)
         os.replace(tmp, final)  # a stopped build leaves either the whole part or none

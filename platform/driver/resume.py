@@ -153,7 +153,8 @@ def find(spec, resume: str) -> StoppedSweep:
     if state["sweep"] != spec.name:
         raise ResumeError(f"--resume: {path} is a sweep of {state['sweep']!r}, not of {spec.name!r}; "
                           "resume it with its own search-space file.")
-    changed = differences(state["spec"], resolved(spec)) if "spec" in state else []  # older sweeps: unrecorded
+    # older sweeps: unrecorded, or recorded with their secrets (redacted here as now)
+    changed = differences(redacted(state["spec"]), resolved(spec)) if "spec" in state else []
     if changed:
         more = f" (and {len(changed) - 3} more)" if len(changed) > 3 else ""
         raise ResumeError(f"--resume: the search-space file changed since {path} started: {'; '.join(changed[:3])}"

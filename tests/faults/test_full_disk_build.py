@@ -4,13 +4,16 @@
 run, records nothing under the dataset's fingerprint and lists no input as skipped for it."""
 import errno
 import os
+import shutil
+import subprocess
+import sys
 
 import pyarrow.parquet as pq
 import pytest
 
 from data import dataset, pipeline, tracks
 from platform.driver import cluster
-from tests.helpers import write_spec
+from tests.helpers import ROOT, write_spec
 
 DATASET = {"synthetic": {"tracks": 5, "seconds": 11.0, "seed": 4}, "mel": {"sample_rate": 16000}}
 
@@ -79,3 +82,38 @@ def test_a_full_disk_at_the_manifest_is_the_same_sentence(tmp_path, disk, monkey
     assert not (tmp_path / "datasets" / spec.fingerprint).exists()
     monkeypatch.setattr(pipeline, "_write_failures", real)
     assert pipeline.build(spec, tmp_path).segments == 4
+
+
+def _mount_problem() -> str | None:
+    if not shutil.which("unshare"):
+        return "no unshare(1) on PATH"
+    probe = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                            "mount -t tmpfs -o size=1m tmpfs /mnt"], capture_output=True, text=True)
+    return None if probe.returncode == 0 else f"mounting is not allowed here ({probe.stderr.strip()[:200]})"
+
+
+MOUNT_PROBLEM = _mount_problem()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(MOUNT_PROBLEM is not None, reason=f"needs a private mount: {MOUNT_PROBLEM}")
+def test_a_real_tmpfs_that_fills_stops_the_build_and_the_next_run_finishes_it(tmp_path):
+    """The storage root a 1 MiB tmpfs (in a private mount namespace): the dataset, 12 tracks of
+    about 100 KiB of Parquet each, does not fit. `prepare` stops saying so; the tmpfs grown to
+    16 MiB (the same mount, so what was done is still there), `prepare` goes on from it."""
+    root = tmp_path / "runs"
+    root.mkdir()
+    spec = write_spec(tmp_path / "space.yaml", name="fills", storage={"root": str(root)},
+                      dataset={"synthetic": {"tracks": 12, "seconds": 60.0, "seed": 4}, "mel": {"sample_rate": 16000}})
+    prepare = f'"{sys.executable}" -m platform.prepare "{spec}"'
+    script = (f'mount -t tmpfs -o size=1m tmpfs "{root}" && {{ {prepare}; echo "exit $?"; echo "=== grown"; '
+              f'mount -o remount,size=16m "{root}" && {prepare}; echo "exit $?"; }}')
+    result = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script], cwd=tmp_path,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True, timeout=600)
+    full, grown = result.stdout.split("=== grown")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert "exit 1" in full and len(errors) == 1, result.stdout[-3000:] + result.stderr[-5000:]
+    assert errors[0].startswith(f"error: disk full at {root}/datasets/.") and "the next run goes on" in errors[0]
+    assert "Skipped" not in full and "No space left" not in full, full
+    assert "exit 0" in grown and "resumed a stopped build:" in grown, grown + result.stderr[-3000:]
+    assert "Dataset " in grown and "(built): 144 segments from 12 tracks" in grown, grown
