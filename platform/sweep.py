@@ -161,7 +161,7 @@ def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str
                             **cluster.local_store_folders(tracking_uri)})
     from platform.driver import store
     # before Ray: a new store made once under a lock (another sweep may start now), a broken one one sentence
-    store.ready(tracking_uri, tune_space.optuna_storage_uri(spec) if spec.tune.searcher == "optuna" else None)
+    store.ready(tracking_uri, spec.storage.optuna if spec.tune.searcher == "optuna" else None)
     previous = resuming.find(spec, resume) if resume else None  # before Ray: a wrong path fails fast
     datasets_uri = spec.storage.datasets
     if datasets_uri:  # before Ray: a misspelt bucket or missing credentials fail in seconds

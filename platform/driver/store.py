@@ -6,9 +6,9 @@ half-migrated store stays broken for every later command), so here the first use
 under an exclusive lock on a file beside the database (`mlflow.db.lock`): the first driver
 migrates, the others wait and then find the tables made. A store that cannot be opened (a
 garbage file, a folder in its place, a schema MLflow cannot read) is one sentence, before
-Ray starts. A server store (http) is checked by the cluster preflight instead. The Optuna storage
-(`runs/optuna.db`, every sweep's study) is a SQLite file made the same way, so it gets the
-same lock.
+Ray starts. A server store (http) is checked by the cluster preflight instead. An Optuna database the
+user names in `storage.optuna` as a SQLite URL is made the same way, so it gets the same
+lock (the default, a journal file, locks itself: platform/spec/study_storage.py).
 """
 import fcntl
 import os

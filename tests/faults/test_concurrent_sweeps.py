@@ -14,7 +14,7 @@ import pytest
 from mlflow import MlflowClient
 
 from platform.driver import resume
-from platform.spec import spaces
+from platform.spec import spaces, study_storage
 from tests.helpers import ROOT, tiny_sweep, write_spec
 
 DRIVERS = 4
@@ -23,16 +23,16 @@ STAMP = "20261206-120000"
 DRIVER = f"""
 import os, sys, time
 from platform.driver import resume, store, tracking
-from platform.spec import spaces, tune_space
+from platform.spec import spaces, study_storage
 import optuna
 spec_file, uri, go = sys.argv[1:4]
 spec = spaces.load(spec_file)
 open(go + "." + str(os.getpid()), "w").close()  # imported: waiting at the start line
 while not os.path.exists(go):
     time.sleep(0.005)
-store.ready(uri, tune_space.optuna_storage_uri(spec))
+store.ready(uri)
 name = resume.claim(spec, "{STAMP}")
-optuna.create_study(storage=optuna.storages.RDBStorage(tune_space.optuna_storage_uri(spec)), study_name=name)
+optuna.create_study(storage=study_storage.storage(spec), study_name=name)  # the journal, shared by all four
 target = tracking.start_sweep(uri, spec.experiment, run_name="sweep-" + name[len(spec.name) + 1:], tags={{}},
                               params={{}}, spec_file=spec_file)
 resume.record(spec, name, target)
@@ -95,5 +95,5 @@ def test_drivers_started_at_once_on_a_new_store_all_open_it_and_keep_their_own_s
         assert parents.pop(state["tracking"]["parent_run_id"]) == "sweep-" + name[len("race-"):]
     assert not parents
     import optuna
-    studies = optuna.get_all_study_names(f"sqlite:///{tmp_path / 'runs' / 'optuna.db'}")
+    studies = optuna.get_all_study_names(study_storage.storage(spaces.load(spec_file)))
     assert sorted(studies) == sorted(names)
