@@ -1,7 +1,9 @@
 """Generate new mels and audio from a trial's checkpoint: python -m platform.generate RUN_ID --out DIR
 
-RUN_ID is a trial's MLflow run; `--experiment NAME` instead takes the trial run of that
-experiment with the lowest fid. The run's `checkpoints/best/state.pt` (or `--checkpoint
+RUN_ID is a trial's MLflow run; given a sweep instead (its parent run's id or its name,
+sweep-...) or an experiment (`--experiment NAME`, or the name in RUN_ID's place), it takes
+that sweep's or experiment's winner, the trial run with the lowest best fid, and says
+which. The run's `checkpoints/best/state.pt` (or `--checkpoint
 last`) holds the trial's config and the dataset's mel parameters, so the generator is
 rebuilt from it alone. Writes sample_000.png / .wav ... and grid.png into --out.
 """
@@ -10,12 +12,41 @@ import logging
 import sys
 from pathlib import Path
 
-from platform.driver import command, tracking
+from platform.driver import command  # stdlib only: the first line comes before MLflow's import
+
+
+def trial_run(client, given: str | None, experiment: str | None) -> tuple:
+    """(the trial run, how it was chosen: "" for a trial run given by its id) for a trial
+    run's id, a sweep's parent run id or name, or an experiment's name; RunLookupError else."""
+    from platform.driver import tracking
+    if experiment:
+        return (tracking.best_trial_run(client, experiment),
+                f"the winner of experiment {experiment!r} (the lowest best fid of all its sweeps)")
+    try:
+        run = tracking.get_run(client, given)
+    except tracking.RunLookupError:
+        run = None
+    if run is None and "'" not in given:  # a sweep's name (sweep-...)
+        experiments = [e.experiment_id for e in client.search_experiments()]
+        found = client.search_runs(experiments, f"attributes.run_name = '{given}' and tags.sweep = 'parent'",
+                                   order_by=["attributes.start_time DESC"], max_results=1) if experiments else []
+        run = found[0] if found else None
+    if run is None:
+        if client.get_experiment_by_name(given) is None:
+            raise tracking.RunLookupError(f"there is no run, sweep or experiment {given!r} in {client.tracking_uri}.")
+        return trial_run(client, None, given)
+    if run.data.tags.get("sweep") != "parent":
+        return run, ""
+    name = client.get_experiment(run.info.experiment_id).name
+    return (tracking.best_trial_run(client, name, run.info.run_id),
+            f"run {run.info.run_id} is sweep {run.info.run_name}'s parent run; its winner (the lowest best fid)")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m platform.generate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("run_id", nargs="?", help="a trial's MLflow run id")
+    parser.add_argument("run_id", nargs="?", metavar="RUN",
+                        help="a trial's MLflow run id; a sweep's parent run id or name, or an experiment's name: "
+                             "its winner")
     parser.add_argument("--experiment", help="instead of RUN_ID: the best trial run (lowest fid) of this experiment")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
                         help="which checkpoint of the run (default: best, its lowest fid)")
@@ -34,14 +65,19 @@ def main(argv: list[str] | None = None) -> int:
     if Path(args.out).exists() and not Path(args.out).is_dir():
         parser.error(f"--out {args.out}: is a file, not a folder for the samples")
     command.setup_logging(logging.WARNING)
+    print(f"generate: finding {args.run_id or 'the winner of experiment ' + repr(args.experiment)} "
+          "(loading MLflow and torch) ...", file=sys.stderr, flush=True)
 
     from mlflow.exceptions import MlflowException
 
+    from platform.driver import tracking
     from trainables.checkpoint import CheckpointError, generator_from
     try:
         _, client = command.tracking_client(args.tracking_uri)
-        run = (tracking.get_run(client, args.run_id) if args.run_id
-               else tracking.best_trial_run(client, args.experiment))
+        run, chosen = trial_run(client, args.run_id, args.experiment)
+        if chosen:
+            print(f"generate: {chosen}: trial run {run.info.run_id} ({run.info.run_name}), best fid "
+                  f"{tracking.best_fid(client, run):.4g}", file=sys.stderr, flush=True)
         state = tracking.trial_checkpoint(client, run, args.checkpoint)
         generator, cfg = generator_from(state, f"run {run.info.run_id}'s {args.checkpoint} checkpoint")
     except (tracking.RunLookupError, CheckpointError) as error:

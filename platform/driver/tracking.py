@@ -94,10 +94,10 @@ def best_fid(client: MlflowClient, run) -> float:
     return min((m.value for m in client.get_metric_history(run.info.run_id, "fid")), default=math.inf)
 
 
-def best_trial_run(client: MlflowClient, experiment_name: str):
-    """The trial run of the experiment (any sweep) with the lowest fid."""
+def best_trial_run(client: MlflowClient, experiment_name: str, parent_run_id: str | None = None):
+    """The trial run of the experiment (any sweep, or the sweep `parent_run_id`) with the lowest fid."""
     experiment = get_experiment(client, experiment_name)
-    scored = [(best_fid(client, run), run) for run in trial_runs(client, experiment.experiment_id)]
+    scored = [(best_fid(client, run), run) for run in trial_runs(client, experiment.experiment_id, parent_run_id)]
     scored = [(fid, run) for fid, run in scored if math.isfinite(fid)]
     if not scored:
         raise RunLookupError(f"experiment {experiment_name!r} has no trial run with an fid.")
