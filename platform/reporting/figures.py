@@ -209,7 +209,7 @@ def speed_figure(top: list[dict], trials: list[dict], baseline: float | None, em
     ax.set_ylabel(_fid_label(embedding).replace("fid", "best fid", 1))
     ax.set_title("Score against training speed (labels: trial numbers)")
     ax.grid(alpha=0.3)
-    ax.margins(y=0.15)  # room above the top point for labels moved up
+    ax.margins(x=0.1, y=0.15)  # room right of and above the outer points for their labels
     separate(fig, labels)
     return fig
 
