@@ -159,16 +159,31 @@ def test_generate_writes_playable_wavs_and_pngs(sweep):
 
 
 @pytest.mark.slow
+def test_generate_given_a_sweep_or_an_experiment_finds_its_winner_and_says_which(sweep, capsys):
+    from platform import generate
+    cwd, _, parent, children = sweep
+    best = min(children, key=lambda r: r.data.metrics["best/fid"])
+    uri = ["--tracking-uri", f"sqlite:///{cwd / 'mlflow.db'}", "-n", "1", "--griffin-lim-iters", "1"]
+    for given, says in ((parent.info.run_id, f"is sweep {parent.info.run_name}'s parent run; its winner"),
+                        (parent.info.run_name, "its winner"), (SWEEP["name"], f"the winner of experiment {SWEEP['name']!r}")):
+        out = cwd / f"winner-{len(given)}"
+        assert generate.main([given, *uri, "--out", str(out)]) == 0
+        err = capsys.readouterr().err
+        assert says in err and f"trial run {best.info.run_id} ({best.info.run_name})" in err, err
+        assert (out / "sample_000.wav").exists()
+
+
+@pytest.mark.slow
 def test_generate_rejects_bad_input_with_one_sentence(sweep, capsys):
     from platform import generate
     cwd, _, parent, children = sweep
     uri = ["--tracking-uri", f"sqlite:///{cwd / 'mlflow.db'}", "--out", str(cwd / "never")]
-    for args, says in ((["no-such-run"], "there is no run 'no-such-run'"),
-                       (["--experiment", "nope"], "there is no experiment 'nope'"),
-                       ([parent.info.run_id], "has no best checkpoint")):
+    for args, says in ((["no-such-run"], "there is no run, sweep or experiment 'no-such-run'"),
+                       (["--experiment", "nope"], "there is no experiment 'nope'")):
         assert generate.main(args + uri) == 2
-        err = capsys.readouterr().err.strip()
-        assert err.startswith("error: ") and says in err and err.count("\n") == 0, err
+        # its first line at once (what it looks for), then the one sentence
+        first, error = capsys.readouterr().err.strip().splitlines()
+        assert first.startswith("generate: finding ") and error.startswith("error: ") and says in error, error
     assert not (cwd / "never").exists()
     assert generate.main(["x", "--tracking-uri", f"sqlite:///{cwd / 'missing.db'}"]) == 2
     assert "no MLflow store" in capsys.readouterr().err
