@@ -32,8 +32,9 @@ def _print_dry_run(spec: spaces.SweepSpec, overrides: list[str]) -> None:
     print("# resolved spec")
     print(yaml.safe_dump(resolved, sort_keys=False), end="")
     print(f"# dataset fingerprint: {spec.dataset.fingerprint}")
-    from platform.driver import tracking  # relative paths: the working folder's (README, "Search-space files")
-    print(f"# storage: {spec.storage.resolved_root()}, MLflow: {tracking.resolve_uri(spec.mlflow.resolved_uri())}")
+    # relative paths are the working folder's (README, "Search-space files")
+    print(f"# storage: {spec.storage.resolved_root()}, MLflow: {spec.mlflow.resolved_uri()} "
+          f"(relative paths: in {os.getcwd()})")
     print("# Tune param space (searched keys as Tune domains)")
     space = tune_space.param_space(spec)
     for path, domain in spec.search.items():

@@ -87,7 +87,7 @@ def test_commands_run_from_any_folder_with_the_projects_python(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert dry.returncode == 0, dry.stderr[-2000:]
     # a spec's relative paths (here its defaults, ./runs and ./mlflow.db) are the working folder's
-    assert f"# storage: {elsewhere / 'runs'}, MLflow: sqlite:///{elsewhere / 'mlflow.db'}" in dry.stdout
+    assert f"# storage: {elsewhere / 'runs'}, MLflow: sqlite:///mlflow.db (relative paths: in {elsewhere})" in dry.stdout
     for module in ("platform.report", "platform.doctor", "platform.generate"):
         helped = subprocess.run([python, "-m", module, "--help"], cwd=elsewhere, env=env, capture_output=True,
                                 text=True, timeout=300)
