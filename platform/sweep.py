@@ -31,6 +31,9 @@ def _print_dry_run(spec: spaces.SweepSpec, overrides: list[str]) -> None:
     print("# resolved spec")
     print(yaml.safe_dump(resolved, sort_keys=False), end="")
     print(f"# dataset fingerprint: {spec.dataset.fingerprint}")
+    # relative paths are the working folder's (README, "Search-space files")
+    print(f"# storage: {spec.storage.resolved_root()}, MLflow: {spec.mlflow.resolved_uri()} "
+          f"(relative paths: in {os.getcwd()})")
     print("# Tune param space (searched keys as Tune domains)")
     space = tune_space.param_space(spec)
     for path, domain in spec.search.items():
@@ -132,12 +135,13 @@ def _print_summary(spec: spaces.SweepSpec, results, errors: dict, diverged: int,
     generate = None
     if best and best.get("run_id"):
         store = "" if tracking_uri == tracking.default_uri() else f" --tracking-uri {tracking_uri}"
-        generate = f".venv/bin/python -m platform.generate {best['run_id']}{store} --out generated"
+        python = os.path.relpath(sys.executable) if sys.executable.startswith(os.getcwd() + os.sep) else sys.executable
+        generate = f"{python} -m platform.generate {best['run_id']}{store} --out generated"
     for line in console.summary(trials=len(results), failed=len(errors), diverged=diverged, experiment_path=results.experiment_path,
                                 best=best, baseline=baseline, searched=list(spec.search),
                                 experiment=spec.experiment, parent_run_id=target.parent_run_id,
                                 ui=tracking.ui_command(tracking_uri),
-                                url=tracking.ui_url(target.experiment_id, tracking_uri), generate=generate):
+                                url=tracking.ui_url(target.experiment_id, tracking_uri, target.parent_run_id), generate=generate):
         print(line)
 
 

@@ -1,6 +1,7 @@
 """The pieces of a trial's MLflow artifacts, without Ray: the dB scale of the mel figures,
 the WAVs, the metric history and the sweep's results table."""
 import csv
+from pathlib import Path
 import tempfile
 
 import numpy as np
@@ -103,5 +104,71 @@ def test_commands_refuse_a_store_that_is_not_there(module, tmp_path, capsys):
     main = importlib.import_module(f"platform.{module}").main
     assert main(["x", "--tracking-uri", f"sqlite:///{tmp_path / 'none.db'}", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: there is no MLflow store at") and err.count("\n") == 1
+    # generate's first line says what it looks for at once; the error is one line after it
+    *before, last = err.splitlines()
+    assert last.startswith("error: there is no MLflow store at") and len(before) == (module == "generate"), err
     assert not (tmp_path / "none.db").exists() and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("columns, n", [(1, 1), (4, 16)])
+def test_a_long_title_fits_its_image(columns, n):
+    """generate's per-sample PNG (one mel, 480 px at 100 dpi) and a trial's grid, titled with a long trial name."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    title = "dcgan1 #3 lr_g=3.0e-4 lr_d=2.6e-4 beta1=0.47 width=16, step 640, seed 0, #0, best checkpoint"
+    fig = mel_figure(np.zeros((n, 64, 64)), INFO, columns=columns, title=title)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    box, page = fig._suptitle.get_window_extent(renderer), fig.bbox
+    assert page.x0 <= box.x0 and box.x1 <= page.x1 and box.y1 <= page.y1, (box, page)
+    assert fig._suptitle.get_text().replace("\n", " ") == title
+
+
+class _Run:
+    """What TrialArtifacts asks of a trial's run: its logged artifacts, by folder."""
+    run_id, run_name = "r", "dcgan1 #0"
+
+    def __init__(self):
+        self.logged = []
+
+    def tags(self):
+        return {"tune.trial_id": "t"}
+
+    def log_dict(self, *args):
+        pass
+
+    def metric_history(self, keys):
+        return {}
+
+    def log_figure(self, figure, name):
+        self.logged.append(name)
+
+    def log_artifact(self, path, folder):
+        self.logged.append(f"{folder}/{Path(path).name}")
+
+
+def test_samples_are_logged_at_the_step_each_new_best_fid_is_reached(tmp_path, monkeypatch):
+    """A trial is scored at its lowest fid: that step has its grid and sound for the report,
+    even when it is neither the first, an `artifacts_every`-th nor the last evaluation."""
+    import torch
+    from trainables import artifacts
+    from trainables.config import EvaluationConfig, ModelConfig, TrainingConfig, TrialConfig
+    monkeypatch.setattr(artifacts, "read_manifest", lambda path: {
+        "fingerprint": "f" * 16, "scaling": INFO["scaling"], "spec": INFO["spec"]})
+    cfg = TrialConfig(model=ModelConfig(), training=TrainingConfig(checkpoint_every=100),
+                      evaluation=EvaluationConfig(grid_images=2, audio_clips=1, griffin_lim_iters=2,
+                                                  artifacts_every=100, checkpoint_artifacts=False))
+    run = _Run()
+    logged = artifacts.TrialArtifacts(run, cfg, "unused", torch.zeros(4, 8), resumed=False)
+    # the generator's output: one 64 x 64 mel per latent
+    monkeypatch.setattr(artifacts, "generate", lambda G, z: np.zeros((len(z), 64, 64), dtype=np.float32))
+
+    class Trainer:
+        G, finished, iteration, step = None, False, 0, 0
+    trainer = Trainer()
+    fids = {1: 50.0, 2: 40.0, 3: 45.0, 4: 30.0, 5: 35.0, 6: 38.0}  # best at 4, neither first nor last
+    for iteration, fid in fids.items():
+        trainer.iteration, trainer.step, trainer.finished = iteration, iteration * 10, iteration == 6
+        logged.after_iteration(trainer, {"fid": fid, "loss/D": 1.0, "loss/G": 1.0}, {})
+    grids = sorted(p for p in run.logged if p.startswith("samples/"))
+    assert grids == [artifacts.sample_name(step) for step in (10, 20, 40, 60)], grids
+    assert artifacts.audio_name(40, 0) in run.logged

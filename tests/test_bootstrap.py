@@ -131,3 +131,14 @@ def test_the_stamp_follows_the_lock(fake_apt, tmp_path, monkeypatch):
     assert bootstrap.main([]) == 0 and len(installs) == 2
     lock.write_text("ray==2.61.0\n")                          # a refreshed lock: install again
     assert bootstrap.main([]) == 0 and len(installs) == 4
+
+
+def test_the_set_up_puts_the_repo_on_the_venvs_path(fake_apt, tmp_path, monkeypatch):
+    site_packages = tmp_path / ".venv" / "lib" / "python3.11" / "site-packages"
+    site_packages.mkdir(parents=True)
+    assert bootstrap.main([]) == 0
+    written = site_packages / bootstrap.PATH_FILE
+    assert written.read_text() == bootstrap.path_file_line(bootstrap.ROOT)
+    assert written.read_text().startswith("import ") and written.read_text().count("\n") == 1  # one line site runs
+    before = written.stat().st_mtime_ns
+    assert bootstrap.main([]) == 0 and written.stat().st_mtime_ns == before  # the second run: nothing to do

@@ -119,8 +119,11 @@ def test_a_rater_plays_rates_five_clips_comes_back_and_mos_lands_in_mlflow(store
     assert len(clips) == 2 * 2 + 2 and {c["run_id"] for c in clips} == {c.info.run_id for c in children} | {"real"}
     browser = Browser(CHROMIUM, tmp_path / "profile")
     try:
+        browser.send("Network.enable")
         browser.navigate(url)
         assert browser.wait_for("document.getElementById('progress').textContent === '0 of 6 rated'")
+        requested = [e["params"]["request"]["url"] for e in browser.events if e["method"] == "Network.requestWillBeSent"]
+        assert requested and not [u for u in requested if "favicon" in u], requested  # no 404 in the server's log
         heard = []
         for n in range(5):
             # the clip plays in the page's own player: its WAV is fetched and decoded to 5 s

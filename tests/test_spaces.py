@@ -133,3 +133,25 @@ def test_the_hifigan_preset_resolves_in_a_dry_run(tmp_path):
     spec = load(ROOT / "search_spaces" / "hifigan.yaml")
     assert spec.model.shape == (80, 432) == (spec.dataset.mel.n_mels, spec.dataset.mel.frames)
     assert spec.dataset.hop_length() == 256 and spec.model.family == "dcgan1"
+
+
+@pytest.mark.parametrize("sections, hint", [
+    ({"model": {"famly": "dcgan1"}}, "model.famly: unknown key (did you mean 'family'?)"),
+    ({"model": {"family": "dcgan_1"}}, "got 'dcgan_1' (did you mean 'dcgan1'?)"),
+    ({"model": {"family": "WGAN-GP"}}, "(did you mean 'wgan_gp'?)"),
+    ({"serach": {}}, "serach: unknown key (did you mean 'search'?)"),
+    ({"search": {"training.lr_gg": 1e-4}}, "training has no key 'lr_gg' (did you mean 'lr_g'?)"),
+    ({"search": {"trainig.lr_g": 1e-4}}, "(did you mean 'training'?)"),
+    ({"search": {"training.lr_g": {"loguniformm": [1e-4, 1e-3]}}}, "(did you mean 'loguniform'?)"),
+])
+def test_a_misspelt_key_or_name_gets_a_did_you_mean(tmp_path, sections, hint):
+    path = write_spec(tmp_path / "typo.yaml", name="typo", **sections)
+    with pytest.raises(SpecError, match=None) as caught:
+        spaces.load(path)
+    assert hint in str(caught.value) and str(caught.value).count("did you mean") == 1, caught.value
+
+
+def test_no_did_you_mean_when_nothing_is_close(tmp_path):
+    with pytest.raises(SpecError) as caught:
+        spaces.load(write_spec(tmp_path / "far.yaml", name="far", model={"zzzzzz": 1}))
+    assert "did you mean" not in str(caught.value) and "expected one of: family" in str(caught.value)

@@ -4,6 +4,7 @@ holds the results table; then `platform.generate` and `platform.report` on that 
 and the MLflow UI opened in headless Chromium on it."""
 import csv
 import json
+import sys
 import tempfile
 from pathlib import Path
 
@@ -125,7 +126,7 @@ def test_the_sweep_prints_a_short_run_and_records_its_set_values(sweep):
     best = min(children, key=lambda r: r.data.metrics["best/fid"])
     assert f"fid {best.data.metrics['best/fid']:.4g}" in text and f"(MLflow run {best.info.run_id})" in text
     assert tracking.ui_command(f"sqlite:///{cwd / 'mlflow.db'}") in text
-    assert tracking.ui_url(parent.info.experiment_id) in text
+    assert tracking.ui_url(parent.info.experiment_id, None, parent.info.run_id) in text
     assert f"python -m platform.generate {best.info.run_id} --out generated" in text
     ended = [line for line in lines if line.startswith("trial ") and " after " in line]
     assert len(ended) == len(children) and all(" finished after 3/3 " in line or " stopped early after " in line
@@ -158,16 +159,31 @@ def test_generate_writes_playable_wavs_and_pngs(sweep):
 
 
 @pytest.mark.slow
+def test_generate_given_a_sweep_or_an_experiment_finds_its_winner_and_says_which(sweep, capsys):
+    from platform import generate
+    cwd, _, parent, children = sweep
+    best = min(children, key=lambda r: r.data.metrics["best/fid"])
+    uri = ["--tracking-uri", f"sqlite:///{cwd / 'mlflow.db'}", "-n", "1", "--griffin-lim-iters", "1"]
+    for given, says in ((parent.info.run_id, f"is sweep {parent.info.run_name}'s parent run; its winner"),
+                        (parent.info.run_name, "its winner"), (SWEEP["name"], f"the winner of experiment {SWEEP['name']!r}")):
+        out = cwd / f"winner-{len(given)}"
+        assert generate.main([given, *uri, "--out", str(out)]) == 0
+        err = capsys.readouterr().err
+        assert says in err and f"trial run {best.info.run_id} ({best.info.run_name})" in err, err
+        assert (out / "sample_000.wav").exists()
+
+
+@pytest.mark.slow
 def test_generate_rejects_bad_input_with_one_sentence(sweep, capsys):
     from platform import generate
     cwd, _, parent, children = sweep
     uri = ["--tracking-uri", f"sqlite:///{cwd / 'mlflow.db'}", "--out", str(cwd / "never")]
-    for args, says in ((["no-such-run"], "there is no run 'no-such-run'"),
-                       (["--experiment", "nope"], "there is no experiment 'nope'"),
-                       ([parent.info.run_id], "has no best checkpoint")):
+    for args, says in ((["no-such-run"], "there is no run, sweep or experiment 'no-such-run'"),
+                       (["--experiment", "nope"], "there is no experiment 'nope'")):
         assert generate.main(args + uri) == 2
-        err = capsys.readouterr().err.strip()
-        assert err.startswith("error: ") and says in err and err.count("\n") == 0, err
+        # its first line at once (what it looks for), then the one sentence
+        first, error = capsys.readouterr().err.strip().splitlines()
+        assert first.startswith("generate: finding ") and error.startswith("error: ") and says in error, error
     assert not (cwd / "never").exists()
     assert generate.main(["x", "--tracking-uri", f"sqlite:///{cwd / 'missing.db'}"]) == 2
     assert "no MLflow store" in capsys.readouterr().err
@@ -258,3 +274,66 @@ def test_mlflow_ui_shows_trials_and_a_sample_image(sweep, mlflow_server, tmp_pat
     assert pixels.shape[:2] == (900, 1400)
     assert len(np.unique((pixels * 255).astype(np.uint8).reshape(-1, 3), axis=0)) > 100  # not a blank page
     print(f"\nscreenshots: {SCREENSHOTS / 'mlflow_runs.png'} {shot}")
+
+
+def _readme_ui_command() -> str:
+    """The README's command that opens MLflow's UI, as a newcomer copies it."""
+    import re
+    found = re.findall(r"^\.venv/bin/mlflow ui .*$", (ROOT / "README.md").read_text(), flags=re.MULTILINE)
+    assert len(found) == 1, found
+    return found[0]
+
+
+@browser_test
+def test_the_readmes_mlflow_command_and_the_sweeps_address_list_its_trials_best_first(sweep, tmp_path):
+    """Typed in the sweep's folder, the README's command starts a UI; the address the sweep
+    printed opens on its trials, not on one collapsed parent row, sorted by score."""
+    import os
+    import signal
+    import subprocess
+    import time
+    import urllib.request
+
+    from platform.driver import tracking
+    from tests.cdp import Browser
+    from tests.faults.mlflow_server import free_port
+    cwd, client, parent, children = sweep
+    port = free_port()
+    # .venv/bin/ is this Python's folder (the tests may run from another clone's venv)
+    line = _readme_ui_command().replace(".venv/bin/", str(Path(sys.executable).parent) + "/", 1)
+    log = tmp_path / "ui.log"
+    with log.open("w") as out:
+        ui = subprocess.Popen(["bash", "-c", f"exec {line} --port {port}"], cwd=cwd, stdout=out,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    browser = None
+    try:
+        deadline = time.monotonic() + SERVER_START_S
+        while True:
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).read() == b"OK":
+                    break
+            except OSError:
+                pass
+            assert ui.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.3)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        browser = Browser(CHROMIUM, tmp_path / "profile")
+        browser.send("Emulation.setDeviceMetricsOverride", width=1400, height=900, deviceScaleFactor=1, mobile=False)
+        url = tracking.ui_url(parent.info.experiment_id, f"http://127.0.0.1:{port}", parent.info.run_id)
+        # the printed address, on the README's server: its host and port swapped in
+        printed = (cwd / "sweep-output.txt").read_text()
+        assert tracking.ui_url(parent.info.experiment_id, None, parent.info.run_id) in printed
+        _shown(browser, url, *(child.info.run_name for child in children), "Sort: best/fid")
+        rows = browser.evaluate("[...document.querySelectorAll('[role=row]')].map(r => r.innerText)")
+        best_first = sorted(children, key=lambda r: r.data.metrics["best/fid"])
+        at = [next(i for i, row in enumerate(rows) if child.info.run_name in row) for child in best_first]
+        assert at == sorted(at), rows
+        assert not any(parent.info.run_name in row for row in rows), rows  # the trials, not their parent row
+        browser.screenshot(SCREENSHOTS / "mlflow_trials.png")
+    finally:
+        if browser:
+            browser.close()
+        os.killpg(ui.pid, signal.SIGTERM)
+        ui.wait(timeout=60)
+    assert "died" not in log.read_text()
+    assert not (cwd / "mlartifacts").exists()  # the README names a folder that exists: ./mlruns

@@ -1,6 +1,7 @@
 """What a trial leaves in its MLflow run beside params and metrics, and the figures of it.
 
-Per evaluation (the first, every `evaluation.artifacts_every`-th, and always the trial's last):
+Per evaluation (each that lowers the trial's best fid, so its score's step has them; every
+`evaluation.artifacts_every`-th; and always the trial's last):
     samples/step_000400.png      a grid of mels generated from the evaluator's fixed latents, in dB
     audio/step_000400_0.wav      the grid's first `audio_clips` mels through `evaluation.vocoder`
 Whenever they change:
@@ -102,20 +103,22 @@ class TrialArtifacts:
         and the end of a sweep kills what is still running."""
         started = time.perf_counter()
         fid = metrics.get("fid")
+        improved = fid is not None and verdict.improves(fid, self.best)  # this step becomes the trial's score
         due = []
         if self.eval.checkpoint_artifacts:
-            if fid is not None and verdict.improves(fid, self.best):
+            if improved:
                 due.append("best")
             if trainer.iteration % self.cfg.training.checkpoint_every == 0 or trainer.finished:
                 due.append("last")
         if fid is not None:
-            if verdict.improves(fid, self.best):
+            if improved:
                 self.best = verdict.Score(fid, trainer.step)
             self.evaluations += 1
         self._checkpoint(trainer, config, due)
-        # the first evaluation too, so a trial ASHA stops early still shows what it made
-        if fid is not None and (self.evaluations == 1 or self.evaluations % self.eval.artifacts_every == 0) \
-                or trainer.finished:
+        # at every new best fid, so the report shows the samples of the step a trial is scored
+        # at (the first evaluation is one: a trial ASHA stops early still shows what it made)
+        if improved or trainer.finished or fid is not None and (self.evaluations == 1 or
+                                                                self.evaluations % self.eval.artifacts_every == 0):
             self._samples(trainer)
         if trainer.finished:
             self._loss_curves(trainer, metrics)

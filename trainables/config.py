@@ -159,7 +159,7 @@ class EvaluationConfig:
     griffin_lim_iters: int = 32
     # hifigan: the pretrained neural vocoder (trainables/vocoder.py), for a dataset.mel.kind hifigan
     vocoder: Vocoder = "griffin-lim"
-    artifacts_every: int = 4    # evaluations between sample artifacts; a trial's first and last always have them
+    artifacts_every: int = 4    # evaluations between sample artifacts; a trial's first, last and each new best fid always have them
     checkpoint_artifacts: bool = True  # the last and the best (lowest fid) checkpoint as run artifacts
 
     def __post_init__(self):

@@ -52,8 +52,15 @@ def mel_figure(images: np.ndarray, info: dict, columns: int = 4, title: str | No
         ax.set_ylabel("mel band (Hz)")
     fig.colorbar(shown, ax=axes, label=f"dB re {scaling.get('db_reference', 'reference')}", shrink=0.9)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(fitted(title, fig.get_figwidth()))
     return fig
+
+
+def fitted(title: str, width_in: float, size_pt: float = 12.0) -> str:
+    """`title` wrapped into lines that fit a figure `width_in` wide at `size_pt` (a character
+    of matplotlib's default sans-serif is at most about 0.6 of its size wide)."""
+    import textwrap
+    return textwrap.fill(title, max(16, int(width_in * 72 / (0.6 * size_pt))), break_long_words=False)
 
 
 def draw_losses(ax, history: dict, title: str | None = None) -> None:

@@ -129,7 +129,7 @@ def summary(*, trials: int, failed: int, diverged: int = 0, experiment_path: str
         if chosen:
             lines.append("  " + ", ".join(f"{path}={shown(value)}" for path, value in chosen.items()))
     lines += [f"MLflow experiment '{experiment}', parent run {parent_run_id}. Open the UI with:", f"  {ui}",
-              f"  then {url}"]
+              f"  then {url}", "  (this sweep's trials, best first; Columns > best/fid and stopped show the score)"]
     if generate:
         lines += ["Listen to the best trial (new mels as PNG and WAV):", f"  {generate}"]
     return lines

@@ -6,6 +6,7 @@ this module creates what they nest under and tidies up after Tune returns.
 import csv
 import logging
 import math
+import os
 import re
 import sys
 import tempfile
@@ -173,23 +174,34 @@ def trial_checkpoint(client: MlflowClient, run, which: str):
 
 
 def ui_command(uri: str) -> str:
-    """The command that opens the UI on a local store; a server (http) is its own UI."""
+    """The command that opens the UI on a local store; a server (http) is its own UI. One
+    worker: uvicorn's supervisor kills a worker that does not answer within 5 s of starting,
+    which four workers importing MLflow at once on a busy small machine do not (README)."""
     if uri.startswith(("http://", "https://")):
         return f"open {uri} in a browser"
-    # an absolute artifact folder next to the store: by default the UI's server would use
-    # ./mlartifacts of wherever it was started
+    # the runs' artifacts are in ./mlruns beside the store (absolute paths in each run): the
+    # server's own uploads, from its UI, go there too instead of a new ./mlartifacts
     folder = Path(uri[len("sqlite:///"):]).parent if uri.startswith("sqlite:///") else Path(uri)
-    return f".venv/bin/mlflow ui --backend-store-uri {uri} --artifacts-destination {folder.resolve() / 'mlartifacts'}"
+    mlflow = Path(sys.executable).parent / "mlflow"  # this Python's, wherever the command is typed
+    shown = os.path.relpath(mlflow) if mlflow.is_relative_to(Path.cwd()) else str(mlflow)
+    return (f"{shown if mlflow.exists() else 'mlflow'} ui --backend-store-uri {uri} "
+            f"--artifacts-destination {folder.resolve() / 'mlruns'} --workers 1")
 
 
-def ui_url(experiment_id: str, tracking_uri: str | None = None) -> str:
+def ui_url(experiment_id: str, tracking_uri: str | None = None, sweep_run_id: str | None = None) -> str:
     """The experiment's runs in the training view of the MLflow server `tracking_uri`, or of
-    `mlflow ui` on this machine. MLflow 3.17's UI picks its view from this parameter (else
-    from the browser's last choice, GenAI at first), not from the experiment's kind tag,
-    which older 3.x UIs read."""
+    `mlflow ui` on this machine; given the sweep's parent run, its trials alone (not nested
+    under a collapsed parent row), best score first. MLflow 3.17's UI reads these from the
+    address (`workflowType` picks the view, which older 3.x UIs took from the experiment's
+    kind tag); the columns it shows it does not (README, "Compare trials in MLflow")."""
     server = tracking_uri if tracking_uri and tracking_uri.startswith(("http://", "https://")) else None
     base = server.rstrip("/") if server else "http://127.0.0.1:5000"
-    return f"{base}/#/experiments/{experiment_id}?workflowType=machine_learning"
+    url = f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+    if sweep_run_id:
+        from urllib.parse import quote
+        trials = f"tags.mlflow.parentRunId = '{sweep_run_id}'"
+        url += f"&searchFilter={quote(trials, safe='')}&orderByKey={quote('metrics.`best/fid`', safe='')}&orderByAsc=true"
+    return url
 
 
 def start_sweep(tracking_uri: str, experiment: str, run_name: str, tags: dict,

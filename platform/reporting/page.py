@@ -20,7 +20,11 @@ h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 1.6em; }
 .charts img { max-width: 100%; border: 1px solid #ddd; margin: 0.3em 0; }
 .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(320px, 1fr)); gap: 1em; }
 .card { border: 1px solid #ccc; border-radius: 6px; padding: 0.6em; }
-.card img { width: 100%; } .card audio { width: 100%; }
+.card img { width: 100%; cursor: zoom-in; } .card audio { width: 100%; }
+figure { margin: 0.3em 0 1em; } figcaption { color: #555; font-size: 0.92em; margin-top: 0.2em; }
+.rank { display: inline-block; background: #333; color: #fff; border-radius: 3px; padding: 0 0.35em; margin-right: 0.3em; }
+dialog#full { padding: 0; border: 0; max-width: 98vw; max-height: 98vh; overflow: auto; cursor: zoom-out; }
+dialog#full img { display: block; }
 .card h3 { font-size: 0.95em; margin: 0 0 0.3em; word-break: break-word; }
 .stopped { color: #b35900; } .failed { color: #b00; }
 table { border-collapse: collapse; font-size: 13px; }
@@ -45,8 +49,23 @@ document.querySelectorAll('table.sortable th').forEach((th, column) => th.addEve
     return (x < y ? -1 : x > y ? 1 : 0) * (ascending ? 1 : -1); });
   rows.forEach(r => body.appendChild(r));
 }));
+// A sample grid opens at its full size on click; a click (or Esc) closes it.
+const full = document.getElementById('full');
+document.querySelectorAll('img.zoom').forEach(img => img.addEventListener('click', () => {
+  full.querySelector('img').src = img.src; full.querySelector('img').alt = img.alt; full.showModal(); }));
+full.addEventListener('click', () => full.close());
 """
 
+# what each chart shows, under it
+CHART_CAPTIONS = {
+    "fid_curves": "Each of the best trials' fid at every evaluation, one shared axis; x marks where the scheduler "
+                  "stopped a trial; the dashed line is the real-vs-real baseline.",
+    "fid_per_trial": "Each trial's score (bar: its best fid, at the step named), orange where the scheduler stopped "
+                     "it early; the black tick is its final fid.",
+    "score_vs_speed": "Every trial's score against its training throughput; the best trials labelled by their trial "
+                      "number (#N, as in their names), trials on one point by one label.",
+    "loss_curves": "Discriminator and generator losses (and the Wasserstein estimate of WGANs) against generator "
+                   "steps, per trial."}
 CHART_TITLES = {"fid_curves": "fid during training", "fid_per_trial": "Score per trial",
                 "score_vs_speed": "Score against training speed", "importance": "Parameter importance",
                 "loss_curves": "Loss evolution"}
@@ -103,14 +122,24 @@ def _table(trials: list[dict]) -> str:
 def _card(t: dict) -> str:
     stop = f'<div class="stopped">stopped: {html.escape(t["stopped"])}</div>' if t.get("stopped") else ""
     step = f" at step {t['best_step']}" if t.get("best_step") is not None else ""
-    image = (f'<img alt="{html.escape(t.get("samples_artifact", ""))}" '
-             f'src="{_data_uri("image/png", Path(t["samples"]).read_bytes())}">' if t.get("samples")
+
+    def at(key: str) -> str:  # the step a medium is from, beside the score's
+        shown = t.get(f"{key}_step")
+        if shown is None:
+            return ""
+        return (f"step {shown}, the step of its score" if shown == t.get("best_step")
+                else f"step {shown} (the score's step {t.get('best_step')} has none logged)")
+    image = (f'<figure><img class="zoom" alt="{html.escape(t.get("samples_artifact", ""))}" '
+             f'title="click for full size" src="{_data_uri("image/png", Path(t["samples"]).read_bytes())}">'
+             f'<figcaption>Samples at {at("samples")}: {html.escape(t.get("samples_artifact", ""))} '
+             "(click for full size)</figcaption></figure>" if t.get("samples")
              else '<p class="note">no sample grid logged</p>')
-    audio = (f'<audio controls preload="auto" title="{html.escape(t.get("audio_artifact", ""))}" '
+    audio = (f'<figure><audio controls preload="auto" title="{html.escape(t.get("audio_artifact", ""))}" '
              f'src="{_data_uri("audio/wav", Path(t["audio"]).read_bytes())}"></audio>'
-             f'<div class="note">{html.escape(t.get("audio_artifact", ""))}</div>' if t.get("audio")
-             else '<p class="note">no audio logged</p>')
-    return (f'<div class="card" data-run="{html.escape(t["run_id"])}"><h3>#{t["rank"]} {html.escape(t["name"])}</h3>'
+             f'<figcaption>Sound at {at("audio")}: {html.escape(t.get("audio_artifact", ""))}</figcaption></figure>'
+             if t.get("audio") else '<p class="note">no audio logged</p>')
+    return (f'<div class="card" data-run="{html.escape(t["run_id"])}"><h3><span class="rank" title="rank by score">'
+            f'rank {t["rank"]}</span>{html.escape(t["name"])}</h3>'
             f'<div>score: best fid {numbers.shown(t["best_fid"])}{step}</div>{stop}{image}{audio}</div>')
 
 
@@ -124,12 +153,12 @@ def write(path: Path, *, sweep: str, parent_run_id: str, trials: list[dict], top
     floor = f"; real vs real: {baseline:.4g}" if baseline is not None else ""
     shown = [name for name in ("fid_curves", "fid_per_trial", "score_vs_speed", "importance", "loss_curves")
              if name in charts]
-    figures = "".join(f'<h2>{CHART_TITLES[name]}</h2><img alt="{name}" id="chart-{name}" '
-                      f'src="{charts[name]}">' for name in shown)
+    captions = {**CHART_CAPTIONS, "importance": importance_note}
+    figures = "".join(f'<h2>{CHART_TITLES[name]}</h2><figure id="chart-{name}"><img alt="{name}" '
+                      f'src="{charts[name]}"><figcaption>{html.escape(captions[name])}</figcaption></figure>'
+                      for name in shown)
     if "importance" not in charts:
         figures += f'<h2>Parameter importance</h2><p class="note">{html.escape(importance_note)}</p>'
-    else:
-        figures += f'<p class="note">{html.escape(importance_note)}</p>'
     more = (f'<p class="note">The {len(top)} best of {len(trials)} trials are shown with their samples; '
             "every trial is in the table below.</p>" if len(trials) > len(top) else "")
     page = f"""<!DOCTYPE html>
@@ -143,10 +172,13 @@ lower is better); the sweep's summary, results.csv and platform.generate --exper
 MLflow parent run <code>{html.escape(parent_run_id)}</code>.</p>
 <div class="charts">{figures}</div>
 <h2>Samples and sound, side by side</h2>{more}
+<p class="note">Each of the best trials, by rank (1 is the lowest score), with the sample grid and sound of the
+step its score was taken at. A trial's number (#N in its name) is its order in the sweep.</p>
 <div class="cards">{''.join(_card(t) for t in top)}</div>
 <h2>Every trial</h2>
 <p class="note">Click a column to sort by it. "stopped": the scheduler ended the trial early, at that iteration.</p>
 {_table(trials)}
+<dialog id="full"><img alt=""></dialog>
 <script>{SCRIPT}</script>
 </body></html>
 """

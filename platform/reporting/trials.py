@@ -57,14 +57,25 @@ def summaries(client, runs: list) -> list[dict]:
     return trials
 
 
-def _latest(client, run_id: str, folder: str, suffix: str) -> str | None:
-    """The artifact of `folder` with the highest step in its name (step_000400...)."""
-    found = sorted(a.path for a in client.list_artifacts(run_id, folder) if a.path.endswith(suffix))
-    return found[-1] if found else None
+def _at_step(client, run_id: str, folder: str, suffix: str, step: int | None) -> tuple[str, int] | None:
+    """(path, step) of `folder`'s artifact (step_000400...) logged at `step`, the trial's scored
+    step, else the last one before it (runs logged before samples came with each new best), else
+    the latest; the first audio clip of that step."""
+    found = {}
+    for a in client.list_artifacts(run_id, folder):
+        name = Path(a.path).name
+        if name.endswith(suffix) and name.startswith("step_"):
+            found.setdefault(int(name[len("step_"):].split("_")[0].split(".")[0]), []).append(a.path)
+    if not found:
+        return None
+    steps = sorted(found)
+    chosen = max((s for s in steps if step is not None and s <= step), default=steps[-1])
+    return min(found[chosen]), chosen
 
 
 def add_media(client, trials: list[dict], downloads: Path) -> None:
-    """The histories, latest sample grid and first audio clip of `trials` (the best ones)."""
+    """The histories, and the sample grid and first audio clip of the step each of `trials`
+    (the best ones) was scored at, with that step (`samples_step`, `audio_step`)."""
     from trainables.figures import LOSS_KEYS
     from trainables.mlflow_run import metric_history
     for i, trial in enumerate(trials, 1):
@@ -81,13 +92,11 @@ def add_media(client, trials: list[dict], downloads: Path) -> None:
         if fids:
             trial["final_step"], trial["final_fid"] = fids[-1]
         for key, folder, suffix in (("samples", "samples", ".png"), ("audio", "audio", ".wav")):
-            path = _latest(client, run_id, folder, suffix)
-            if path and suffix == ".wav":  # the first clip of the latest evaluation with audio
-                step = path.rsplit("_", 2)[-2]
-                path = min(a.path for a in client.list_artifacts(run_id, folder) if step in a.path)
+            found = _at_step(client, run_id, folder, suffix, trial["best_step"])
+            path = found[0] if found else None
             trial[key] = client.download_artifacts(run_id, path, str(downloads / run_id)) if path else None
-            if path:
-                trial[f"{key}_artifact"] = path
+            if found:
+                trial[f"{key}_artifact"], trial[f"{key}_step"] = found
 
 
 def importance(study: tuple | str) -> tuple[dict[str, float] | None, str]:
@@ -104,12 +113,15 @@ def importance(study: tuple | str) -> tuple[dict[str, float] | None, str]:
         study = optuna.load_study(study_name=name, storage=storage)
         # the score, the best fid a trial was evaluated at: Ray gives Optuna every result but a
         # trial's last as an intermediate value and the last as the trial's value
+        # fANOVA, named: Optuna's default is PED-ANOVA, another measure, which warns on every call
         values = optuna.importance.get_param_importances(
-            study, target=lambda t: min([*t.intermediate_values.values(), t.value]))
+            study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0),
+            target=lambda t: min([*t.intermediate_values.values(), t.value]))
     except (KeyError, ValueError, RuntimeError, ImportError) as error:
         return None, f"No parameter importance from study {name!r} in {where}: {str(error).splitlines()[0]}"
     except Exception as error:  # noqa: BLE001 - e.g. the study's SQLite file is not on this machine
         return None, f"No parameter importance: study {name!r} in {where} could not be read ({type(error).__name__})."
     trials = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
-    return dict(values), (f"fANOVA importance of each searched value for the score, over the {trials} finished "
+    return dict(values), (f"fANOVA importance (Optuna's FanovaImportanceEvaluator: the share of the score's variance "
+                          f"each searched value explains, by a random forest) over the {trials} finished "
                           f"trials of Optuna study {name!r} ({where}).")

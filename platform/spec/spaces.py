@@ -34,7 +34,7 @@ import yaml
 
 from data.spec import DatasetSpec
 from platform.spec import overrides as overriding
-from platform.spec.typed import SpecError, build, convert, preview
+from platform.spec.typed import SpecError, build, convert, did_you_mean, preview
 from trainables.config import SECTIONS as TRIAL_SECTIONS
 from trainables.config import EvaluationConfig, ModelConfig, TrainingConfig, hifigan_mismatch
 
@@ -326,7 +326,9 @@ def _parse_domain(path: str, raw: Any, field_type, section_obj, where: str) -> D
     kinds = ("loguniform", "uniform", "randint", "choice", "grid")
     if isinstance(raw, dict):
         if len(raw) != 1 or next(iter(raw)) not in kinds:
-            raise SpecError(f"{where}: expected one of {', '.join(kinds)} as the only key, got {preview(sorted(map(str, raw)))}.")
+            hint = did_you_mean(next(iter(raw)), kinds) if len(raw) == 1 else ""
+            raise SpecError(f"{where}: expected one of {', '.join(kinds)} as the only key, got "
+                            f"{preview(sorted(map(str, raw)))}{hint}.")
         kind, args = next(iter(raw.items()))
         if not isinstance(args, list) or not args:
             raise SpecError(f"{where}.{kind}: expected a non-empty list, got {preview(args)}.")
@@ -363,11 +365,12 @@ def _parse_search(raw: Any, spec: SweepSpec, file: str) -> dict[str, Domain]:
         where = f"{file}: search.{path if len(str(path)) <= 60 else preview(path)}"
         section, _, key = str(path).partition(".")
         if section not in TRIAL_SECTIONS or not key:
-            raise SpecError(f"{where}: the key must be SECTION.NAME with SECTION one of {', '.join(TRIAL_SECTIONS)}.")
+            raise SpecError(f"{where}: the key must be SECTION.NAME with SECTION one of {', '.join(TRIAL_SECTIONS)}"
+                            f"{did_you_mean(section, TRIAL_SECTIONS) if key else ''}.")
         cls = TRIAL_SECTIONS[section]
         hints = typing.get_type_hints(cls)
         if key not in hints:
-            raise SpecError(f"{where}: {section} has no key {preview(key)} "
+            raise SpecError(f"{where}: {section} has no key {preview(key)}{did_you_mean(key, hints)} "
                             f"(expected one of: {', '.join(hints)}).")
         domain = _parse_domain(path, value, hints[key], getattr(spec, section), where)
         if domain.kind == "grid" and spec.tune.searcher == "optuna":

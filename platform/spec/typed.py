@@ -43,6 +43,17 @@ def _type_name(tp) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+def did_you_mean(given: Any, options) -> str:
+    """" (did you mean 'x'?)" for the option closest to a misspelt `given`, else ""."""
+    import difflib
+    if not isinstance(given, str):
+        return ""
+    options = [str(o) for o in options]
+    close = difflib.get_close_matches(given, options, n=1, cutoff=0.6) or \
+        [o for o in options if o.lower() == given.lower().replace("-", "_")]
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def _fail(where: str, problem: str) -> typing.NoReturn:
     raise SpecError(f"{where}: {problem}.")
 
@@ -67,7 +78,7 @@ def convert(value: Any, tp, where: str) -> Any:
         _fail(where, f"expected {' or '.join(_type_name(o) for o in options if o is not type(None))}, got {preview(value)}")
     if origin is Literal:
         if value not in typing.get_args(tp):
-            _fail(where, f"expected {_type_name(tp)}, got {preview(value)}")
+            _fail(where, f"expected {_type_name(tp)}, got {preview(value)}{did_you_mean(value, typing.get_args(tp))}")
         return value
     if dataclasses.is_dataclass(tp):
         return build(tp, value, where)
@@ -108,7 +119,7 @@ def build(cls, data: Any, where: str):
         name = key if isinstance(key, str) and len(key) <= PREVIEW else preview(key)
         path = f"{where}.{name}" if where else name
         if key not in fields:
-            _fail(path, f"unknown key (expected one of: {', '.join(fields)})")
+            _fail(path, f"unknown key{did_you_mean(key, fields)} (expected one of: {', '.join(fields)})")
         kwargs[key] = convert(value, hints[key], path)
     missing = [name for name, f in fields.items() if name not in kwargs
                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]

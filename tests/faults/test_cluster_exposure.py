@@ -91,4 +91,4 @@ def test_every_command_that_starts_a_server_gives_an_absolute_artifact_folder():
     # what a sweep prints for its local store
     printed = tracking.ui_command("sqlite:////data/sweeps/mlflow.db")
     assert printed.endswith("--backend-store-uri sqlite:////data/sweeps/mlflow.db "
-                            "--artifacts-destination /data/sweeps/mlartifacts")
+                            "--artifacts-destination /data/sweeps/mlruns --workers 1")
