@@ -112,7 +112,7 @@ def load_mels(path: str | os.PathLike, max_segments: int | None = None, seed: in
 
 def segment_count(path: str | os.PathLike) -> int:
     """How many segments the dataset holds, from its Parquet footers (no image is read)."""
-    return sum(pq.read_metadata(f).num_rows for f in _part_files(Path(path)))
+    return sum(pq.read_metadata(f).num_rows for f in part_files(path))
 
 
 def mels_at(path: str | os.PathLike, rows: np.ndarray) -> np.ndarray:
@@ -139,7 +139,7 @@ def _index(files: list[Path]) -> pa.Table:
 def _read_rows(path: str | os.PathLike, rows: np.ndarray, columns: list[str]) -> pa.Table:
     """These rows (numbered in read_segments' order; any order, repeats allowed) of these
     columns, read one file at a time and keeping only that file's chosen rows."""
-    files = _part_files(Path(path))
+    files = part_files(path)
     if not files or len(rows) == 0:
         return pa.table({})
     chosen = _index(files).take(pa.array(rows))

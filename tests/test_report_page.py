@@ -180,10 +180,8 @@ def test_the_importance_is_fanova_as_named_and_warns_nothing(tmp_path, recwarn):
         trial.report(100 - i + trial.params["lr"] * 1000, 0)
         study.tell(trial, 200 - i)
 
-    class Parent:
-        class data:
-            tags = {"optuna.storage": storage, "optuna.study": "s"}
-    values, note = importance(Parent)
+    # (the storage, the study's name, where it is in words), as the sweep's record opens it
+    values, note = importance((storage, "s", "the test's database"))
     assert set(values) == {"lr", "width"} and sum(values.values()) == pytest.approx(1)
     expected = optuna.importance.get_param_importances(
         study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0),

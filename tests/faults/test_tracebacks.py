@@ -70,9 +70,10 @@ def store(tmp_path_factory):
 
 
 def _one_line(capsys) -> str:
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
-    return err
+    """The one sentence of an error; generate's progress lines ("generate: ...") before it aside."""
+    lines = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("generate: ")]
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    return lines[0]
 
 
 def _spec(tmp_path, **sections) -> Path:
