@@ -59,19 +59,22 @@ def run(*args: str) -> None:
     subprocess.run([sys.executable, *args], cwd=ROOT, check=True)
 
 
-def choose_scale(sets: list[str], minutes: float) -> tuple[list[str], float, int]:
+def choose_scale(sets: list[str], minutes: float, factor: int | None = None) -> tuple[list[str], float, int]:
     """The first scale of SCALES estimated to fit `minutes`: its --set values, estimate and
     epoch factor. A corpus far smaller than the study's trains for little time at the
     study's epochs, so the budget goes first to more epochs (all experiments' alike, their
-    ratios kept), then, where even the study's epochs do not fit, to smaller networks."""
+    ratios kept), then, where even the study's epochs do not fit, to smaller networks.
+    `factor` given: only scales with that epoch factor are tried."""
     from platform.driver import cost
     from platform.driver.calibration import Calibration
     from platform.spec import spaces
     base = spaces.read(str(PAPER), sets).spec
-    for width, batch, factor in SCALES:
+    for width, batch, times in SCALES:
+        if factor is not None and times != factor:
+            continue
         scaled = sets + [f"model.width={width}", f"training.batch_size={batch}"] + [
-            f"experiments.{name}.training.epochs={e.training.epochs * factor:g}"
-            for name, e in base.experiments.items() if factor > 1]
+            f"experiments.{name}.training.epochs={e.training.epochs * times:g}"
+            for name, e in base.experiments.items() if times > 1]
         spec = spaces.read(str(PAPER), scaled).spec
         segments, _ = cost.dataset_segments(spec)
         calibration = Calibration(spec.storage.resolved_root(), "cpu", 1)
@@ -83,10 +86,10 @@ def choose_scale(sets: list[str], minutes: float) -> tuple[list[str], float, int
             sample = calibration.sample_seconds(spec.evaluation, spec.dataset)
             seconds += p.steps * step + len(p.evaluated) * sample * spec.evaluation.samples
         wall = seconds / cost.concurrent_trials(spec) / 60
-        print(f"  width {width}, batch {batch}, epochs x{factor}: about {wall:.0f} min", file=sys.stderr, flush=True)
+        print(f"  width {width}, batch {batch}, epochs x{times}: about {wall:.0f} min", file=sys.stderr, flush=True)
         if wall <= minutes:
             break
-    return scaled + curve_points(plans), wall, factor
+    return scaled + curve_points(plans), wall, times
 
 
 def curve_points(plans) -> list[str]:
@@ -197,13 +200,16 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=512)
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "study")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "study.md")
+    parser.add_argument("--epochs-factor", type=int, choices=sorted({k for _, _, k in SCALES}),
+                        help="train every experiment this many times the study's epochs (default: the most "
+                             "that fits --minutes; 1 is the study's own)")
     args = parser.parse_args()
     command = "benchmarks/study.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     started = time.time()
     sets = common_sets(args.folder.resolve(), args.work.resolve())
     set_args = [a for s in sets for a in ("--set", s)]
     run("-m", "platform.prepare", str(PAPER), *set_args)
-    scale, estimate, factor = choose_scale(sets, args.minutes)
+    scale, estimate, factor = choose_scale(sets, args.minutes, args.epochs_factor)
     extra = scale[len(sets):]
     print(f"scale: {', '.join(extra)}; estimated {estimate:.0f} min", file=sys.stderr, flush=True)
     run("-m", "platform.sweep", str(PAPER), *[a for s in scale for a in ("--set", s)])
