@@ -126,3 +126,70 @@ def tiny_sweep(name: str, **sections) -> dict:
             "search": {"training.lr_g": {"loguniform": [1e-4, 1e-3]}},
             "tune": {"searcher": "random", "scheduler": {"name": "fifo"}, "num_samples": 2, "max_concurrent": 2},
             **sections}
+
+
+def mount_problem() -> str | None:
+    """Why a private tmpfs cannot be mounted here (None when it can): the full-disk tests need one."""
+    if not shutil.which("unshare"):
+        return "no unshare(1) on PATH"
+    probe = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                            "mount -t tmpfs -o size=1m tmpfs /mnt"], capture_output=True, text=True)
+    return None if probe.returncode == 0 else f"mounting is not allowed here ({probe.stderr.strip()[:200]})"
+
+
+@contextlib.contextmanager
+def local_site(root: Path, handler: type):
+    """A folder served on loopback by `handler` (a SimpleHTTPRequestHandler), in a thread: its
+    address, e.g. http://127.0.0.1:PORT."""
+    import functools
+    import http.server
+    import threading
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=30)
+
+
+def signal_sweep_once_it_reports(spec: Path, cwd: Path, db: str, experiment: str, sig: int,
+                                 timeout: float = 300) -> tuple:
+    """Start `python -m platform.sweep spec` in `cwd`, send it `sig` once a trial run in
+    `experiment` of the store `db` has an fid, and wait for it to end: (its exit status,
+    stdout, stderr, an MlflowClient on `db`, the experiment)."""
+    from mlflow import MlflowClient
+    driver = subprocess.Popen([sys.executable, "-m", "platform.sweep", str(spec)], cwd=cwd,
+                              env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    client, deadline = MlflowClient(tracking_uri=db), time.monotonic() + timeout
+    try:
+        while True:
+            found = Path(db.removeprefix("sqlite:///")).exists() and client.get_experiment_by_name(experiment)
+            runs = client.search_runs([found.experiment_id]) if found else []
+            if any("fid" in r.data.metrics for r in runs):
+                break
+            if driver.poll() is not None or time.monotonic() > deadline:
+                driver.kill()
+                raise AssertionError(f"no trial reported before the sweep ended or {timeout} s passed: "
+                                     + driver.communicate()[1][-3000:])
+            time.sleep(0.5)
+        driver.send_signal(sig)
+        stdout, stderr = driver.communicate(timeout=180)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    return driver.returncode, stdout, stderr, client, found
+
+
+@contextlib.contextmanager
+def recording_site(tmp_path: Path, handler_base: type):
+    """An empty folder `site/` served by a subclass of `handler_base` whose `seen` list its
+    log_message fills: (the folder, its address, seen)."""
+    root = tmp_path / "site"
+    root.mkdir()
+    seen = []
+    with local_site(root, type("Handler", (handler_base,), {"seen": seen})) as address:
+        yield root, address, seen

@@ -3,9 +3,7 @@ runs as platform.sweep leaves them, no training: benchmarks/report_scale.logged_
 every trial in the page, the best ones with their grid and a clip that plays in headless
 Chromium, no request leaving 127.0.0.1, the table sorting by score; figures in svg and pdf."""
 import contextlib
-import functools
 import http.server
-import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -13,7 +11,7 @@ import pytest
 from mlflow import MlflowClient
 
 from benchmarks.report_scale import logged_sweep
-from tests.helpers import CHROMIUM, browser_test
+from tests.helpers import CHROMIUM, browser_test, local_site
 
 TRIALS = 7
 TOP = 5
@@ -33,20 +31,17 @@ def _report(store, out: Path, *args: str) -> int:
     return report.main(["page", "--out", str(out), "--tracking-uri", uri, "--top", str(TOP), *args])
 
 
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
 @contextlib.contextmanager
 def _serving(folder: Path):
     """The report folder over HTTP on loopback, as MLflow's artifact view or a colleague's
     server would hand the page out."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *a: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with local_site(folder, _Quiet) as address:
+        yield address + "/"
 
 
 @pytest.mark.slow

@@ -3,12 +3,10 @@ solver; a playlist served from 127.0.0.1 through yt-dlp's generic extractor, wit
 broken entry whose cause lands in the failures table; the cookies file reaches yt-dlp and
 no log, manifest, spec artifact, dry run or MLflow param; yt-dlp's reasons sorted into
 causes with their fix; the per-site fetch cap."""
-import functools
 import http.server
 import logging
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -18,7 +16,7 @@ from data.dataset import read_failures, read_manifest
 from data.spec import DatasetSpec, DownloadParams
 from platform.spec import spaces
 from platform import sweep
-from tests.helpers import write_spec
+from tests.helpers import recording_site, write_spec
 
 COOKIE = "SESSION=a-secret-cookie-value"
 
@@ -113,16 +111,8 @@ class _Site(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture
 def site(tmp_path):
-    root = tmp_path / "site"
-    root.mkdir()
-    seen = []
-    handler = functools.partial(type("Handler", (_Site,), {"seen": seen}), directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}", seen
-    server.shutdown()
-    thread.join(timeout=30)
+    with recording_site(tmp_path, _Site) as served:
+        yield served
 
 
 @pytest.mark.slow

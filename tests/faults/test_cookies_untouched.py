@@ -2,17 +2,16 @@
 the file it was given when it closes; four downloads at once (dataset.download.concurrency 4)
 from a local site that sets cookies of its own leave the user's cookies file unchanged, byte
 for byte, and every request carried the user's cookie."""
-import functools
 import http.server
 import os
 import tempfile
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from data import download, synthetic
 from data.spec import DownloadParams
+from tests.helpers import recording_site
 
 COOKIE = "SESSION=the-users-own-cookie"
 
@@ -32,16 +31,8 @@ class _Site(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture
 def site(tmp_path):
-    root = tmp_path / "site"
-    root.mkdir()
-    seen = []
-    handler = functools.partial(type("Handler", (_Site,), {"seen": seen}), directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}", seen
-    server.shutdown()
-    thread.join(timeout=30)
+    with recording_site(tmp_path, _Site) as served:
+        yield served
 
 
 def test_four_downloads_at_once_leave_the_cookies_file_as_it_was(tmp_path, site, monkeypatch):

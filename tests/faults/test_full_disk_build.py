@@ -4,7 +4,6 @@
 run, records nothing under the dataset's fingerprint and lists no input as skipped for it."""
 import errno
 import os
-import shutil
 import subprocess
 import sys
 
@@ -13,7 +12,7 @@ import pytest
 
 from data import dataset, pipeline, tracks
 from platform.driver import cluster
-from tests.helpers import ROOT, write_spec
+from tests.helpers import ROOT, mount_problem, write_spec
 
 DATASET = {"synthetic": {"tracks": 5, "seconds": 11.0, "seed": 4}, "mel": {"sample_rate": 16000}}
 
@@ -84,15 +83,7 @@ def test_a_full_disk_at_the_manifest_is_the_same_sentence(tmp_path, disk, monkey
     assert pipeline.build(spec, tmp_path).segments == 4
 
 
-def _mount_problem() -> str | None:
-    if not shutil.which("unshare"):
-        return "no unshare(1) on PATH"
-    probe = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
-                            "mount -t tmpfs -o size=1m tmpfs /mnt"], capture_output=True, text=True)
-    return None if probe.returncode == 0 else f"mounting is not allowed here ({probe.stderr.strip()[:200]})"
-
-
-MOUNT_PROBLEM = _mount_problem()
+MOUNT_PROBLEM = mount_problem()
 
 
 @pytest.mark.slow

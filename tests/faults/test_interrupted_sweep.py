@@ -2,16 +2,11 @@
 word "interrupted", the trials it cut short KILLED in MLflow (not FINISHED), and the
 platform's own `--resume` command (not Tune's `Tuner.restore(...)` hint), which then
 finishes them in the same runs."""
-import os
 import signal
-import subprocess
-import sys
-import time
 
 import pytest
-from mlflow import MlflowClient
 
-from tests.helpers import ROOT, run_module, seed_datasets, tiny_sweep, write_spec
+from tests.helpers import run_module, seed_datasets, signal_sweep_once_it_reports, tiny_sweep, write_spec
 
 
 @pytest.mark.slow
@@ -21,25 +16,10 @@ def test_ctrl_c_stops_the_sweep_as_interrupted_and_its_resume_command_finishes_i
     spec = write_spec(tmp_path / "space.yaml", **tiny_sweep(
         "sigint", storage={"root": str(tmp_path / "runs")}, mlflow={"tracking_uri": db},
         training={"batch_size": 4, "iterations": 3, "steps_per_iteration": 150}))
-    driver = subprocess.Popen([sys.executable, "-m", "platform.sweep", str(spec)], cwd=tmp_path,
-                              env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
-    try:
-        client, deadline = MlflowClient(tracking_uri=db), time.monotonic() + 300
-        while True:  # a trial has reported: press Ctrl+C
-            experiment = (tmp_path / "mlflow.db").exists() and client.get_experiment_by_name("sigint")
-            runs = client.search_runs([experiment.experiment_id]) if experiment else []
-            if any("fid" in r.data.metrics for r in runs):
-                break
-            assert driver.poll() is None and time.monotonic() < deadline, driver.communicate()[1][-3000:]
-            time.sleep(0.5)
-        driver.send_signal(signal.SIGINT)
-        stdout, stderr = driver.communicate(timeout=180)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
+    returncode, stdout, stderr, client, experiment = signal_sweep_once_it_reports(
+        spec, tmp_path, db, "sigint", signal.SIGINT)  # Ctrl+C once a trial has reported
     output = stdout + stderr
-    assert driver.returncode == 128 + signal.SIGINT, output[-3000:]
+    assert returncode == 128 + signal.SIGINT, output[-3000:]
     assert "Tuner.restore" not in output and "Best trial" not in stdout, output[-3000:]
     error, = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert "interrupted" in error and " --resume " in error, error

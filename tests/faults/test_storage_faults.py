@@ -2,25 +2,16 @@
 mount namespace (`unshare -m`) where the storage root is a read-only bind mount or a tiny
 tmpfs, so nothing outside the test sees the mount; skipped, saying why, where that is not
 allowed (no root, no CAP_SYS_ADMIN)."""
-import shutil
 import subprocess
 import sys
 
 import pytest
 from mlflow import MlflowClient
 
-from tests.helpers import ROOT, seed_datasets, tiny_sweep, write_spec
+from tests.helpers import ROOT, mount_problem, seed_datasets, signal_sweep_once_it_reports, tiny_sweep, write_spec
 
 
-def _mount_problem() -> str | None:
-    if not shutil.which("unshare"):
-        return "no unshare(1) on PATH"
-    probe = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
-                            "mount -t tmpfs -o size=1m tmpfs /mnt"], capture_output=True, text=True)
-    return None if probe.returncode == 0 else f"mounting is not allowed here ({probe.stderr.strip()[:200]})"
-
-
-MOUNT_PROBLEM = _mount_problem()
+MOUNT_PROBLEM = mount_problem()
 needs_mount = pytest.mark.skipif(MOUNT_PROBLEM is not None, reason=f"needs a private mount: {MOUNT_PROBLEM}")
 
 
@@ -93,32 +84,15 @@ def test_a_disk_that_fills_during_the_sweep_fails_one_trial_once_and_ends_the_pa
 @pytest.mark.slow
 def test_a_driver_stopped_by_sigterm_ends_its_parent_run(tmp_path, tiny_datasets):
     seed_datasets(tiny_datasets, tmp_path / "runs")
-    import os
     import signal
-    import time
     db = f"sqlite:///{tmp_path / 'mlflow.db'}"
     spec = write_spec(tmp_path / "space.yaml", **tiny_sweep(
         "sigterm", storage={"root": str(tmp_path / "runs")}, mlflow={"tracking_uri": db},
         training={"batch_size": 4, "iterations": 50, "steps_per_iteration": 2}))
-    driver = subprocess.Popen([sys.executable, "-m", "platform.sweep", str(spec)], cwd=tmp_path,
-                              env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True)
-    try:
-        client, deadline = MlflowClient(tracking_uri=db), time.monotonic() + 300
-        while True:  # a trial is training: stop the driver as a service manager would
-            experiment = (tmp_path / "mlflow.db").exists() and client.get_experiment_by_name("sigterm")
-            runs = client.search_runs([experiment.experiment_id]) if experiment else []
-            if any("fid" in r.data.metrics for r in runs):
-                break
-            assert driver.poll() is None and time.monotonic() < deadline, driver.stderr.read()[-3000:]
-            time.sleep(0.5)
-        driver.send_signal(signal.SIGTERM)
-        _, stderr = driver.communicate(timeout=120)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
+    returncode, _, stderr, client, experiment = signal_sweep_once_it_reports(
+        spec, tmp_path, db, "sigterm", signal.SIGTERM)  # as a service manager would, mid-training
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
-    assert driver.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    assert returncode == 128 + signal.SIGTERM, stderr[-3000:]
     parent = client.search_runs([experiment.experiment_id], filter_string="tags.sweep = 'parent'")[0]
     assert parent.info.status == "FAILED" and parent.data.tags["failure"] == "stopped by SIGTERM"
     assert errors == [f"error: the sweep stopped: stopped by SIGTERM; parent run {parent.info.run_id} ended FAILED; "
