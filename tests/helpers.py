@@ -155,19 +155,22 @@ def local_site(root: Path, handler: type):
         thread.join(timeout=30)
 
 
-def signal_sweep_once_it_reports(spec: Path, cwd: Path, db: str, experiment: str, sig: int,
+def signal_sweep_once_it_reports(tmp_path: Path, name: str, sig: int, training: dict,
                                  timeout: float = 300) -> tuple:
-    """Start `python -m platform.sweep spec` in `cwd`, send it `sig` once a trial run in
-    `experiment` of the store `db` has an fid, and wait for it to end: (its exit status,
-    stdout, stderr, an MlflowClient on `db`, the experiment)."""
+    """Start a tiny sweep `name` of these training settings in `tmp_path` (its own store and
+    storage root there), send its driver `sig` once a trial has an fid, and wait for it to
+    end: (its exit status, stdout, stderr, an MlflowClient on its store, its experiment)."""
     from mlflow import MlflowClient
-    driver = subprocess.Popen([sys.executable, "-m", "platform.sweep", str(spec)], cwd=cwd,
+    db = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    spec = write_spec(tmp_path / "space.yaml", **tiny_sweep(
+        name, storage={"root": str(tmp_path / "runs")}, mlflow={"tracking_uri": db}, training=training))
+    driver = subprocess.Popen([sys.executable, "-m", "platform.sweep", str(spec)], cwd=tmp_path,
                               env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
     client, deadline = MlflowClient(tracking_uri=db), time.monotonic() + timeout
     try:
         while True:
-            found = Path(db.removeprefix("sqlite:///")).exists() and client.get_experiment_by_name(experiment)
+            found = (tmp_path / "mlflow.db").exists() and client.get_experiment_by_name(name)
             runs = client.search_runs([found.experiment_id]) if found else []
             if any("fid" in r.data.metrics for r in runs):
                 break

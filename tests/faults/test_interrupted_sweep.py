@@ -6,18 +6,14 @@ import signal
 
 import pytest
 
-from tests.helpers import run_module, seed_datasets, signal_sweep_once_it_reports, tiny_sweep, write_spec
+from tests.helpers import run_module, seed_datasets, signal_sweep_once_it_reports
 
 
 @pytest.mark.slow
 def test_ctrl_c_stops_the_sweep_as_interrupted_and_its_resume_command_finishes_it(tmp_path, tiny_datasets):
     seed_datasets(tiny_datasets, tmp_path / "runs")
-    db = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    spec = write_spec(tmp_path / "space.yaml", **tiny_sweep(
-        "sigint", storage={"root": str(tmp_path / "runs")}, mlflow={"tracking_uri": db},
-        training={"batch_size": 4, "iterations": 3, "steps_per_iteration": 150}))
-    returncode, stdout, stderr, client, experiment = signal_sweep_once_it_reports(
-        spec, tmp_path, db, "sigint", signal.SIGINT)  # Ctrl+C once a trial has reported
+    returncode, stdout, stderr, client, experiment = signal_sweep_once_it_reports(  # Ctrl+C once a trial reports
+        tmp_path, "sigint", signal.SIGINT, training={"batch_size": 4, "iterations": 3, "steps_per_iteration": 150})
     output = stdout + stderr
     assert returncode == 128 + signal.SIGINT, output[-3000:]
     assert "Tuner.restore" not in output and "Best trial" not in stdout, output[-3000:]

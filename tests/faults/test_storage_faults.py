@@ -85,12 +85,8 @@ def test_a_disk_that_fills_during_the_sweep_fails_one_trial_once_and_ends_the_pa
 def test_a_driver_stopped_by_sigterm_ends_its_parent_run(tmp_path, tiny_datasets):
     seed_datasets(tiny_datasets, tmp_path / "runs")
     import signal
-    db = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    spec = write_spec(tmp_path / "space.yaml", **tiny_sweep(
-        "sigterm", storage={"root": str(tmp_path / "runs")}, mlflow={"tracking_uri": db},
-        training={"batch_size": 4, "iterations": 50, "steps_per_iteration": 2}))
-    returncode, _, stderr, client, experiment = signal_sweep_once_it_reports(
-        spec, tmp_path, db, "sigterm", signal.SIGTERM)  # as a service manager would, mid-training
+    returncode, _, stderr, client, experiment = signal_sweep_once_it_reports(  # as a service manager would
+        tmp_path, "sigterm", signal.SIGTERM, training={"batch_size": 4, "iterations": 50, "steps_per_iteration": 2})
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert returncode == 128 + signal.SIGTERM, stderr[-3000:]
     parent = client.search_runs([experiment.experiment_id], filter_string="tags.sweep = 'parent'")[0]
