@@ -11,7 +11,7 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.faults.mlflow_server import MlflowServer
-from tests.helpers import ROOT, seed_datasets, tiny_sweep, write_spec
+from tests.helpers import CHEAP_EMBEDDING, ROOT, seed_datasets, tiny_sweep, write_spec
 
 ITERATIONS = 6
 OUTAGE_S = 8  # the trials' client gives up after about 2 s; a kept write is retried every RETRY_S
@@ -33,7 +33,8 @@ def test_an_outage_longer_than_the_clients_retries_loses_no_metric(tmp_path, tin
     server = MlflowServer(store).start()
     spec = write_spec(tmp_path / "space.yaml", **tiny_sweep(
         "outage", storage={"root": str(tmp_path / "runs")}, mlflow={"tracking_uri": server.url},
-        training={"batch_size": 4, "iterations": ITERATIONS, "steps_per_iteration": 2}))
+        training={"batch_size": 4, "iterations": ITERATIONS, "steps_per_iteration": 2},
+        evaluation={"samples": 16, "embedding": CHEAP_EMBEDDING, "every": 2}))
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_HTTP_")} | {"PLATFORM_MLFLOW_RETRY_S": RETRY_S}
     out = (tmp_path / "sweep.out").open("w")
     sweep = subprocess.Popen([sys.executable, "-m", "platform.sweep", str(spec)], cwd=tmp_path,
@@ -70,7 +71,7 @@ def test_an_outage_longer_than_the_clients_retries_loses_no_metric(tmp_path, tin
     assert len(steps) == 2, steps
     for run_id, logged in steps.items():
         assert sorted(logged) == [2 * (i + 1) for i in range(ITERATIONS)], (run_id, logged)  # each step once
-        # evaluated every quarter of the trial (2 of its 6 iterations) and at its end, each once
+        # evaluated every 2 of its 6 iterations (evaluation.every) and at its end, each once
         assert sorted(fids[run_id]) == [4, 8, 12], (run_id, fids[run_id])
     assert {r.info.status for r in client.search_runs([experiment.experiment_id])} == {"FINISHED"}
     print(f"\nserver down {down_for:.0f} s; steps per run: {[len(s) for s in steps.values()]}")
