@@ -164,8 +164,10 @@ def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str
                             **({"the dataset cache ($PLATFORM_CACHE)": cache_dir()} if spec.storage.datasets else {}),
                             **cluster.local_store_folders(tracking_uri)})
     from platform.driver import store
-    # before Ray: a new store made once under a lock (another sweep may start now), a broken one one sentence
-    store.ready(tracking_uri, spec.storage.optuna if spec.tune.searcher == "optuna" else None)
+    optuna_db = spec.storage.optuna if spec.tune.searcher == "optuna" else None
+    if cluster.is_local(address):
+        # before Ray: a new store made once under a lock (another sweep may start now), a broken one one sentence
+        store.ready(tracking_uri, optuna_db)
     previous = resuming.find(spec, resume) if resume else None  # before Ray: a wrong path fails fast
     datasets_uri = spec.storage.datasets
     if datasets_uri:  # before Ray: a misspelt bucket or missing credentials fail in seconds
@@ -178,6 +180,8 @@ def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str
     shared = {} if datasets_uri else {"storage.root": storage_root}
     cluster.preflight(nodes, tracking_uri, {**shared, "storage.tune": spec.storage.resolved_tune()},
                       stores={"storage.datasets": datasets_uri} if datasets_uri else None)
+    if not cluster.is_local(address):  # on a cluster, after the preflight refused a store other nodes cannot reach
+        store.ready(tracking_uri, optuna_db)
     # auto decided once, from every node, for the reference and every trial (--resume compares the file's)
     spec, as_written = precision.decide(spec, nodes, address), spec
 
