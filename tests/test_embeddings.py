@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from benchmarks import probes as fid_probes
+from trainables import native_precision
 from trainables.metrics import embeddings, inception
 from trainables.config import EvaluationConfig
 
@@ -134,5 +135,5 @@ def test_inception_under_bf16_keeps_its_features_and_has_its_own_cache_key():
     assert embeddings.build("random-conv", precision="bf16").cache_key == embeddings.build("random-conv").cache_key
     # auto: what the device does natively; an explicit choice is kept
     cpu = torch.device("cpu")
-    assert precision(EvaluationConfig(precision="auto"), cpu) == inception.native_reduced_precision(cpu)
+    assert precision(EvaluationConfig(precision="auto"), cpu) == native_precision.native_reduced_precision(cpu)
     assert precision(EvaluationConfig(precision="fp32"), cpu) == "fp32"

@@ -1,6 +1,6 @@
-"""A sweep's evaluation precision: native hardware support only (mocked capability queries),
-decided once on the driver from every node, recorded in the spec every trial and the
-reference statistics read."""
+"""Native reduced precision from the hardware only (mocked capability queries): a sweep's
+evaluation precision decided once on the driver from every node, recorded in the spec every
+trial and the reference statistics read; training's auto precision per device and family."""
 import logging
 
 import pytest
@@ -10,7 +10,8 @@ from platform.driver import cluster, precision
 from platform.driver.cluster import Node
 from platform.spec import spaces, tune_space
 from tests.helpers import ROOT
-from trainables.metrics import inception
+from trainables import native_precision
+from trainables.config import ModelConfig, TrainingConfig
 
 QUICKSTART = ROOT / "search_spaces" / "quickstart.yaml"
 CUDA = torch.device("cuda")
@@ -23,7 +24,7 @@ def test_a_gpu_counts_bf16_only_from_compute_capability_8(monkeypatch, capabilit
     # a T4 (7.5) or V100 (7.0) emulates bf16: torch's default check says yes, and must not be asked
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
-    assert inception.native_reduced_precision(CUDA) == expected
+    assert native_precision.native_reduced_precision(CUDA) == expected
 
 
 @pytest.mark.parametrize("flags, expected", [({"avx512f": True, "avx512_bf16": False, "amx_bf16": False}, "fp32"),
@@ -33,7 +34,7 @@ def test_a_gpu_counts_bf16_only_from_compute_capability_8(monkeypatch, capabilit
 def test_a_cpu_counts_bf16_only_with_avx512_bf16_or_amx(monkeypatch, flags, expected):
     # oneDNN emulates bf16 on any AVX512 CPU: its own "supported" check says yes there
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: flags)
-    assert inception.native_reduced_precision(CPU) == expected
+    assert native_precision.native_reduced_precision(CPU) == expected
 
 
 def test_the_precision_every_node_shares_else_fp32():
@@ -70,7 +71,49 @@ def test_a_node_without_the_others_precision_makes_the_sweep_fp32_saying_so(monk
 
 def test_a_local_sweep_asks_this_machine_and_a_named_precision_is_kept(monkeypatch):
     monkeypatch.setattr(cluster, "native_precisions", lambda nodes: pytest.fail("a local sweep asks no node"))
-    monkeypatch.setattr(inception, "node_precision", lambda: "bf16")
+    monkeypatch.setattr(native_precision, "node_precision", lambda: "bf16")
     assert precision.decide(spaces.load(QUICKSTART), [], "local").evaluation.precision == "bf16"
     named = spaces.load(QUICKSTART, overrides=["evaluation.precision=fp32"])
     assert precision.decide(named, [], "local").evaluation.precision == "fp32"
+
+
+NATIVE = {"avx512f": True, "avx512_bf16": True}
+EMULATED = {"avx512f": True, "avx512_bf16": False, "amx_bf16": False}
+
+
+@pytest.mark.parametrize("flags, expected", [(NATIVE, "bf16"), ({"amx_bf16": True}, "bf16"), (EMULATED, "fp32"),
+                                             ({"avx2": True}, "fp32")])
+def test_training_auto_is_bf16_on_a_cpu_with_native_bf16_else_fp32(monkeypatch, flags, expected):
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: flags)
+    for family in native_precision.BF16_FAMILIES:
+        assert native_precision.training_precision("auto", family, CPU) == expected
+    # a named precision is kept whatever the hardware
+    assert native_precision.training_precision("fp32", "dcgan1", CPU) == "fp32"
+    assert native_precision.training_precision("bf16", "dcgan1", CPU) == "bf16"
+
+
+def test_training_auto_keeps_fp32_for_a_family_outside_the_checked_ones(monkeypatch):
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: NATIVE)
+    monkeypatch.setattr(native_precision, "BF16_FAMILIES", frozenset({"dcgan1"}))
+    assert native_precision.training_precision("auto", "dcgan1", CPU) == "bf16"
+    assert native_precision.training_precision("auto", "wgan_gp", CPU) == "fp32"
+
+
+@pytest.mark.parametrize("capability, expected", [((8, 0), "bf16"), ((7, 5), "fp32")])
+def test_training_auto_on_a_gpu_is_bf16_from_compute_capability_8(monkeypatch, capability, expected):
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    assert native_precision.training_precision("auto", "dcgan1", CUDA) == expected
+
+
+@pytest.mark.parametrize("flags, autocast", [(NATIVE, True), (EMULATED, False)])
+def test_the_trainer_trains_under_the_resolved_precision(monkeypatch, flags, autocast):
+    from trainables.config import EvaluationConfig, TrialConfig
+    from trainables.trainer import GANTrainer
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: flags)
+    cfg = TrialConfig(ModelConfig(width=8, latent_dim=8), TrainingConfig(batch_size=4, steps_per_iteration=1,
+                                                                        iterations=1), EvaluationConfig())
+    trainer = GANTrainer(cfg, torch.rand(8, 1, 64, 64) * 2 - 1, CPU)
+    assert trainer.precision == ("bf16" if autocast else "fp32")
+    with trainer.autocast():
+        assert torch.is_autocast_enabled("cpu") is autocast
+    assert torch.isfinite(torch.tensor(trainer.run_iteration()["loss/D"]))

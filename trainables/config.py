@@ -97,7 +97,7 @@ class TrainingConfig:
     steps_per_iteration: int = 100  # generator steps per iteration
     checkpoint_every: int = 1      # iterations between checkpoints
     seed: int = 0
-    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on a GPU that has it
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast where native (trainables/native_precision.py)
     memory_format: Literal["auto", "channels_last", "contiguous"] = "auto"  # auto: channels_last (measured faster on CPU)
     deterministic: bool = False  # torch.use_deterministic_algorithms: bitwise repeatable, slower on GPU
     stop_on_collapse: bool = False  # end the trial at an iteration whose health is not ok (trainables/health.py)

@@ -50,7 +50,7 @@ def precision(cfg: EvaluationConfig, device: torch.device) -> str:
     """`evaluation.precision` on `device`: auto resolved to what the device does natively."""
     if cfg.precision != "auto":
         return cfg.precision
-    from trainables.metrics.inception import native_reduced_precision
+    from trainables.native_precision import native_reduced_precision
     return native_reduced_precision(device)
 
 

@@ -17,6 +17,7 @@ import torch
 
 from trainables import losses, models, trial_length
 from trainables.config import WASSERSTEIN, TrialConfig
+from trainables.native_precision import training_precision
 
 
 class TrainingDiverged(FloatingPointError):
@@ -105,11 +106,10 @@ class GANTrainer:
         torch.backends.cudnn.benchmark = not train.deterministic  # fixed shapes: let cuDNN pick its kernels
         torch.manual_seed(train.seed)
         self.wasserstein = model.family in WASSERSTEIN
-        on_gpu = device.type == "cuda"
-        # native bf16 only (compute capability 8.0 on): emulated bf16 is slower than fp32
-        bf16 = train.precision == "bf16" or (train.precision == "auto" and on_gpu
-                                             and torch.cuda.is_bf16_supported(including_emulation=False))
-        self.autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else nullcontext
+        # auto: bf16 autocast where the device does it natively and the family trains as well
+        self.precision = training_precision(train.precision, model.family, device)
+        self.autocast = ((lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if self.precision == "bf16"
+                         else nullcontext)
         # channels_last measured faster on CPU too (benchmarks/trainer_throughput.py): auto uses it everywhere
         self.memory_format = (torch.contiguous_format if train.memory_format == "contiguous"
                               else torch.channels_last)

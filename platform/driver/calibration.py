@@ -83,8 +83,10 @@ class Calibration:
     def step_seconds(self, model, training) -> float:
         """Seconds of one generator step (with its critic steps) of this model and training."""
         setting = {"model": dataclasses.asdict(model),
-                   **{k: getattr(training, k) for k in ("batch_size", "critic_steps", "precision",
-                                                          "optimizer", "memory_format", "gp_lambda")}}
+                   **{k: getattr(training, k) for k in ("batch_size", "critic_steps", "optimizer",
+                                                          "memory_format", "gp_lambda")},
+                   # auto as the trainer resolves it here: a measured second is of one precision
+                   "precision": self._training_precision(training.precision, model.family)}
         def at(batch: int) -> float:
             return self._cached("step", {**setting, "batch_size": batch},
                                 lambda: self._time_steps(model, dataclasses.replace(training, batch_size=batch)))
@@ -93,6 +95,15 @@ class Calibration:
             return at(training.batch_size)
         per_image = max(0.0, (at(large) - at(small)) / (large - small))
         return at(large) + per_image * (training.batch_size - large)
+
+    @staticmethod
+    def _training_precision(precision: str, family: str) -> str:
+        """The key's precision: auto names the family's rule (on this machine's key it always
+        resolves alike), without importing torch to ask the device."""
+        if precision != "auto":
+            return precision
+        from trainables.native_precision import BF16_FAMILIES
+        return f"auto:{'bf16 where native' if family in BF16_FAMILIES else 'fp32'}"
 
     def sample_seconds(self, evaluation, dataset_spec) -> float:
         """Seconds to embed one evaluated image (generated or real) in the sweep's embedding."""

@@ -286,6 +286,6 @@ def preflight(nodes: list[Node], tracking_uri: str, storage_paths: dict[str, str
 
 
 def native_precisions(nodes: list[Node]) -> dict[Node, str]:
-    """What each node's trials evaluate in natively (trainables.metrics.inception.node_precision)."""
-    from trainables.metrics.inception import node_precision
+    """What each node's trials evaluate in natively (trainables/native_precision.py: node_precision)."""
+    from trainables.native_precision import node_precision
     return _on_each(nodes, node_precision)

@@ -1,7 +1,7 @@
 """A sweep's evaluation precision, decided once, on the driver, from what every node does natively.
 
 `evaluation.precision: auto` means the reduced precision the hardware does natively
-(trainables/metrics/inception.py: bf16 on a GPU of compute capability 8.0 or more or a CPU
+(trainables/native_precision.py: bf16 on a GPU of compute capability 8.0 or more or a CPU
 with AVX512-BF16 or AMX, fp16 on an older GPU, else fp32). Resolved on each node, a mixed
 cluster would compare fids computed in different precisions in one ASHA rung, against
 reference statistics computed in another. So the driver asks every node, takes the precision
@@ -26,7 +26,7 @@ def native(nodes: list, address: str | None) -> dict[str, str]:
     """{node: its native precision}: asked on each node of a cluster, here for a local Ray."""
     from platform.driver import cluster
     if cluster.is_local(address):
-        from trainables.metrics.inception import node_precision
+        from trainables.native_precision import node_precision
         return {"this machine": node_precision()}
     return {node.address: precision for node, precision in cluster.native_precisions(nodes).items()}
 

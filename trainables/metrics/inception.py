@@ -119,24 +119,3 @@ class InceptionEmbedding(Embedding):
         for layer in self.layers:
             x = layer(x)
         return x.mean(dim=(2, 3))
-
-
-def native_reduced_precision(device: torch.device) -> str:
-    """What `evaluation.precision: auto` means on `device`: bf16 where the hardware does it
-    natively (a GPU of compute capability 8.0 or more, a CPU with AVX512-BF16 or AMX-BF16),
-    fp16 on an older GPU with tensor cores (7.x), else fp32. Emulated bf16 does not count
-    (`torch.cuda.is_bf16_supported()` counts it by default, and oneDNN emulates it on any
-    AVX512 CPU): it is no faster, and `auto` is meant to buy speed at a known drift."""
-    if device.type == "cuda":
-        major, _ = torch.cuda.get_device_capability(device)
-        return "bf16" if major >= 8 else "fp16" if major >= 7 else "fp32"
-    if device.type == "cpu":
-        flags = torch.cpu.get_capabilities()
-        return "bf16" if flags.get("avx512_bf16") or flags.get("amx_bf16") else "fp32"
-    return "fp32"
-
-
-def node_precision() -> str:
-    """`native_reduced_precision` of the device a trial on this node evaluates on (a GPU where
-    there is one, as trainables/train.py picks): what the sweep's driver asks every node."""
-    return native_reduced_precision(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
