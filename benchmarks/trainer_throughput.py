@@ -102,7 +102,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers (the tutorial's 2)")
     parser.add_argument("--precision", default="auto",
                         help="the trainable's training.precision, or a comma list to compare "
-                             "(auto: bf16 on a GPU, fp32 on CPU)")
+                             "(auto: bf16 where the device does it natively, trainables/native_precision.py)")
     parser.add_argument("--memory-format", default="auto",
                         help="the trainable's training.memory_format, or a comma list to compare "
                              "(auto: channels_last on a GPU)")

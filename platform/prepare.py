@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def start_ray():  # a finished dataset needs none
         print(f"Dataset {spec.dataset.fingerprint}: building under {root}")
-        cluster.connect("local")  # a new local Ray, never a cluster left running
+        cluster.connect("local", root)  # a new local Ray, never a cluster left running
 
     def prepare() -> int:
         cluster.check_writable({"--root" if args.root else "storage.root": root})  # before Ray starts

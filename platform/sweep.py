@@ -172,7 +172,7 @@ def run(spec: spaces.SweepSpec, spec_file: str, address: str | None, resume: str
     datasets_uri = spec.storage.datasets
     if datasets_uri:  # before Ray: a misspelt bucket or missing credentials fail in seconds
         cluster.check_store_writable(datasets_uri)
-    nodes = cluster.connect(address)
+    nodes = cluster.connect(address, storage_root)
     stopping.catch_sigterm()  # after ray.init, whose own SIGTERM handler aborts the process
     stopping.catch_sigint()  # so an interrupted sweep is reported as one, not as finished
     _check_resources_fit(spec, address)

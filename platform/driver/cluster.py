@@ -92,8 +92,9 @@ def _check_address_space() -> None:
                            "object store is 30 % of the memory); raise it (ulimit -v unlimited).")
 
 
-def connect(address: str | None) -> list[Node]:
-    """Start or join Ray; return the alive nodes."""
+def connect(address: str | None, root: str | os.PathLike | None = None) -> list[Node]:
+    """Start or join Ray; return the alive nodes. A local Ray keeps its authentication
+    token under `root` (the storage root), not in the user's home (platform/driver/ray_token.py)."""
     import ray
     address = address or "local"  # never join a cluster some `ray start` left running
     if address.startswith("ray://") and importlib.util.find_spec("grpc") is None:
@@ -102,6 +103,9 @@ def connect(address: str | None) -> list[Node]:
                            "on the head with --address auto.")
     if is_local(address):
         _check_address_space()
+        if root is not None:
+            from platform.driver import ray_token
+            ray_token.use_local_token(root)
     problem = None if is_local(address) else _endpoint_problem(address)
     if problem:
         raise _unreachable(address, problem)
