@@ -56,6 +56,16 @@ def tune_output(searched: list[str], tracking_uri: str) -> dict:
         def set_search_properties(self, metric, mode):
             return True
 
+        def _progress_str(self, trials, done, *sys_info, fmt="psql", delim="\n"):
+            """Tune's status, its "Current best trial" line naming the trial as the table does
+            and its score, not its id and a dump of its whole config (an experiments grid's)."""
+            text = super()._progress_str(trials, done, *sys_info, fmt=fmt, delim=delim)
+            best, _ = self._current_best_trial(trials)
+            if best is None:
+                return text
+            line = f"Current best trial: {best} with best fid {shown(best.last_result.get(SCORE))}"
+            return delim.join(line if part.startswith("Current best trial:") else part for part in text.split(delim))
+
         def should_report(self, trials, done=False):
             if not done and all(t.status == "PENDING" for t in trials):
                 return False  # the sweep's first second: every trial pending, a table of nothing
