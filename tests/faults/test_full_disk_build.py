@@ -37,7 +37,7 @@ def disk(monkeypatch):
         return real(table, where, *args, **kwargs)
     monkeypatch.setattr(pq, "write_table", write)
     monkeypatch.setattr(pipeline, "_run", _in_process)
-    monkeypatch.setattr(cluster, "connect", lambda address: [])  # no Ray: the tracks run here
+    monkeypatch.setattr(cluster, "connect", lambda address, root=None: [])  # no Ray: the tracks run here
     return state
 
 
