@@ -175,3 +175,19 @@ def test_a_tiny_sweeps_shares_add_up_and_its_timing_holds(tmp_path, tiny_dataset
         assert sorted(trained) == sorted(steps) == [3, 6]
         assert all(trained[step] >= 3 * 4 / steps[step] for step in steps)
         assert [m.step for m in client.get_metric_history(run_id, clock.CHECKPOINT_S)] == [3, 6]
+
+
+def test_a_trial_begins_with_its_process_the_first_time_and_at_its_call_after():
+    import importlib
+    import time
+
+    import psutil
+    fresh = importlib.reload(clock)  # a process that has run no trial yet
+    try:
+        index, began = fresh.trial_began()
+        assert index == 0 and began == psutil.Process().create_time() < time.time() - 0.5
+        before = time.time()
+        index, began = fresh.trial_began()
+        assert index == 1 and before <= began <= time.time()
+    finally:
+        importlib.reload(clock)

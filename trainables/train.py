@@ -12,7 +12,7 @@ its last result has `diverged: 1` and an infinite fid, its MLflow run ends FAILE
 reason as its `failure` tag (the traceback in `failure.txt`), and the sweep goes on.
 Every iteration is also assessed for a degenerate state (trainables/health.py).
 
-Where a trial's time goes is in its run, every iteration (trainables/worker_clock.py's names,
+Where a trial's time goes is in its run, every iteration (trainables/trial_clock.py's names,
 docs/tracking.md): seconds training, evaluating (`eval/seconds`), logging artifacts and
 writing Tune's checkpoint; once, the start-up from the moment its worker began to its first
 step; and the tag `worker.trial_index`, how many trials the worker process ran before it
