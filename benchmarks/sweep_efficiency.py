@@ -66,7 +66,7 @@ class Trial:
     """One trial's seconds, read from its run (see the module's docstring)."""
     span: float = 0.0
     parts: dict = field(default_factory=lambda: dict.fromkeys(PARTS[:5], 0.0))
-    derived: bool = False  # training derived from throughput, start-up not logged
+    derived: bool = False  # an old store's: training derived from throughput, start-up not logged
     reused: bool = False   # it ran in a worker that had run a trial before
 
 
@@ -118,17 +118,15 @@ def read_trial(client, run, start: float, end: float) -> Trial:
     total = {key: sum(value for value, _ in got[key].values()) for key in KEYS}
     trial = Trial(reused=int(run.data.tags.get(clock.TRIAL_INDEX, "0")) > 0)
     stop = min(end, run.info.end_time / 1000 if run.info.end_time else end)
-    if got[clock.TRAIN_S]:
-        trial.parts["training"] = total[clock.TRAIN_S]
-    else:
-        trial.derived = True
-        trial.parts["training"] = _derived_training(got[THROUGHPUT], run.data.params, run.info.run_name)
+    # a run with neither (a trial that diverged at once) trained for nothing that was logged
+    trial.derived = not got[clock.TRAIN_S] and bool(got[THROUGHPUT])
+    trial.parts["training"] = total[clock.TRAIN_S] if not trial.derived else \
+        _derived_training(got[THROUGHPUT], run.data.params, run.info.run_name)
     if got[clock.STARTUP_S]:
         value, stamp = next(iter(got[clock.STARTUP_S].values()))
         began = max(start, stamp / 1000 - value)
         trial.parts["trial start-up"] = max(0.0, stamp / 1000 - began)
-    else:
-        trial.derived = True
+    else:  # an old store's, or a restored trial's whose first iteration was logged before
         began = max(start, run.info.start_time / 1000)
     trial.span = max(0.0, stop - began)
     trial.parts["evaluation"] = total[clock.EVAL_S] + total[clock.FINAL_EVAL_S]
