@@ -32,8 +32,8 @@ def variant_trainable(config, context, marker):
 
     original = train_module._report
 
-    def report_then_die(trainer, metrics, run, config_):
-        original(trainer, metrics, run, config_)
+    def report_then_die(trainer, metrics, checkpoint):
+        original(trainer, metrics, checkpoint)
         if trainer.iteration == 3 and not os.path.exists(marker):
             Path(marker).touch()
             raise RuntimeError("injected worker failure")

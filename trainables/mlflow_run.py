@@ -180,10 +180,11 @@ class TrialRun:
         return {TRACKING_KEPT: len(self.client.pending),
                 TRACKING_DOWN_S: 0.0 if down is None else time.monotonic() - down}
 
-    def log_metrics(self, metrics: dict, step: int) -> None:
+    def log_metrics(self, metrics: dict, step: int, timestamp: float | None = None) -> None:
+        """`timestamp`: the epoch second the values belong to; now if None."""
         if step <= self.logged_until:
             return
-        now = int(time.time() * 1000)
+        now = int((time.time() if timestamp is None else timestamp) * 1000)
         self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
 
     def set_tags(self, tags: dict) -> None:

@@ -11,11 +11,19 @@ A trial whose losses turn NaN or infinite (`TrainingDiverged`) ends at once, not
 its last result has `diverged: 1` and an infinite fid, its MLflow run ends FAILED with the
 reason as its `failure` tag (the traceback in `failure.txt`), and the sweep goes on.
 Every iteration is also assessed for a degenerate state (trainables/health.py).
+
+Where a trial's time goes is in its run, every iteration (trainables/trial_clock.py's names,
+docs/tracking.md): seconds training, evaluating (`eval/seconds`), logging artifacts and
+writing Tune's checkpoint; once, the start-up from the moment its worker began to its first
+step; and the tag `worker.trial_index`, how many trials the worker process ran before it
+(Tune reuses actors). `benchmarks/sweep_efficiency.py` adds them up over a sweep.
 """
+import contextlib
 import logging
 import math
 import os
 import tempfile
+import time
 import traceback
 from dataclasses import dataclass, field
 
@@ -24,7 +32,7 @@ import torch
 from ray import tune
 
 from data.remote import local_path
-from trainables import health, storage_fault
+from trainables import health, storage_fault, trial_clock
 from trainables.artifacts import FAILURE_ARTIFACT, TrialArtifacts
 from trainables.checkpoint import CHECKPOINT_FILE, Checkpoint
 from trainables.config import TrialConfig, flatten
@@ -98,6 +106,9 @@ class TrialState:
     stopped: bool = False       # by its health (training.stop_on_collapse): it ends as a finished trial
     metrics: dict = field(default_factory=dict)  # the latest iteration's, as logged to its run
     ended_by: BaseException | None = None  # what ended the loop early, if anything
+    began: float = field(default_factory=time.time)  # the epoch second the trial began (trainables/trial_clock.py)
+    first_step: float | None = None  # the epoch second its first training step began
+    startup_logged: bool = False
 
     def judge(self, trainer: GANTrainer, metrics: dict) -> dict[str, bool]:
         """The health states of this iteration's `metrics` (trainables/health.py)."""
@@ -117,7 +128,11 @@ def _trained(trainer: GANTrainer, evaluate: Evaluator, schedule: EvaluationSched
     about to stop on its health (a trial's last result always carries fid): (its metrics,
     its health states)."""
     cfg = trainer.cfg
-    metrics = {**trainer.run_iteration(), "lr/G": cfg.training.lr_g, "lr/D": cfg.training.lr_d}
+    state.first_step = state.first_step or time.time()
+    started = time.perf_counter()
+    metrics = trainer.run_iteration()
+    metrics = {**metrics, trial_clock.TRAIN_S: time.perf_counter() - started,
+               "lr/G": cfg.training.lr_g, "lr/D": cfg.training.lr_d}
     evaluated = schedule.due(trainer.iteration, trainer.finished, cfg.evaluation, trainer.length)
     if evaluated:
         metrics = _evaluated(trainer, evaluate, metrics, state)
@@ -130,18 +145,34 @@ def _trained(trainer: GANTrainer, evaluate: Evaluator, schedule: EvaluationSched
 
 def _iteration(trainer: GANTrainer, evaluate: Evaluator, artifacts: TrialArtifacts, run: TrialRun,
                schedule: EvaluationSchedule, config: dict, state: TrialState) -> None:
-    """One Tune iteration: train and evaluate, log the artifacts due, log the metrics and the
-    health tag to the trial's run, report to Tune (with a checkpoint when one is due)."""
+    """One Tune iteration: train and evaluate, log the artifacts due, write Tune's checkpoint
+    when one is due, log the metrics (the seconds each part took among them) and the health
+    tag to the trial's run, report to Tune."""
     metrics, states = _trained(trainer, evaluate, schedule, state)
     metrics.update(health.metrics(states))
     metrics.update(artifacts.after_iteration(trainer, metrics, config))
-    if trainer.finished:  # evaluation.final_metrics, before the last report (where Tune may stop it)
+    if trainer.finished and trainer.cfg.evaluation.final_metrics:  # before the last report (where Tune may stop it)
+        started = time.perf_counter()
         metrics.update(evaluate.final(trainer.G))
-    state.metrics = {**{k: metrics[k] for k in PROGRESS_COLUMNS if k in metrics}, **metrics}
-    state.best_fid = metrics.get("best/fid", state.best_fid)
-    run.log_metrics(state.metrics, step=trainer.step)
-    _judge_health(trainer, run, states, state)
-    _report(trainer, _result(state, run), run, config)
+        metrics[trial_clock.FINAL_EVAL_S] = time.perf_counter() - started
+    with _checkpoint(trainer, run, config) as (checkpoint, seconds):
+        metrics[trial_clock.CHECKPOINT_S] = seconds
+        state.metrics = {**{k: metrics[k] for k in PROGRESS_COLUMNS if k in metrics}, **metrics}
+        state.best_fid = metrics.get("best/fid", state.best_fid)
+        run.log_metrics(state.metrics, step=trainer.step)
+        _log_startup(run, trainer, state)
+        _judge_health(trainer, run, states, state)
+        _report(trainer, _result(state, run), checkpoint)
+
+
+def _log_startup(run: TrialRun, trainer: GANTrainer, state: TrialState) -> None:
+    """At the first iteration: `time/startup_s`, the trial's beginning to its first step,
+    stamped with that step's moment (so the trial's span can be read back from the run)."""
+    if state.startup_logged:
+        return
+    state.startup_logged = True
+    run.log_metrics({trial_clock.STARTUP_S: state.first_step - state.began}, step=trainer.step,
+                    timestamp=state.first_step)
 
 
 def _result(state: TrialState, run: TrialRun) -> dict:
@@ -162,17 +193,34 @@ def _judge_health(trainer: GANTrainer, run: TrialRun, states: dict, state: Trial
         run.set_tags({"stopped": f"health {state.health} at step {trainer.step} (training.stop_on_collapse)"})
 
 
-def _report(trainer: GANTrainer, metrics: dict, run: TrialRun, config: dict) -> None:
-    """Tune's result, with a checkpoint every `checkpoint_every` iterations and at the end."""
+def _saving(trainer: GANTrainer) -> str:
+    return f"saving the checkpoint of step {trainer.step} to storage.tune"
+
+
+@contextlib.contextmanager
+def _checkpoint(trainer: GANTrainer, run: TrialRun, config: dict):
+    """Tune's checkpoint of this iteration, every `checkpoint_every` iterations and at the end,
+    in a temporary folder that lasts until Tune has taken it: (it or None, seconds writing it)."""
     every = trainer.cfg.training.checkpoint_every
     if trainer.iteration % every and not trainer.finished:
+        yield None, 0.0
+        return
+    started = time.perf_counter()
+    with contextlib.ExitStack() as folder:
+        with storage_fault.raised_as_unwritable(_saving(trainer)):
+            saved = folder.enter_context(tempfile.TemporaryDirectory(prefix="gan-ckpt-"))
+            Checkpoint(trainer.state_dict(), config, run.run_id,
+                       trial_id=tune.get_context().get_trial_id()).save(os.path.join(saved, CHECKPOINT_FILE))
+        yield tune.Checkpoint.from_directory(saved), time.perf_counter() - started
+
+
+def _report(trainer: GANTrainer, metrics: dict, checkpoint: tune.Checkpoint | None) -> None:
+    """Tune's result, with the iteration's checkpoint if it has one (Tune copies it to storage.tune)."""
+    if checkpoint is None:
         tune.report(metrics)
         return
-    with storage_fault.raised_as_unwritable(f"saving the checkpoint of step {trainer.step} to storage.tune"), \
-            tempfile.TemporaryDirectory(prefix="gan-ckpt-") as saved:
-        Checkpoint(trainer.state_dict(), config, run.run_id,
-                   trial_id=tune.get_context().get_trial_id()).save(os.path.join(saved, CHECKPOINT_FILE))
-        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(saved))
+    with storage_fault.raised_as_unwritable(_saving(trainer)):
+        tune.report(metrics, checkpoint=checkpoint)
 
 
 def _open_run(context: TrialContext, config: dict, segments: int, tags: dict) -> tuple[TrialRun, bool]:
@@ -211,6 +259,7 @@ def _finished_before(context: TrialContext, trial_id: str, trainer: GANTrainer) 
 
 def train_gan(config: dict, context: TrialContext) -> None:
     """One Tune trial: set up its data, trainer, evaluator and run, then train (_train)."""
+    trials_before, began = trial_clock.trial_began()  # first: the trial's start-up counts from here
     cfg = TrialConfig.from_tune(config)
     torch.set_num_threads(context.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -226,18 +275,19 @@ def train_gan(config: dict, context: TrialContext) -> None:
     if context.resumed and not exploited and _finished_before(context, own_id, trainer):
         return
     run, reopened = _open_run(context, config, len(images), evaluate.tags)
+    run.set_tags({trial_clock.TRIAL_INDEX: trials_before})  # 0: a fresh worker process; more: a reused actor
     if exploited:
         _record_exploit(run, trainer, restored.trial_id, before)
     # sample grids, audio, last/best checkpoints, loss curves (trainables/artifacts.py)
     artifacts = TrialArtifacts(run, cfg, dataset_path, evaluate.fixed_z, resumed=reopened)
-    _train(trainer, evaluate, artifacts, run, context, config)
+    _train(trainer, evaluate, artifacts, run, context, config, began)
 
 
 def _train(trainer: GANTrainer, evaluate: Evaluator, artifacts: TrialArtifacts, run: TrialRun,
-           context: TrialContext, config: dict) -> None:
+           context: TrialContext, config: dict, began: float) -> None:
     """The trial's iterations until it finishes or stops on its health, then its run's end,
-    whatever ended them (see _ended_here)."""
-    state = TrialState()
+    whatever ended them (see _ended_here). `began`: the epoch second the trial began."""
+    state = TrialState(began=began)
     try:
         while not (trainer.finished or state.stopped):
             _iteration(trainer, evaluate, artifacts, run, context.schedule, config, state)
