@@ -250,3 +250,22 @@ def test_generate_from_a_trial_stopped_before_its_end_takes_its_best_and_says_so
         err = capsys.readouterr().err
         assert (out / "sample_000.wav").exists() and (out / "grid.png").exists()
         assert ("has no last checkpoint: its best instead" in err) == (which == "last"), err
+
+
+def test_a_worker_voices_once_before_its_first_evaluation_and_leaves_the_generators_alone(monkeypatch):
+    """warm_up_voice: the first WAV's imports move to the worker's start-up, once per vocoder,
+    with no draw from the global generators a trial's training and resume depend on."""
+    import torch
+    from data import mel as mel_module
+    from trainables import artifacts
+    monkeypatch.setattr(artifacts, "_voiced_by", set())
+    calls = []
+    real = mel_module.to_audio
+    monkeypatch.setattr(mel_module, "to_audio", lambda *a, **k: calls.append(k) or real(*a, **k))
+    np.random.seed(5)
+    torch.manual_seed(5)
+    numpy_state, torch_state = np.random.get_state()[1].copy(), torch.random.get_rng_state().clone()
+    for _ in range(2):
+        artifacts.warm_up_voice(INFO, "griffin-lim")
+    assert len(calls) == 1 and calls[0]["seed"] == 0
+    assert (np.random.get_state()[1] == numpy_state).all() and torch.equal(torch.random.get_rng_state(), torch_state)

@@ -66,6 +66,25 @@ def generate(generator: torch.nn.Module, z: torch.Tensor) -> np.ndarray:
         return generator(z).float().cpu().numpy()[:, 0]
 
 
+_voiced_by: set[str] = set()  # the vocoders this process has voiced a mel with
+
+
+def warm_up_voice(info: dict, vocoder: str) -> None:
+    """Voice one silent mel and drop it, once per process and vocoder: the imports behind the
+    first WAV (librosa's spectrum module and scipy.signal: seconds) and HiFi-GAN's weights
+    then sit in a worker's start-up, so its first evaluation's `artifacts/seconds` is what
+    every later one costs. Seeded: torch's and NumPy's global generators are left alone."""
+    if vocoder in _voiced_by:
+        return
+    import soundfile  # noqa: F401  (write_wav's)
+    from data import mel
+    from trainables.vocoder import hifigan
+    spec = spec_of(info, "the dataset information")
+    image = np.zeros((spec.mel.n_mels, spec.mel.frames), dtype=np.float32)
+    hifigan(image, spec) if vocoder == "hifigan" else mel.to_audio(image, spec, n_iter=1, seed=0)
+    _voiced_by.add(vocoder)
+
+
 def write_wav(path: str | os.PathLike, image: np.ndarray, info: dict, n_iter: int,
               vocoder: str = "griffin-lim") -> None:
     """One mel image as a 16-bit WAV, voiced by `vocoder` (trainables/vocoder.py)."""
@@ -95,6 +114,8 @@ class TrialArtifacts:
             self.best = verdict.score(run.metric_history(["fid"]).get("fid", []))
         else:
             run.log_dict(manifest, MANIFEST_ARTIFACT)
+        if self.eval.audio_clips:
+            warm_up_voice(self.dataset, self.eval.vocoder)
 
     def after_iteration(self, trainer, metrics: dict, config: dict) -> dict:
         """Log what this iteration (its `metrics`, not logged yet) calls for; returns
