@@ -97,21 +97,10 @@ def shared(name: str, inception_weights: str | None = None, spec: DatasetSpec | 
             _shared.move_to_end(key)
             return _shared[key]
         embedding = build(name, inception_weights, spec, precision).to(device).eval()
-        if name in REDUCED_PRECISION:
-            _warm_up(embedding, spec, device)
         _shared[key] = embedding
         while len(_shared) > SHARED_MAX:
             _shared.popitem(last=False)
         return embedding
-
-
-@torch.no_grad()
-def _warm_up(embedding: Embedding, spec: DatasetSpec | None, device: torch.device) -> None:
-    """One call on two blank mels: the first call of an Inception network in a process (under
-    autocast: kernel and layout set-up) costs more than the next; paid here, once per worker,
-    it is start-up, not a part of the first evaluation's `eval/seconds`."""
-    mel = (spec or DatasetSpec()).mel
-    embedding(torch.zeros(2, 1, mel.n_mels, mel.frames, device=device))
 
 
 def clear_shared() -> None:
