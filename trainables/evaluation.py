@@ -54,11 +54,12 @@ def precision(cfg: EvaluationConfig, device: torch.device) -> str:
     return native_reduced_precision(device)
 
 
-def _embedding(cfg: EvaluationConfig, name: str, dataset_path: str, device: torch.device) -> Embedding:
-    """The network, built once per worker process (embeddings.shared): a reused Tune actor's
-    next trial finds it loaded."""
-    return embeddings.shared(name, cfg.inception_weights or None, dataset_spec(dataset_path),
-                             precision(cfg, device), device)
+def _embedding(cfg: EvaluationConfig, name: str, dataset_path: str, device: torch.device,
+               kept: bool = True) -> Embedding:
+    """The network; `kept`: built once per worker process (embeddings.shared), so a reused Tune
+    actor's next trial finds it loaded. The driver's one-off uses do not keep it."""
+    args = (name, cfg.inception_weights or None, dataset_spec(dataset_path), precision(cfg, device))
+    return embeddings.shared(*args, device) if kept else embeddings.build(*args).to(device).eval()
 
 
 def real_vs_real(cfg: EvaluationConfig, dataset_path: str, name: str | None = None,
@@ -66,7 +67,7 @@ def real_vs_real(cfg: EvaluationConfig, dataset_path: str, name: str | None = No
     """The fid of held-out real images against the trials' reference ({"fid", "count"}):
     what a perfect generator would score, computed once per dataset, embedding and sample
     count (cached beside the real statistics)."""
-    embedding = _embedding(cfg, name or cfg.embedding, dataset_path, device)
+    embedding = _embedding(cfg, name or cfg.embedding, dataset_path, device, kept=False)
     return reference.real_vs_real(dataset_path, _fingerprint(dataset_path), embedding, cfg.samples, cfg.seed, device)
 
 
@@ -74,7 +75,7 @@ def prepare_reference(cfg: EvaluationConfig, dataset_path: str, device: torch.de
     """Compute (or find) the real-data statistics a sweep's trials will read, before they
     start: a driver that calls this surfaces missing Inception weights early, and every
     trial finds the cache warm."""
-    embedding = _embedding(cfg, cfg.embedding, dataset_path, device)
+    embedding = _embedding(cfg, cfg.embedding, dataset_path, device, kept=False)
     fingerprint = _fingerprint(dataset_path)
     reference.real_stats(dataset_path, fingerprint, embedding, cfg.samples, cfg.seed, device=device)
     return cache_path(dataset_path, fingerprint, embedding, cfg.samples, cfg.seed)
