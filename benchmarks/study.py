@@ -120,7 +120,8 @@ def final_scores(work: Path, samples: int) -> tuple[list[dict], dict, str]:
     baseline = real_vs_real(dataset, fingerprint, inception, samples, seed=0)
     results = []
     for run in runs:
-        generator, cfg = generator_from(tracking.trial_checkpoint(client, run, "last"))
+        state, which = tracking.end_checkpoint(client, run)  # a trial stopped before its end: its best
+        generator, cfg = generator_from(state)
         z = torch.randn(samples, cfg.model.latent_dim, generator=torch.Generator().manual_seed(0))
         with torch.no_grad():
             generator.eval()
@@ -131,7 +132,7 @@ def final_scores(work: Path, samples: int) -> tuple[list[dict], dict, str]:
         results.append({"experiment": run.data.params.get("experiment", run.info.run_name),
                         "fid": fid.fid(real, fake, inception.standardised), "images": shown,
                         "steps": max((s for s, _ in history["loss/G"]), default=0), "history": history,
-                        "in_loop": run.data.metrics.get("best/fid", math.nan)})
+                        "in_loop": run.data.metrics.get("best/fid", math.nan), "checkpoint": which})
     return sorted(results, key=lambda r: r["fid"]), baseline, str(dataset)
 
 
@@ -180,7 +181,8 @@ def write_page(out: Path, command: str, scale: list[str], estimate: float, minut
         "| experiment | Inception FID | x real-vs-real | generator steps | our rank | the study's rank | study's figures |",
         "|---|---|---|---|---|---|---|"]
     for r in results:
-        lines.append(f"| {r['experiment']} | {r['fid']:.1f} | {r['fid'] / baseline['fid']:.2f} | {r['steps']} | "
+        early = "" if r.get("checkpoint", "last") == "last" else " (stopped early: its best checkpoint)"
+        lines.append(f"| {r['experiment']}{early} | {r['fid']:.1f} | {r['fid'] / baseline['fid']:.2f} | {r['steps']} | "
                      f"{ours.get(r['experiment'], '-')} | {STUDY_RANK.get(r['experiment'], 'not ranked')} | "
                      f"{STUDY_FIGURE.get(r['experiment'], '-')} |")
     agree = [e for e in STUDY_RANK if ours.get(e) == STUDY_RANK[e]]
@@ -223,7 +225,7 @@ def main() -> int:
     write_page(args.out, command, extra, estimate, (time.time() - started) / 60, results, baseline, dataset,
                args.samples, corpus, factor)
     for r in results:
-        print(f"{r['experiment']:<20} Inception FID {r['fid']:8.1f}  steps {r['steps']}")
+        print(f"{r['experiment']:<20} Inception FID {r['fid']:8.1f}  steps {r['steps']}  ({r['checkpoint']} checkpoint)")
     print(f"real vs real {baseline['fid']:.1f}; wrote {args.out}")
     return 0
 

@@ -4,7 +4,8 @@ RUN_ID is a trial's MLflow run; given a sweep instead (its parent run's id or it
 sweep-...) or an experiment (`--experiment NAME`, or the name in RUN_ID's place), it takes
 the winner of that sweep, or of the experiment's latest sweep (`--parent RUN_ID` names
 another), and says which: scores compare within one sweep only. The run's
-`checkpoints/best/state.pt` (or `--checkpoint last`) holds the trial's config and the
+`checkpoints/best/state.pt` (or `--checkpoint last`, its state at its end; a trial stopped
+before its end has only the best, taken instead and said so) holds the trial's config and the
 dataset's mel parameters, so the generator is rebuilt from it alone. Writes
 sample_000.png / .wav ... and grid.png into --out.
 """
@@ -52,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="instead of RUN_ID: the winner (lowest fid) of this experiment's latest sweep")
     parser.add_argument("--parent", help="with --experiment: that sweep's parent run id instead of the latest")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
-                        help="which checkpoint of the run (default: best, its lowest fid)")
+                        help="which checkpoint of the run (default: best, its lowest fid; last: its end, or "
+                             "its best where it was stopped before its end)")
     parser.add_argument("-n", type=int, default=8, help="mels to generate (default: 8)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the latent vectors (default: 0)")
     parser.add_argument("--out", default="generated", help="output folder (default: generated)")
@@ -80,8 +82,14 @@ def main(argv: list[str] | None = None) -> int:
         run, chosen = trial_run(client, args.run_id, args.experiment, args.parent)
         if chosen:
             print(f"generate: {chosen}: trial run {run.info.run_id} ({run.info.run_name})", file=sys.stderr, flush=True)
-        state = tracking.trial_checkpoint(client, run, args.checkpoint)
-        generator, cfg = generator_from(state, f"run {run.info.run_id}'s {args.checkpoint} checkpoint")
+        if args.checkpoint == "last":
+            state, which = tracking.end_checkpoint(client, run)
+            if which != "last":
+                print(f"generate: run {run.info.run_id} was stopped before its end and has no last checkpoint: "
+                      f"its {which} instead", file=sys.stderr, flush=True)
+        else:
+            state, which = tracking.trial_checkpoint(client, run, args.checkpoint), args.checkpoint
+        generator, cfg = generator_from(state, f"run {run.info.run_id}'s {which} checkpoint")
     except (tracking.RunLookupError, CheckpointError) as error:
         return command.error(error)
     except MlflowException as error:  # the store answered, but not with the run's artifacts
@@ -110,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:  # a symlink loop, a read-only disk: before anything is written
         return command.error(f"--out {args.out}: the folder cannot be made ({error.strerror or error}).")
     step = state.step
-    print(f"generate: run {run.info.run_id} ({run.info.run_name}), {args.checkpoint} checkpoint at step {step}",
+    print(f"generate: run {run.info.run_id} ({run.info.run_name}), {which} checkpoint at step {step}",
           file=sys.stderr, flush=True)
     for i, image in enumerate(images):
         # seconds a clip (HiFi-GAN on a CPU: minutes for 8): a line each, so the wait is not silent
@@ -118,9 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         mel_figure(image[None], info, title=f"{run.info.run_name}, step {step}, seed {args.seed}, #{i}").savefig(
             out / f"sample_{i:03d}.png", dpi=100)
         write_wav(out / f"sample_{i:03d}.wav", image, info, args.griffin_lim_iters, vocoder)
-    mel_figure(images, info, title=f"{run.info.run_name} ({cfg.model.family}), {args.checkpoint} checkpoint "
+    mel_figure(images, info, title=f"{run.info.run_name} ({cfg.model.family}), {which} checkpoint "
                                    f"at step {step}, seed {args.seed}").savefig(out / "grid.png", dpi=100)
-    print(f"run {run.info.run_id} ({run.info.run_name}, {cfg.model.family}), {args.checkpoint} checkpoint "
+    print(f"run {run.info.run_id} ({run.info.run_name}, {cfg.model.family}), {which} checkpoint "
           f"at step {step}: {args.n} mels as PNG and WAV in {out}/ (sample_000 ... sample_{args.n - 1:03d}, grid.png)")
     return 0
 

@@ -172,3 +172,100 @@ def test_samples_are_logged_at_the_step_each_new_best_fid_is_reached(tmp_path, m
     grids = sorted(p for p in run.logged if p.startswith("samples/"))
     assert grids == [artifacts.sample_name(step) for step in (10, 20, 40, 60)], grids
     assert artifacts.audio_name(40, 0) in run.logged
+
+
+def test_checkpoints_go_to_mlflow_once_per_kind_and_samples_only_at_evaluated_steps(monkeypatch):
+    """Tune keeps a checkpoint every checkpoint_every iterations; the run gets the best at each
+    new best fid and the last once, at the trial's end; a trial stopped before its end has no
+    last. Sample grids and audio come with evaluated iterations only."""
+    import torch
+    from trainables import artifacts
+    from trainables.config import EvaluationConfig, ModelConfig, TrainingConfig, TrialConfig
+    monkeypatch.setattr(artifacts, "read_manifest", lambda path: {
+        "fingerprint": "f" * 16, "scaling": INFO["scaling"], "spec": INFO["spec"]})
+    monkeypatch.setattr(artifacts, "generate", lambda G, z: np.zeros((len(z), 64, 64), dtype=np.float32))
+    saved = []
+
+    class Checkpoint:  # the trainer's state is beside the point: count the files written
+        def __init__(self, state, *args, **kwargs):
+            self.state = state
+
+        def save(self, path):
+            saved.append(self.state)
+            Path(path).write_bytes(b"state")
+    monkeypatch.setattr(artifacts, "Checkpoint", Checkpoint)
+    cfg = TrialConfig(model=ModelConfig(), training=TrainingConfig(checkpoint_every=1),
+                      evaluation=EvaluationConfig(grid_images=2, audio_clips=0, artifacts_every=100))
+
+    class Trainer:
+        G, finished, iteration, step = None, False, 0, 0
+
+        def state_dict(self):
+            return self.step
+
+    def trial(fids: dict, length: int) -> list[str]:
+        run, trainer = _Run(), Trainer()
+        logged = artifacts.TrialArtifacts(run, cfg, "unused", torch.zeros(4, 8), resumed=False)
+        for iteration in range(1, max(fids) + 1):
+            trainer.iteration, trainer.step, trainer.finished = iteration, iteration * 10, iteration == length
+            logged.after_iteration(trainer, {"loss/D": 1.0, "loss/G": 1.0, **({"fid": fids[iteration]}
+                                                                               if iteration in fids else {})}, {})
+        return run.logged
+
+    # evaluated at 2, 4 and 8 (ASHA's rungs), a new best at 2 and 8: 8 iterations, each a Tune checkpoint
+    saved.clear()
+    logged = trial({2: 50.0, 4: 60.0, 8: 40.0}, length=8)
+    best, last = (f"{artifacts.CHECKPOINTS[k]}/state.pt" for k in ("best", "last"))
+    assert logged.count(best) == 2 and logged.count(last) == 1, logged
+    assert saved == [20, 80], "one file at each step it is logged at, for both kinds"
+    assert sorted(p for p in logged if p.startswith("samples/")) == \
+           [artifacts.sample_name(s) for s in (20, 80)], "the first, the new best and the last evaluation"
+    # stopped by ASHA after its first rung: its best, no last
+    logged = trial({2: 50.0}, length=8)
+    assert logged.count(best) == 1 and last not in logged, logged
+
+
+@pytest.mark.slow  # seconds: generate in this process, through MLflow's store
+def test_generate_from_a_trial_stopped_before_its_end_takes_its_best_and_says_so(store, tmp_path, capsys):
+    """A trial ASHA stopped has a best checkpoint and no last (trainables/artifacts.py):
+    `generate` works from it, and `--checkpoint last` says it takes the best instead."""
+    import dataclasses
+
+    import torch
+    from platform import generate
+    from tests.builders import images, trial_config
+    from trainables.checkpoint import CHECKPOINT_FILE, Checkpoint
+    from trainables.trainer import GANTrainer
+    client, target, (stopped, _) = store
+    cfg = trial_config("dcgan1")
+    trainer = GANTrainer(cfg, images(count=8), torch.device("cpu"))
+    saved = tmp_path / "best" / CHECKPOINT_FILE
+    saved.parent.mkdir()
+    Checkpoint(trainer.state_dict(), dataclasses.asdict(cfg), stopped, dataset=INFO).save(saved)
+    client.log_artifact(stopped, str(saved), "checkpoints/best")
+    for which in ("best", "last"):
+        out = tmp_path / which
+        assert generate.main([stopped, "--checkpoint", which, "-n", "1", "--griffin-lim-iters", "1",
+                              "--tracking-uri", target.tracking_uri, "--out", str(out)]) == 0
+        err = capsys.readouterr().err
+        assert (out / "sample_000.wav").exists() and (out / "grid.png").exists()
+        assert ("has no last checkpoint: its best instead" in err) == (which == "last"), err
+
+
+def test_a_worker_voices_once_before_its_first_evaluation_and_leaves_the_generators_alone(monkeypatch):
+    """warm_up_voice: the first WAV's imports move to the worker's start-up, once per vocoder,
+    with no draw from the global generators a trial's training and resume depend on."""
+    import torch
+    from data import mel as mel_module
+    from trainables import artifacts
+    monkeypatch.setattr(artifacts, "_voiced_by", set())
+    calls = []
+    real = mel_module.to_audio
+    monkeypatch.setattr(mel_module, "to_audio", lambda *a, **k: calls.append(k) or real(*a, **k))
+    np.random.seed(5)
+    torch.manual_seed(5)
+    numpy_state, torch_state = np.random.get_state()[1].copy(), torch.random.get_rng_state().clone()
+    for _ in range(2):
+        artifacts.warm_up_voice(INFO, "griffin-lim")
+    assert len(calls) == 1 and calls[0]["seed"] == 0
+    assert (np.random.get_state()[1] == numpy_state).all() and torch.equal(torch.random.get_rng_state(), torch_state)

@@ -137,3 +137,32 @@ def test_inception_under_bf16_keeps_its_features_and_has_its_own_cache_key():
     cpu = torch.device("cpu")
     assert precision(EvaluationConfig(precision="auto"), cpu) == native_precision.native_reduced_precision(cpu)
     assert precision(EvaluationConfig(precision="fp32"), cpu) == "fp32"
+
+
+def test_a_worker_builds_each_network_once_per_name_weights_spec_precision_and_device(tmp_path):
+    """embeddings.shared: a reused Tune worker's next trial gets the network its last one
+    built, and any setting that changes the network gets its own."""
+    from data.spec import DatasetSpec, MelParams
+    embeddings.clear_shared()
+    path = tmp_path / "default_1.pt"
+    torch.jit.script(_Wrapper()).save(str(path))
+    copy = tmp_path / "copy" / "default_1.pt"
+    copy.parent.mkdir()
+    copy.write_bytes(path.read_bytes())
+    try:
+        first = embeddings.shared("inception", str(path), None, "fp32")
+        assert embeddings.shared("inception", str(path), None, "fp32", torch.device("cpu")) is first
+        assert not first.training, "in eval mode"
+        others = [embeddings.shared("inception", str(path), None, "bf16"),
+                  embeddings.shared("inception", str(copy), None, "fp32"),
+                  embeddings.shared("inception", str(path), DatasetSpec(mel=MelParams(n_mels=32)), "fp32")]
+        assert len({id(e) for e in [first, *others]}) == 4 == embeddings.SHARED_MAX
+        # a bounded cache: the least recently used goes first, and comes back as a new network
+        assert embeddings.shared("inception", str(path), None, "fp32") is first
+        conv = embeddings.shared("random-conv")
+        assert embeddings.shared("inception", str(path), None, "fp32") is first
+        assert embeddings.shared("inception", str(path), None, "bf16") is not others[0]
+        # precision is the Inception networks' only: random-conv in "bf16" is the fp32 one
+        assert embeddings.shared("random-conv", precision="bf16") is conv
+    finally:
+        embeddings.clear_shared()

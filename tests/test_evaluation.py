@@ -71,6 +71,10 @@ def test_a_second_trial_reads_the_cached_real_statistics(tmp_path, monkeypatch):
     second = Evaluator(cfg, path, images, 8, torch.device("cpu"))
     assert len(calls) == 1
     assert second.real.sample.shape == first.real.sample.shape == (32, first.embedding.dim)
+    third = Evaluator(cfg, path, images, 8, torch.device("cpu"))  # a reused worker's next trial
+    assert third.real is second.real and third.embedding is second.embedding, "read once per worker"
+    with pytest.raises(ValueError):
+        third.real.sigma[0, 0] = 1.0  # shared between trials: read-only
     _dataset(tmp_path / "other", "fp-other")
     Evaluator(cfg, str(tmp_path / "other"), images, 8, torch.device("cpu"))
     assert len(calls) == 2, "another dataset computes its own"

@@ -13,6 +13,7 @@ import pytest
 import soundfile
 from mlflow import MlflowClient
 
+from platform.driver import tracking
 from tests.helpers import CHEAP_EMBEDDING, CHROMIUM, ROOT, TINY_DATASET, browser_test, run_module, seed_datasets, write_spec
 from trainables.checkpoint import Checkpoint
 
@@ -23,7 +24,8 @@ SWEEP = dict(
     dataset=TINY_DATASET,
     model={"family": "dcgan1", "latent_dim": 8, "width": 4},
     training={"batch_size": 4, "iterations": 3, "steps_per_iteration": 2, "checkpoint_every": 1},
-    # artifacts at every evaluation and a checkpoint every iteration: a trial ASHA stops has both at its last step
+    # artifacts at every evaluation and a Tune checkpoint every iteration: MLflow still gets only the
+    # best and (a trial that trains to its end) the last
     evaluation={"samples": 16, "embedding": CHEAP_EMBEDDING, "grid_images": 4, "audio_clips": 2, "griffin_lim_iters": 4, "artifacts_every": 1},
     # a BCE and a Wasserstein model, so the loss figures have both kinds
     search={"model.family": {"grid": ["dcgan1", "wgan_clip"]}},
@@ -91,9 +93,12 @@ def test_trial_runs_hold_samples_audio_checkpoints_and_loss_curves(sweep):
         assert "dataset/manifest.json" in files
 
         best_step = min(fids, key=fids.get)
-        last = Checkpoint.load(_local(client, run, "checkpoints/last/state.pt"))
         best = Checkpoint.load(_local(client, run, "checkpoints/best/state.pt"))
-        assert last.step == final and best.step == best_step
+        assert best.step == best_step
+        to_its_end = final == SWEEP["training"]["iterations"] * SWEEP["training"]["steps_per_iteration"]
+        assert ("checkpoints/last/state.pt" in files) == to_its_end, (final, files)
+        end, which = tracking.end_checkpoint(client, run)  # a trial ASHA stopped: its best stands in
+        assert which == ("last" if to_its_end else "best") and end.step == (final if to_its_end else best_step)
         assert best.mlflow_run_id == run.info.run_id and best.trial_id == run.data.tags["tune.trial_id"]
         assert best.dataset["spec"]["mel"]["sample_rate"] == SAMPLE_RATE
         assert best.config["model"]["family"] == run.data.params["model.family"]

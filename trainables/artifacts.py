@@ -1,12 +1,16 @@
 """What a trial leaves in its MLflow run beside params and metrics, and the figures of it.
 
-Per evaluation (each that lowers the trial's best fid, so its score's step has them; every
-`evaluation.artifacts_every`-th; and always the trial's last):
+Per evaluated iteration only (its first; each that lowers the trial's best fid, so its
+score's step has them; every `evaluation.artifacts_every`-th; and always the trial's last):
     samples/step_000400.png      a grid of mels generated from the evaluator's fixed latents, in dB
     audio/step_000400_0.wav      the grid's first `audio_clips` mels through `evaluation.vocoder`
-Whenever they change:
-    checkpoints/last/state.pt    the trial's state at its last checkpoint (as Tune's, plus the dataset's mel spec)
-    checkpoints/best/state.pt    the state at its lowest fid so far
+Checkpoints, each a Tune checkpoint's state plus the dataset's mel spec:
+    checkpoints/best/state.pt    at each evaluation that lowers the trial's best fid (overwritten)
+    checkpoints/last/state.pt    once, at the trial's last iteration: a trial stopped before its
+                                 end (ASHA, its health) or failed has none; its best stands in
+                                 (platform/driver/tracking.py: end_checkpoint)
+Tune keeps its own checkpoints every `training.checkpoint_every` iterations (for restores and
+PBT, under storage.tune): the run holds no second copy of those.
 Once:
     dataset/manifest.json        the dataset's manifest: mel parameters and scaling, so a run explains its images
     loss_curves.png              at the trial's last evaluation or failure; for a trial the scheduler stopped, by the driver
@@ -62,6 +66,25 @@ def generate(generator: torch.nn.Module, z: torch.Tensor) -> np.ndarray:
         return generator(z).float().cpu().numpy()[:, 0]
 
 
+_voiced_by: set[str] = set()  # the vocoders this process has voiced a mel with
+
+
+def warm_up_voice(info: dict, vocoder: str) -> None:
+    """Voice one silent mel and drop it, once per process and vocoder: the imports behind the
+    first WAV (librosa's spectrum module and scipy.signal: seconds) and HiFi-GAN's weights
+    then sit in a worker's start-up, so its first evaluation's `artifacts/seconds` is what
+    every later one costs. Seeded: torch's and NumPy's global generators are left alone."""
+    if vocoder in _voiced_by:
+        return
+    import soundfile  # noqa: F401  (write_wav's)
+    from data import mel
+    from trainables.vocoder import hifigan
+    spec = spec_of(info, "the dataset information")
+    image = np.zeros((spec.mel.n_mels, spec.mel.frames), dtype=np.float32)
+    hifigan(image, spec) if vocoder == "hifigan" else mel.to_audio(image, spec, n_iter=1, seed=0)
+    _voiced_by.add(vocoder)
+
+
 def write_wav(path: str | os.PathLike, image: np.ndarray, info: dict, n_iter: int,
               vocoder: str = "griffin-lim") -> None:
     """One mel image as a 16-bit WAV, voiced by `vocoder` (trainables/vocoder.py)."""
@@ -83,7 +106,7 @@ class TrialArtifacts:
         manifest = read_manifest(dataset_path)
         self.dataset = dataset_info(manifest)
         self.z = fixed_z[:max(self.eval.grid_images, self.eval.audio_clips)]
-        self.saved = {"last": None, "samples": None, "curves": None}  # the step each was last logged at
+        self.saved = {"samples": None, "curves": None}  # the step each was last logged at
         self.best = None  # the trial's score so far (trainables/verdict.py)
         self.evaluations = 0  # in this attempt: a restored trial logs samples at its first again
         self.trial_id = run.tags().get("tune.trial_id")
@@ -91,16 +114,18 @@ class TrialArtifacts:
             self.best = verdict.score(run.metric_history(["fid"]).get("fid", []))
         else:
             run.log_dict(manifest, MANIFEST_ARTIFACT)
+        if self.eval.audio_clips:
+            warm_up_voice(self.dataset, self.eval.vocoder)
 
     def after_iteration(self, trainer, metrics: dict, config: dict) -> dict:
         """Log what this iteration (its `metrics`, not logged yet) calls for; returns
         `best/fid` (once there is one) and `artifacts/seconds`.
 
         The best checkpoint and the sample artifacts need an fid, so they come with the
-        evaluated iterations only; the last checkpoint every `checkpoint_every` iterations.
-        A trial's last iteration draws its loss curves here, before its last report: Tune
-        does not wait for a trial's code after that report (ASHA's max_t stops it there),
-        and the end of a sweep kills what is still running."""
+        evaluated iterations only; the last checkpoint with the trial's last iteration (Tune
+        keeps the periodic ones). A trial's last iteration draws its loss curves here, before
+        its last report: Tune does not wait for a trial's code after that report (ASHA's
+        max_t stops it there), and the end of a sweep kills what is still running."""
         started = time.perf_counter()
         fid = metrics.get("fid")
         improved = fid is not None and verdict.improves(fid, self.best)  # this step becomes the trial's score
@@ -108,7 +133,7 @@ class TrialArtifacts:
         if self.eval.checkpoint_artifacts:
             if improved:
                 due.append("best")
-            if trainer.iteration % self.cfg.training.checkpoint_every == 0 or trainer.finished:
+            if trainer.finished:
                 due.append("last")
         if fid is not None:
             if improved:
@@ -117,8 +142,8 @@ class TrialArtifacts:
         self._checkpoint(trainer, config, due)
         # at every new best fid, so the report shows the samples of the step a trial is scored
         # at (the first evaluation is one: a trial ASHA stops early still shows what it made)
-        if improved or trainer.finished or fid is not None and (self.evaluations == 1 or
-                                                                self.evaluations % self.eval.artifacts_every == 0):
+        if fid is not None and (improved or trainer.finished or self.evaluations == 1
+                                or self.evaluations % self.eval.artifacts_every == 0):
             self._samples(trainer)
         if trainer.finished:
             self._loss_curves(trainer, metrics)
@@ -157,8 +182,6 @@ class TrialArtifacts:
                        dataset=self.dataset).save(path)
             for name in which:  # the same artifact path again overwrites it
                 self.run.log_artifact(path, CHECKPOINTS[name])
-        if "last" in which:
-            self.saved["last"] = trainer.step
 
     def _samples(self, trainer) -> None:
         if not len(self.z):

@@ -54,9 +54,12 @@ def precision(cfg: EvaluationConfig, device: torch.device) -> str:
     return native_reduced_precision(device)
 
 
-def _embedding(cfg: EvaluationConfig, name: str, dataset_path: str, device: torch.device):
-    return embeddings.build(name, cfg.inception_weights or None, dataset_spec(dataset_path),
-                            precision(cfg, device)).to(device)
+def _embedding(cfg: EvaluationConfig, name: str, dataset_path: str, device: torch.device,
+               kept: bool = True) -> Embedding:
+    """The network; `kept`: built once per worker process (embeddings.shared), so a reused Tune
+    actor's next trial finds it loaded. The driver's one-off uses do not keep it."""
+    args = (name, cfg.inception_weights or None, dataset_spec(dataset_path), precision(cfg, device))
+    return embeddings.shared(*args, device) if kept else embeddings.build(*args).to(device).eval()
 
 
 def real_vs_real(cfg: EvaluationConfig, dataset_path: str, name: str | None = None,
@@ -64,7 +67,7 @@ def real_vs_real(cfg: EvaluationConfig, dataset_path: str, name: str | None = No
     """The fid of held-out real images against the trials' reference ({"fid", "count"}):
     what a perfect generator would score, computed once per dataset, embedding and sample
     count (cached beside the real statistics)."""
-    embedding = _embedding(cfg, name or cfg.embedding, dataset_path, device)
+    embedding = _embedding(cfg, name or cfg.embedding, dataset_path, device, kept=False)
     return reference.real_vs_real(dataset_path, _fingerprint(dataset_path), embedding, cfg.samples, cfg.seed, device)
 
 
@@ -72,13 +75,16 @@ def prepare_reference(cfg: EvaluationConfig, dataset_path: str, device: torch.de
     """Compute (or find) the real-data statistics a sweep's trials will read, before they
     start: a driver that calls this surfaces missing Inception weights early, and every
     trial finds the cache warm."""
-    embedding = _embedding(cfg, cfg.embedding, dataset_path, device)
+    embedding = _embedding(cfg, cfg.embedding, dataset_path, device, kept=False)
     fingerprint = _fingerprint(dataset_path)
     reference.real_stats(dataset_path, fingerprint, embedding, cfg.samples, cfg.seed, device=device)
     return cache_path(dataset_path, fingerprint, embedding, cfg.samples, cfg.seed)
 
 
 class Evaluator:
+    """One trial's evaluation. Its embedding network and real statistics may be another
+    trial's too (the worker's, read-only); its latents, KID seed and coverage radii are its own."""
+
     def __init__(self, cfg: EvaluationConfig, dataset_path: str, images: torch.Tensor, latent_dim: int,
                  device: torch.device, batch_size: int = 256, fingerprint: str | None = None):
         self.cfg, self.batch_size, self.dataset_path, self.device = cfg, batch_size, dataset_path, device
@@ -94,8 +100,8 @@ class Evaluator:
                                    generator=torch.Generator(device=device).manual_seed(cfg.seed))
         # KID, density and coverage in float64 on the device, rows standardised as FID is
         centre, scale = self.real.standardiser() if self.embedding.standardised else (0.0, 1.0)
-        centre, scale = (torch.as_tensor(v, dtype=torch.float64, device=device) for v in (centre, scale))
-        self._standardise = lambda rows: (torch.as_tensor(rows, device=device).double() - centre) / scale
+        centre, scale = (torch.tensor(v, dtype=torch.float64, device=device) for v in (centre, scale))
+        self._standardise = lambda rows: (torch.tensor(rows, dtype=torch.float64, device=device) - centre) / scale
         self.real_rows = self._standardise(self.real.sample)
         self.radii = None  # the real neighbourhoods of density and coverage: the same every call
         if cfg.coverage and len(self.real_rows) <= cfg.coverage_k:

@@ -152,6 +152,14 @@ def latest_parent_run(client: MlflowClient, experiment_name: str):
     return found[0]
 
 
+def _has_checkpoint(client: MlflowClient, run, which: str) -> bool:
+    from trainables.artifacts import CHECKPOINTS
+    from trainables.checkpoint import CHECKPOINT_FILE
+    folder = CHECKPOINTS[which]
+    return any(a.path == f"{folder}/{CHECKPOINT_FILE}" and not a.is_dir
+               for a in client.list_artifacts(run.info.run_id, folder))
+
+
 def trial_checkpoint(client: MlflowClient, run, which: str):
     """The run's checkpoint artifact (trainables.checkpoint.Checkpoint); CheckpointError
     names the file if it is not one this platform wrote."""
@@ -162,8 +170,7 @@ def trial_checkpoint(client: MlflowClient, run, which: str):
     shown = f"run {run.info.run_id}'s artifact {folder}/{CHECKPOINT_FILE}"
     with tempfile.TemporaryDirectory(prefix="gan-generate-") as tmp:
         try:
-            if not any(a.path == f"{folder}/{CHECKPOINT_FILE}" and not a.is_dir
-                       for a in client.list_artifacts(run.info.run_id, folder)):
+            if not _has_checkpoint(client, run, which):
                 raise RunLookupError(f"run {run.info.run_id} ({run.info.run_name}) has no {which} checkpoint "
                                      f"({folder}/{CHECKPOINT_FILE}) among its artifacts.")
             path = client.download_artifacts(run.info.run_id, f"{folder}/{CHECKPOINT_FILE}", tmp)
@@ -171,6 +178,19 @@ def trial_checkpoint(client: MlflowClient, run, which: str):
             why = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
             raise RunLookupError(f"{shown} cannot be read ({why.rstrip('.')}).") from None
         return Checkpoint.load(path, shown_as=shown)
+
+
+def end_checkpoint(client: MlflowClient, run) -> tuple:
+    """(the trial's state at its end, which checkpoint that is): its `last`, logged when it
+    trained to its end; for a trial stopped before (ASHA, its health) or failed, its `best`,
+    the one it has (trainables/artifacts.py logs no other)."""
+    from mlflow.exceptions import MlflowException
+    try:
+        has_last = _has_checkpoint(client, run, "last")
+    except (OSError, MlflowException):
+        has_last = True  # trial_checkpoint says what is wrong
+    which = "last" if has_last else "best"
+    return trial_checkpoint(client, run, which), which
 
 
 def ui_command(uri: str) -> str:

@@ -21,14 +21,20 @@ metrics are computed on features divided by the real data's per-feature spread (
 values rank models trained on the same dataset; they are not comparable with Inception FIDs.
 """
 
+import dataclasses
+import json
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
+
+import torch
 
 from data.spec import DatasetSpec
 from trainables.metrics.embedding import Embedding
 from trainables.metrics.mel_stats import MelStatsEmbedding
 from trainables.metrics.random_conv import RandomConvEmbedding
 
-__all__ = ["BUILDERS", "Embedding", "build"]
+__all__ = ["BUILDERS", "Embedding", "build", "clear_shared", "shared"]
 
 
 def _inception(weights: str | None = None, spec: DatasetSpec | None = None, precision: str = "fp32") -> Embedding:
@@ -67,3 +73,37 @@ def build(name: str, inception_weights: str | None = None, spec: DatasetSpec | N
     `precision`: fp32, bf16 or fp16 for the Inception networks; the others ignore it."""
     assert name in BUILDERS, f"unknown embedding {name!r}"
     return BUILDERS[name](inception_weights, spec, precision if name in REDUCED_PRECISION else "fp32")
+
+
+# The networks this process has built, by everything that defines one: a Tune worker that
+# runs trial after trial (actor reuse) loads each once. Small: a trial uses its in-loop
+# embedding and its final_metrics'.
+SHARED_MAX = 4
+_shared: OrderedDict[tuple, Embedding] = OrderedDict()
+_shared_lock = threading.Lock()
+
+
+def shared(name: str, inception_weights: str | None = None, spec: DatasetSpec | None = None,
+           precision: str = "fp32", device: torch.device = torch.device("cpu")) -> Embedding:
+    """`build(...)` on `device`, in eval mode, built once per process for the same name,
+    weights file, dataset spec, precision and device. Safe to share between trials: an
+    embedding is a fixed function, called under no_grad; what a trial owns (its latents,
+    KID subsets, coverage radii) lives in its Evaluator, never here."""
+    precision = precision if name in REDUCED_PRECISION else "fp32"
+    key = (name, inception_weights or None, json.dumps(dataclasses.asdict(spec), sort_keys=True) if spec else None,
+           precision, str(torch.device(device)))
+    with _shared_lock:
+        if key in _shared:
+            _shared.move_to_end(key)
+            return _shared[key]
+        embedding = build(name, inception_weights, spec, precision).to(device).eval()
+        _shared[key] = embedding
+        while len(_shared) > SHARED_MAX:
+            _shared.popitem(last=False)
+        return embedding
+
+
+def clear_shared() -> None:
+    """Forget the networks `shared` built (a test, or a worker that must free their memory)."""
+    with _shared_lock:
+        _shared.clear()

@@ -8,10 +8,13 @@ Real-data statistics are computed once per (dataset fingerprint, embedding, samp
 seed) and cached next to the dataset in `fid_stats/` (`cache_path`, `cached`). A file
 lock makes trials that start together wait for the one computing them instead of
 repeating the work, and the file is written under a temporary name and moved into place,
-so no reader ever sees half of it. Which real images they are is the reference set's
-business (trainables/metrics/reference.py).
+so no reader ever sees half of it. A process keeps the last files it read (`_read`, keyed by
+the file's path, size and modification time), so a worker that runs trial after trial reads
+them once. Which real images they are is the reference set's business
+(trainables/metrics/reference.py).
 """
 import fcntl
+import functools
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -92,8 +95,18 @@ def cache_path(dataset_path: str | os.PathLike, fingerprint: str, embedding: Emb
 
 
 def _load(path: Path) -> FeatureStats:
+    stat = path.stat()
+    return _read(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _read(path: str, size: int, mtime_ns: int) -> FeatureStats:
+    """The file's statistics, read-only: the trials that share them cannot change them."""
     with np.load(path) as saved:
-        return FeatureStats(saved["mu"], saved["sigma"], saved["sample"], int(saved["count"]))
+        arrays = [saved[key] for key in ("mu", "sigma", "sample")]
+        for array in arrays:
+            array.setflags(write=False)
+        return FeatureStats(*arrays, int(saved["count"]))
 
 
 def cached(path: Path, compute: Callable[[], FeatureStats]) -> FeatureStats:
