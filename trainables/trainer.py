@@ -102,7 +102,10 @@ class GANTrainer:
         if len(images) < train.batch_size:
             raise ValueError(f"the dataset has {len(images)} segments, fewer than batch_size={train.batch_size}")
 
-        torch.use_deterministic_algorithms(train.deterministic)
+        # only when it changes: setting it imports torch's compiler stack, seconds of a fresh
+        # worker's start-up (a reused worker may hold the previous trial's True)
+        if train.deterministic != torch.are_deterministic_algorithms_enabled():
+            torch.use_deterministic_algorithms(train.deterministic)
         torch.backends.cudnn.benchmark = not train.deterministic  # fixed shapes: let cuDNN pick its kernels
         torch.manual_seed(train.seed)
         self.wasserstein = model.family in WASSERSTEIN
