@@ -26,7 +26,9 @@ whose moment is that metric's timestamp: trainables/trial_clock.py) to its MLflo
 both clipped to the sweep wall. Inside that span: `time/train_s`, `eval/seconds` and
 `time/final_eval_s` (evaluation), `artifacts/seconds` and `time/checkpoint_s`, the start-up,
 and the rest ("other": Tune's reports and their checkpoint copies, logging, the run's end).
-Idle is cores x wall less every trial's span. The shares add up to 100 % by construction.
+A trial of `resources_per_trial.cpu` N holds N cores for its span: its seconds count N times
+(with --cores, each trial counts as one core). Idle is cores x wall less every trial's span so
+counted. The shares add up to 100 % by construction.
 
 A sweep made before trials logged their timing (no `time/*` metrics) is read too: training
 seconds are derived per iteration from `throughput/img_s` (images through the critic per
@@ -68,6 +70,12 @@ class Trial:
     parts: dict = field(default_factory=lambda: dict.fromkeys(PARTS[:5], 0.0))
     derived: bool = False  # an old store's: training derived from throughput, start-up not logged
     reused: bool = False   # it ran in a worker that had run a trial before
+
+    def on_cores(self, cpus: float) -> "Trial":
+        """The trial's seconds as core-seconds: a trial of `cpus` CPUs holds that many cores."""
+        self.span *= cpus
+        self.parts = {part: seconds * cpus for part, seconds in self.parts.items()}
+        return self
 
 
 @dataclass
@@ -148,15 +156,15 @@ def tune_dir_of(parent) -> Path:
     raise Unreadable(f"parent run {parent.info.run_id} names no storage root; pass --tune-dir or --cores.")
 
 
-def cores_of(parent, tune_dir: str) -> tuple[float, str]:
-    """resources_per_trial.cpu x max_concurrent of the spec the sweep ran, and where it was read."""
+def cores_of(parent, tune_dir: str) -> tuple[float, int, str]:
+    """resources_per_trial.cpu and max_concurrent of the spec the sweep ran, and where it was read."""
     base = tune_dir_of(parent) if tune_dir == "auto" else Path(tune_dir)
     for state in sorted(base.glob(f"*/{SWEEP_STATE}")):
         record = json.loads(state.read_text())
         if record.get("tracking", {}).get("parent_run_id") == parent.info.run_id:
             tune = record["spec"]["tune"]
             cpu, slots = float(tune["resources_per_trial"]["cpu"]), int(tune["max_concurrent"])
-            return cpu * slots, f"{cpu:g} cpu x {slots} concurrent, {state.parent.name}"
+            return cpu, slots, f"{cpu:g} cpu x {slots} concurrent, {state.parent.name}"
     raise Unreadable(f"no Tune experiment of parent run {parent.info.run_id} under {base} "
                      f"(no {SWEEP_STATE} names it); pass --tune-dir or --cores.")
 
@@ -175,10 +183,11 @@ def read_sweep(label: str, tracking_uri: str, experiment: str, parent: str = "la
         raise Unreadable(f"sweep {run.info.run_id} of {experiment!r} has not ended; read it once it has.")
     start, end = run.info.start_time / 1000, run.info.end_time / 1000
     if cores == "auto":
-        count, where = cores_of(run, tune_dir)
-    else:
-        count, where = float(cores), "--cores"
-    trials = [read_trial(client, child, start, end) for child in children]
+        cpus, slots, where = cores_of(run, tune_dir)
+        count = cpus * slots
+    else:  # given: every trial taken to hold one core
+        cpus, count, where = 1.0, float(cores), "--cores"
+    trials = [read_trial(client, child, start, end).on_cores(cpus) for child in children]
     return Sweep(label, experiment, run.info.run_id, end - start, count, where, trials)
 
 

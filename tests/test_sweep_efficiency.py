@@ -95,11 +95,13 @@ def test_an_old_sweeps_training_comes_from_throughput_and_its_spans_from_its_run
     sweep = eff.read_sweep("old", uri, "old")
     assert sweep.cores == 2 and sweep.wall == pytest.approx(70) and sweep.derived
     seconds = sweep.seconds()
-    assert seconds["training"] == pytest.approx(50.0)
+    # a trial of 2 CPUs holds both cores: its seconds count twice
+    assert seconds["training"] == pytest.approx(2 * 50.0)
     assert seconds["trial start-up"] == 0  # not separable: in "other" (and, before the run, "idle")
     # the run's span, T0+2 to the sweep's end at T0+70
-    assert seconds["other in trials"] == pytest.approx(68 - 50 - 3 - 2)
-    assert seconds["idle slots"] == pytest.approx(140 - 68)
+    assert seconds["other in trials"] == pytest.approx(2 * (68 - 50 - 3 - 2))
+    assert seconds["idle slots"] == pytest.approx(140 - 2 * 68)
+    assert sum(seconds.values()) == pytest.approx(140)
 
 
 def test_the_table_puts_sweeps_side_by_side_and_says_which_were_read_as_old(store, capsys):
@@ -108,7 +110,7 @@ def test_the_table_puts_sweeps_side_by_side_and_says_which_were_read_as_old(stor
                      "--label", "after", "--experiment", "new"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"share of cores x wall\s+before\s+after\n", out)
-    assert re.search(r"\ntraining\s+35\.7 %\s+35\.0 %\n", out)
+    assert re.search(r"\ntraining\s+71\.4 %\s+35\.0 %\n", out)  # 2 x 50 / 140, 70 / 200
     assert re.search(r"\ntrial start-up\s+n/a\s+2\.0 %\n", out)
     assert re.search(r"\ntotal\s+100\.0 %\s+100\.0 %\n", out)
     assert re.search(r"\nevaluation / trial time \(<= 10%\)\s+4\.4 %\s+7\.3 %\n", out)  # 3/68, 7/96
