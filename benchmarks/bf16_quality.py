@@ -112,8 +112,9 @@ def scores(work: Path, samples: int) -> tuple[dict[str, float], float]:
         with torch.no_grad():
             generator.eval()
             fake = feature_stats((generator(chunk) for chunk in z.split(64)), inception)
-        found[run_.data.params.get("experiment", run_.info.run_name)] = fid.fid(real, fake, inception.standardised)
-        print(f"  {found and list(found)[-1]}: {list(found.values())[-1]:.1f}", file=sys.stderr, flush=True)
+        name = run_.data.params.get("experiment", run_.info.run_name)
+        found[name] = fid.fid(real, fake, inception.standardised)
+        print(f"  {name}: {found[name]:.1f}", file=sys.stderr, flush=True)
     return found, baseline
 
 
