@@ -195,9 +195,10 @@ TINY = tiny_sweep("tiny_s3")
 
 
 @pytest.mark.slow
-def test_a_sweep_publishes_its_dataset_and_trials_read_it_from_there(tmp_path, s3):
+def test_a_sweep_publishes_its_dataset_and_trials_read_it_from_there(tmp_path, s3, tiny_datasets):
     store = s3("e2e")
     spec = write_spec(tmp_path / "tiny.yaml", **TINY, storage={"datasets": store})
+    seed_datasets(tiny_datasets, tmp_path / "runs")  # the local build is reused; the sweep publishes it
     env = {**S3_ENV, "PLATFORM_CACHE": str(tmp_path / "node-cache")}
     result = run_module("platform.sweep", str(spec), cwd=tmp_path, env=env, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
