@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, S3_ENV, TINY_DATASET, s3_server, tiny_sweep, write_spec
+from tests.helpers import CHEAP_EMBEDDING, ROOT, S3_ENV, TINY_DATASET, s3_server, seed_datasets, tiny_sweep, write_spec
 
 pytestmark = pytest.mark.slow
 
@@ -215,6 +215,11 @@ def two_nodes():
         assert not leftover, f"processes left running: {leftover}"
 
 
+# for the tests that read where trials ran and what they read, not what their runs hold: no
+# sample grids or audio (the first test's trials make them, through the server)
+NO_SAMPLES = {"samples": 16, "embedding": CHEAP_EMBEDDING, "grid_images": 0, "audio_clips": 0}
+
+
 def _spec(path: Path, cluster: TwoNodes, **overrides) -> Path:
     sections = tiny_sweep(
         "two_node",
@@ -267,7 +272,7 @@ def test_each_node_makes_its_own_copy_of_the_mels_once(two_nodes):
     copies = [two_nodes.node_cache(name) / "mels" for name in ("head", "node2")]
     written = {}
     for sweep in ("per_node", "per_node_again"):
-        spec = _spec(two_nodes.base / f"{sweep}.yaml", two_nodes, name=sweep, tune=tune)
+        spec = _spec(two_nodes.base / f"{sweep}.yaml", two_nodes, name=sweep, tune=tune, evaluation=NO_SAMPLES)
         result = two_nodes.sweep(spec)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:] + two_nodes.logs()
         from mlflow import MlflowClient
@@ -321,14 +326,16 @@ def test_local_mlflow_store_on_a_cluster(two_nodes):
     assert not (two_nodes.base / "local.db").exists()
 
 
-def test_datasets_from_an_object_store_need_no_shared_root(two_nodes, monkeypatch):
+def test_datasets_from_an_object_store_need_no_shared_root(two_nodes, monkeypatch, tiny_datasets):
     """storage.root only the driver sees, the dataset published to S3 (moto on loopback) and
-    copied by the second node's trials; Tune's storage still shared."""
+    copied by the second node's trials; Tune's storage still shared. The driver reuses the
+    session's build (test_trials_run_on_the_second_node_with_shared_storage builds one on the cluster)."""
     for key, value in S3_ENV.items():
         monkeypatch.setenv(key, value)
+    seed_datasets(tiny_datasets, two_nodes.node_local)
     with s3_server("two-node") as query:
         store = f"s3://two-node/datasets?{query}"
-        spec = _spec(two_nodes.base / "s3.yaml", two_nodes, name="s3_data",
+        spec = _spec(two_nodes.base / "s3.yaml", two_nodes, name="s3_data", evaluation=NO_SAMPLES,
                      storage={"root": str(two_nodes.node_local), "tune": str(two_nodes.shared / "tune"),
                               "datasets": store})
         result = two_nodes.sweep(spec)
