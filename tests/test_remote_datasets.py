@@ -12,7 +12,7 @@ import pytest
 
 from data import remote
 from data.dataset import load_mels, read_manifest
-from tests.helpers import S3_ENV, TINY_DATASET, run_module, s3_server, seed_datasets, tiny_sweep, write_spec
+from tests.helpers import CHEAP_EMBEDDING, S3_ENV, TINY_DATASET, run_module, s3_server, seed_datasets, tiny_sweep, write_spec
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +191,9 @@ def test_storage_datasets_must_be_a_uri(tmp_path):
     assert "storage" in result.stderr and "datasets" in result.stderr and "not a URI" in result.stderr
 
 
-TINY = tiny_sweep("tiny_s3")
+# no sample grids or audio: the test reads where the data went and what the trials read, not artifacts
+TINY = tiny_sweep("tiny_s3", evaluation={"samples": 16, "embedding": CHEAP_EMBEDDING, "grid_images": 0,
+                                         "audio_clips": 0})
 
 
 @pytest.mark.slow
