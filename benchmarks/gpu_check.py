@@ -141,7 +141,7 @@ def _train_worker(seconds: float, width: int, batch: int) -> None:
 
 
 def sharing(tiny: bool, left: float) -> list[str]:
-    seconds, width, batch = (2, 8, 8) if tiny else (25, 64, 64)
+    seconds, width, batch = (0.5, 8, 8) if tiny else (25, 64, 64)
     lines = ["| trials on the card | img/s each | img/s together | vs 1 trial |", "|---|---|---|---|"]
     alone = None
     for count in (1, 2) if tiny else (1, 2, 4):
