@@ -34,7 +34,7 @@ def run_module(module: str, *args: str, cwd: Path, timeout: float = 600,
                           capture_output=True, text=True, timeout=timeout)
 
 
-def kill_sweep_when(spec: Path, cwd: Path, ready: Callable[[], bool], timeout: float = 300,
+def kill_sweep_when(spec: Path, cwd: Path, ready: Callable[[], bool], timeout: float = 900,
                     poll: float = 0.2) -> None:
     """Start `python -m platform.sweep spec` in `cwd` and SIGKILL it, with the local Ray it
     started (its process group), as soon as `ready()` holds: a driver killed mid-sweep."""
@@ -156,7 +156,7 @@ def local_site(root: Path, handler: type):
 
 
 def signal_sweep_once_it_reports(tmp_path: Path, name: str, sig: int, training: dict,
-                                 timeout: float = 300) -> tuple:
+                                 timeout: float = 900) -> tuple:
     """Start a tiny sweep `name` of these training settings in `tmp_path` (its own store and
     storage root there), send its driver `sig` once a trial has an fid, and wait for it to
     end: (its exit status, stdout, stderr, an MlflowClient on its store, its experiment)."""
@@ -180,7 +180,7 @@ def signal_sweep_once_it_reports(tmp_path: Path, name: str, sig: int, training: 
                                      + driver.communicate()[1][-3000:])
             time.sleep(0.5)
         driver.send_signal(sig)
-        stdout, stderr = driver.communicate(timeout=180)
+        stdout, stderr = driver.communicate(timeout=900)
     finally:
         if driver.poll() is None:
             driver.kill()
