@@ -118,11 +118,14 @@ def seed_datasets(built: Path, storage_root: Path) -> Path:
 
 def tiny_sweep(name: str, **sections) -> dict:
     """A search-space file small enough for a test: two random-search trials of a width-4
-    DCGAN on TINY_DATASET, run to their end. `sections` replace whole sections."""
+    DCGAN on TINY_DATASET, run to their end, drawing no sample grids and voicing no audio (a
+    test of grids and audio gives its own `evaluation`; checkpoints are logged as ever).
+    `sections` replace whole sections."""
     return {"name": name, "dataset": TINY_DATASET,
             "model": {"family": "dcgan1", "latent_dim": 8, "width": 4},
             "training": {"batch_size": 4, "iterations": 2, "steps_per_iteration": 3},
-            "evaluation": {"samples": 16, "embedding": CHEAP_EMBEDDING},
+            # the vocoder's warm-up and each new best's grid and clips are most of a tiny trial
+            "evaluation": {"samples": 16, "embedding": CHEAP_EMBEDDING, "grid_images": 0, "audio_clips": 0},
             "search": {"training.lr_g": {"loguniform": [1e-4, 1e-3]}},
             "tune": {"searcher": "random", "scheduler": {"name": "fifo"}, "num_samples": 2, "max_concurrent": 2},
             **sections}
