@@ -112,7 +112,7 @@ class Browser:
         except (RuntimeError, OSError):
             pass
         try:
-            self.process.wait(timeout=20)
+            self.process.wait(timeout=120)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()

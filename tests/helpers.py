@@ -34,7 +34,7 @@ def run_module(module: str, *args: str, cwd: Path, timeout: float = 600,
                           capture_output=True, text=True, timeout=timeout)
 
 
-def kill_sweep_when(spec: Path, cwd: Path, ready: Callable[[], bool], timeout: float = 300,
+def kill_sweep_when(spec: Path, cwd: Path, ready: Callable[[], bool], timeout: float = 900,
                     poll: float = 0.2) -> None:
     """Start `python -m platform.sweep spec` in `cwd` and SIGKILL it, with the local Ray it
     started (its process group), as soon as `ready()` holds: a driver killed mid-sweep."""
@@ -118,11 +118,14 @@ def seed_datasets(built: Path, storage_root: Path) -> Path:
 
 def tiny_sweep(name: str, **sections) -> dict:
     """A search-space file small enough for a test: two random-search trials of a width-4
-    DCGAN on TINY_DATASET, run to their end. `sections` replace whole sections."""
+    DCGAN on TINY_DATASET, run to their end, drawing no sample grids and voicing no audio (a
+    test of grids and audio gives its own `evaluation`; checkpoints are logged as ever).
+    `sections` replace whole sections."""
     return {"name": name, "dataset": TINY_DATASET,
             "model": {"family": "dcgan1", "latent_dim": 8, "width": 4},
             "training": {"batch_size": 4, "iterations": 2, "steps_per_iteration": 3},
-            "evaluation": {"samples": 16, "embedding": CHEAP_EMBEDDING},
+            # the vocoder's warm-up and each new best's grid and clips are most of a tiny trial
+            "evaluation": {"samples": 16, "embedding": CHEAP_EMBEDDING, "grid_images": 0, "audio_clips": 0},
             "search": {"training.lr_g": {"loguniform": [1e-4, 1e-3]}},
             "tune": {"searcher": "random", "scheduler": {"name": "fifo"}, "num_samples": 2, "max_concurrent": 2},
             **sections}
@@ -156,7 +159,7 @@ def local_site(root: Path, handler: type):
 
 
 def signal_sweep_once_it_reports(tmp_path: Path, name: str, sig: int, training: dict,
-                                 timeout: float = 300) -> tuple:
+                                 timeout: float = 900) -> tuple:
     """Start a tiny sweep `name` of these training settings in `tmp_path` (its own store and
     storage root there), send its driver `sig` once a trial has an fid, and wait for it to
     end: (its exit status, stdout, stderr, an MlflowClient on its store, its experiment)."""
@@ -180,7 +183,7 @@ def signal_sweep_once_it_reports(tmp_path: Path, name: str, sig: int, training: 
                                      + driver.communicate()[1][-3000:])
             time.sleep(0.5)
         driver.send_signal(sig)
-        stdout, stderr = driver.communicate(timeout=180)
+        stdout, stderr = driver.communicate(timeout=900)
     finally:
         if driver.poll() is None:
             driver.kill()

@@ -39,7 +39,7 @@ def _closed_port() -> int:
 def test_the_cpu_index_probe_answers_within_seconds(tmp_path):
     started = time.monotonic()
     assert not bootstrap.cpu_index_reachable(f"http://127.0.0.1:{_closed_port()}/whl/cpu", timeout=2)
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 2 + 15  # its 2 s timeout, with room for a machine at load 10
 
     class Index(http.server.BaseHTTPRequestHandler):
         def do_HEAD(self):
@@ -67,7 +67,7 @@ def test_an_unreachable_cpu_index_falls_back_to_the_plain_requirement(monkeypatc
     monkeypatch.delenv("PLATFORM_TORCH", raising=False)
     started = time.monotonic()
     bootstrap._install_torch()
-    assert time.monotonic() - started < bootstrap.CPU_INDEX_TIMEOUT_S + 1
+    assert time.monotonic() - started < bootstrap.CPU_INDEX_TIMEOUT_S + 15  # bounded by the probe's timeout
     assert installs == [(bootstrap.locked_torch(),)]
 
 

@@ -41,7 +41,7 @@ def test_prepare_rejects_a_bad_set_before_ray(tmp_path, capsys):
 def _doctor(tmp_path, **env):
     env = {"PYTHONPATH": str(ROOT), **env}
     return subprocess.run([sys.executable, "-m", "platform.doctor", "--root", str(tmp_path)], cwd=tmp_path,
-                          env=dict(os.environ, **env), capture_output=True, text=True, timeout=120)
+                          env=dict(os.environ, **env), capture_output=True, text=True, timeout=900)
 
 
 @pytest.mark.slow

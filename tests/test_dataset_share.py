@@ -115,7 +115,7 @@ def test_two_trials_on_one_node_share_one_copy(tmp_path):
         mapped = [_mapped_kb(trial.pid, "mels-float16.npy") for trial in trials]
     finally:
         for trial in trials:
-            trial.communicate("", timeout=120)
+            trial.communicate("", timeout=600)
     for rss, pss in mapped:
         assert rss >= 0.9 * size_kb  # each maps the whole dataset ...
         assert pss <= 0.6 * size_kb  # ... and pays for half of it: the pages are the same

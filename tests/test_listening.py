@@ -73,7 +73,7 @@ def _serving(store):
         yield found.group(1), cwd / "runs" / "listening" / parent.info.run_id
     finally:
         os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
+        process.wait(timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,7 @@ def _request(url: str, body: dict | None = None) -> tuple[int, dict]:
     data = json.dumps(body).encode() if body is not None else None
     try:
         with urllib.request.urlopen(urllib.request.Request(url, data=data, headers={
-                "Content-Type": "application/json"}), timeout=30) as answer:
+                "Content-Type": "application/json"}), timeout=120) as answer:
             return answer.status, json.loads(answer.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
@@ -181,7 +181,7 @@ def test_bad_requests_get_a_4xx_naming_the_problem_and_change_nothing(store, ser
         assert got == status and answer["error"], (path, got, answer)
     assert _ratings(folder) == before
     assert [client.get_run(c.info.run_id).data.metrics.get("mos/count") for c in children] == mos_before
-    with urllib.request.urlopen(url + f"clips/{clip}.wav", timeout=30) as answer:  # a good one is served
+    with urllib.request.urlopen(url + f"clips/{clip}.wav", timeout=120) as answer:  # a good one is served
         assert answer.status == 200 and answer.read(4) == b"RIFF"
 
 

@@ -53,7 +53,7 @@ def test_a_local_ray_starts_with_the_token_and_writes_nothing_in_home(tmp_path):
               "import ray, os\n"
               "print(ray.get(ray.remote(lambda: os.environ['RAY_AUTH_TOKEN_PATH']).remote()))\n")
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env={**env, "HOME": str(home)},
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith(str(tmp_path / "runs" / "ray" / "auth_token"))
     assert "Token authentication" not in done.stderr  # Ray's warning: the mode is set

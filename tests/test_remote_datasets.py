@@ -175,7 +175,7 @@ def test_sweep_refuses_an_unwritable_store_before_ray(tmp_path, s3):
     spec = write_spec(tmp_path / "bad.yaml", name="bad", dataset=TINY_DATASET, storage={"datasets": bad})
     started = time.perf_counter()
     # -v: Ray's own lines, "Started a local Ray instance" among them, are shown
-    result = run_module("platform.sweep", str(spec), "-v", cwd=tmp_path, env=S3_ENV, timeout=120)
+    result = run_module("platform.sweep", str(spec), "-v", cwd=tmp_path, env=S3_ENV, timeout=900)
     assert result.returncode == 2, result.stderr[-2000:]
     error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(error) == 1 and "storage.datasets s3://no-such-bucket/x?" in error[0], result.stderr[-2000:]
@@ -202,7 +202,7 @@ def test_a_sweep_publishes_its_dataset_and_trials_read_it_from_there(tmp_path, s
     spec = write_spec(tmp_path / "tiny.yaml", **TINY, storage={"datasets": store})
     seed_datasets(tiny_datasets, tmp_path / "runs")  # the local build is reused; the sweep publishes it
     env = {**S3_ENV, "PLATFORM_CACHE": str(tmp_path / "node-cache")}
-    result = run_module("platform.sweep", str(spec), cwd=tmp_path, env=env, timeout=300)
+    result = run_module("platform.sweep", str(spec), cwd=tmp_path, env=env, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     fingerprint = next((tmp_path / "runs" / "datasets").iterdir()).name
     assert f"published at s3://datasets/e2e/{fingerprint}?" in result.stdout
@@ -223,7 +223,7 @@ def test_a_sweep_publishes_its_dataset_and_trials_read_it_from_there(tmp_path, s
     # a machine without the local build (a new head node): prepare downloads it, builds nothing
     import shutil
     shutil.rmtree(tmp_path / "runs")
-    again = run_module("platform.prepare", str(spec), cwd=tmp_path, env=env, timeout=120)
+    again = run_module("platform.prepare", str(spec), cwd=tmp_path, env=env, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"Dataset {fingerprint}: downloaded from s3://datasets/e2e/{fingerprint}?" in again.stdout
     assert "(reused)" in again.stdout and "already there" in again.stdout and "building" not in again.stdout
@@ -258,9 +258,9 @@ def test_a_sweep_with_credentials_records_none_of_them(tmp_path, s3, tiny_datase
     seed_datasets(tiny_datasets, tmp_path / "runs")
     env = {**S3_ENV, "PLATFORM_CACHE": str(tmp_path / "node-cache")}
     result = run_module("platform.sweep", str(spec), "--set", f"storage.datasets={store}", cwd=tmp_path, env=env,
-                        timeout=300)
+                        timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    report = run_module("platform.report", "creds", "--out", str(tmp_path / "report"), cwd=tmp_path, timeout=300)
+    report = run_module("platform.report", "creds", "--out", str(tmp_path / "report"), cwd=tmp_path, timeout=900)
     assert report.returncode == 0, report.stdout[-3000:] + report.stderr[-3000:]
 
     secrets = [s.encode() for s in (ACCESS_KEY, SECRET_KEY, PROXY_PASSWORD, COOKIE_VALUE, cookies.name)]

@@ -77,7 +77,7 @@ def test_the_page_shows_every_trial_plays_a_clip_and_fetches_nothing(store, tmp_
         with _serving(out) as url:
             browser.navigate(url + "report.html")
             shown = browser.wait_for("[...document.querySelectorAll('#trials tbody td.name')]"
-                                     ".map(td => td.textContent)", timeout=60)
+                                     ".map(td => td.textContent)", timeout=300)
             assert sorted(shown) == sorted(names)
             assert browser.evaluate("document.querySelectorAll('.card audio').length") == TOP
             assert browser.evaluate("document.querySelectorAll('.card img').length") == TOP

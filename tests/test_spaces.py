@@ -107,7 +107,7 @@ def test_malformed_yaml_names_the_line(tmp_path):
 @pytest.mark.slow
 def test_the_command_exits_2_before_ray_starts(tmp_path):
     f = write_spec(tmp_path / "bad.yaml", name="x", training={"lr_g": -1})
-    result = run_module("platform.sweep", str(f), cwd=tmp_path, timeout=120)
+    result = run_module("platform.sweep", str(f), cwd=tmp_path, timeout=900)
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: {f}: training: lr_g must be positive."
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "runs").exists()
@@ -116,7 +116,7 @@ def test_the_command_exits_2_before_ray_starts(tmp_path):
 @pytest.mark.slow
 def test_dry_run_prints_the_resolved_spec_and_starts_nothing(tmp_path):
     result = run_module("platform.sweep", str(ROOT / "search_spaces" / "quickstart.yaml"), "--dry-run",
-                        cwd=tmp_path, timeout=120)
+                        cwd=tmp_path, timeout=900)
     assert result.returncode == 0, result.stderr
     assert "training.lr_g: loguniform(5e-05, 0.001)" in result.stdout
     assert "# dataset fingerprint: " in result.stdout
@@ -127,7 +127,7 @@ def test_dry_run_prints_the_resolved_spec_and_starts_nothing(tmp_path):
 def test_the_hifigan_preset_resolves_in_a_dry_run(tmp_path):
     from platform.spec.spaces import load
     result = run_module("platform.sweep", str(ROOT / "search_spaces" / "hifigan.yaml"), "--dry-run",
-                        cwd=tmp_path, timeout=120)
+                        cwd=tmp_path, timeout=900)
     assert result.returncode == 0, result.stderr
     assert "kind: hifigan" in result.stdout and "vocoder: hifigan" in result.stdout
     spec = load(ROOT / "search_spaces" / "hifigan.yaml")

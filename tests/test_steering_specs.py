@@ -92,7 +92,7 @@ def test_resume_without_an_earlier_sweep_says_so_and_exits_2(tmp_path):
     f = write_spec(tmp_path / "s.yaml", name="never-ran", storage={"root": str(tmp_path / "runs")})
     with pytest.raises(resume.ResumeError, match="no earlier sweep named 'never-ran'"):
         resume.find(spaces.load(f), "latest")
-    result = run_module("platform.sweep", str(f), "--resume", cwd=tmp_path, timeout=120)
+    result = run_module("platform.sweep", str(f), "--resume", cwd=tmp_path, timeout=900)
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error: --resume: no earlier sweep named 'never-ran'")
     with pytest.raises(resume.ResumeError, match="is not a sweep this command started"):

@@ -104,7 +104,7 @@ def test_one_winner_in_the_summary_results_report_and_generate(sweep, tmp_path):
     assert rows[0]["run_name"] == winner and float(rows[0]["best_fid"]) == pytest.approx(scores[winner])
     assert parent.data.tags["best.run_id"] == best_run.info.run_id
     generated = run_module("platform.generate", "--experiment", "compare", "-n", "1", "--out", str(tmp_path / "gen"),
-                           cwd=cwd, timeout=300)
+                           cwd=cwd, timeout=900)
     assert generated.returncode == 0, generated.stderr[-2000:]
     assert f"run {best_run.info.run_id} ({winner}," in generated.stdout
     from platform import report

@@ -151,7 +151,7 @@ def test_a_tiny_sweeps_shares_add_up_and_its_timing_holds(tmp_path, tiny_dataset
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
 
     done = run_module("benchmarks.sweep_efficiency", "--tracking-uri", uri, "--experiment", "tiny-eff",
-                      cwd=tmp_path, timeout=120)
+                      cwd=tmp_path, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     shares = {name.strip(): float(value) for name, value in
               re.findall(r"^([a-z][a-z -]+?)\s+(-?[0-9.]+) %$", done.stdout, re.M)}

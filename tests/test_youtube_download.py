@@ -29,12 +29,12 @@ def test_yt_dlp_finds_the_projects_deno_and_solver(tmp_path):
     deno = download.deno_path()
     assert deno and Path(deno).is_file()
     # the runtime yt-dlp was given runs JavaScript (no network: plain eval)
-    ran = subprocess.run([deno, "eval", "console.log(6 * 7)"], capture_output=True, text=True, timeout=120,
+    ran = subprocess.run([deno, "eval", "console.log(6 * 7)"], capture_output=True, text=True, timeout=600,
                          env={"DENO_DIR": str(tmp_path / "deno"), "HOME": str(tmp_path), "NO_COLOR": "1"})
     assert ran.stdout.strip() == "42", ran.stderr
     # the CLI through the project's set-up, with a PATH that lacks .venv/bin
     cli = subprocess.run([sys.executable, "-m", "yt_dlp", "-v", "--ignore-config", "--simulate", "about:blank"],
-                         capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+                         capture_output=True, text=True, timeout=600, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     line = next(x for x in cli.stderr.splitlines() if "JS runtimes:" in x)
     assert "deno-" in line and "yt_dlp_ejs-" in cli.stderr, cli.stderr[-2000:]
 

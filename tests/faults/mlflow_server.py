@@ -28,7 +28,7 @@ class MlflowServer:
         self.log = store / "mlflow-server.log"
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 90) -> "MlflowServer":
+    def start(self, timeout: float = 600) -> "MlflowServer":
         with self.log.open("a") as out:
             self.process = subprocess.Popen(
                 [MLFLOW, "server", *self.args, "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
@@ -48,5 +48,5 @@ class MlflowServer:
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=30)
+            self.process.wait(timeout=120)
         self.process = None

@@ -21,7 +21,7 @@ def _read_env(path) -> dict[str, str]:
 def _status(url: str, headers: dict | None = None) -> int:
     request = urllib.request.Request(url, headers=headers or {})
     try:
-        return urllib.request.urlopen(request, timeout=10).status
+        return urllib.request.urlopen(request, timeout=120).status
     except urllib.error.HTTPError as error:
         return error.code
 

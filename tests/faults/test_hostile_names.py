@@ -36,7 +36,7 @@ def test_a_hostile_name_is_refused_at_load_naming_the_key(tmp_path, key):
 @pytest.mark.slow
 def test_the_sweep_exits_2_before_anything_is_written(tmp_path):
     spec = write_spec(tmp_path / "hostile.yaml", **_sections(tmp_path, "name", "../../escape"))
-    result = run_module("platform.sweep", str(spec), cwd=tmp_path, timeout=120)
+    result = run_module("platform.sweep", str(spec), cwd=tmp_path, timeout=900)
     assert result.returncode == 2, result.stderr[-2000:]
     (line,) = result.stderr.strip().splitlines()
     assert "hostile.yaml: name: '../../escape' is not a plain name" in line, line

@@ -15,7 +15,7 @@ MOUNT_PROBLEM = mount_problem()
 needs_mount = pytest.mark.skipif(MOUNT_PROBLEM is not None, reason=f"needs a private mount: {MOUNT_PROBLEM}")
 
 
-def _run_mounted(mount: str, module: str, *args: str, cwd, timeout: float = 300) -> subprocess.CompletedProcess:
+def _run_mounted(mount: str, module: str, *args: str, cwd, timeout: float = 900) -> subprocess.CompletedProcess:
     """`python -m module args` after `mount` (a shell command) in a private mount namespace."""
     import os
     env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -37,7 +37,7 @@ def test_read_only_storage_is_one_sentence_before_ray_starts(tmp_path):
     spec = _spec(tmp_path, root)
     read_only = f'mount --bind "{root}" "{root}" && mount -o remount,ro,bind "{root}"'
     for module in ("platform.sweep", "platform.prepare"):
-        result = _run_mounted(read_only, module, str(spec), cwd=tmp_path, timeout=120)
+        result = _run_mounted(read_only, module, str(spec), cwd=tmp_path, timeout=900)
         assert result.returncode == 2, (module, result.stderr[-3000:])
         assert result.stderr.splitlines() == [f"error: storage.root {root} cannot be written (Read-only file system); "
                                               "free space there, fix its permissions or mount, or point the "

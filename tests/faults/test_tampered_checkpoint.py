@@ -80,7 +80,7 @@ def test_generate_refuses_a_tampered_mlflow_artifact(tmp_path):
     client.log_artifact(run.info.run_id, str(bad), "checkpoints/best")
 
     result = run_module("platform.generate", run.info.run_id, "--tracking-uri", uri, "--out", str(tmp_path / "out"),
-                        cwd=tmp_path, timeout=120)
+                        cwd=tmp_path, timeout=600)
     assert result.returncode == 2, result.stderr[-2000:]
     assert not marker.exists()
     (line,) = [l for l in result.stderr.strip().splitlines() if not l.startswith("generate: ")]  # its progress aside
