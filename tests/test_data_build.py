@@ -1,6 +1,7 @@
 """The Ray Data build end to end: mixed sources, every bad input, file:// downloads through
 yt-dlp, resuming a stopped build, and the prepare and listen commands. Offline: the
 unreachable URLs point at a closed local port (directly or as the proxy)."""
+import contextlib
 import os
 import signal
 import subprocess
@@ -131,17 +132,23 @@ def test_a_stopped_build_resumes_without_repeating_work(ray_local, tmp_path):
     spec = DatasetSpec(synthetic=SyntheticSource(tracks=24, seconds=30.0, seed=11))
     work = tmp_path / "runs" / "datasets" / f".{spec.fingerprint}.building" / "segments"
     command = [sys.executable, "-m", "platform.prepare", str(space), "--root", str(tmp_path / "runs")]
-    proc = subprocess.Popen(command, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(ROOT)),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    log = tmp_path / "prepare.log"  # what the build said, shown if it ended before it was stopped
+    with log.open("w") as out:
+        proc = subprocess.Popen(command, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 600
         while len(list(work.glob("*.parquet"))) < 3 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
-        os.killpg(proc.pid, signal.SIGKILL)  # a hard stop: no chance to clean up
+        ended_by_itself = proc.poll()
+        with contextlib.suppress(ProcessLookupError):  # the group may be gone if the build ended
+            os.killpg(proc.pid, signal.SIGKILL)  # a hard stop: no chance to clean up
     finally:
         proc.wait(timeout=300)
     done = {p.name: p.stat().st_mtime_ns for p in work.glob("*.parquet")}
-    assert 3 <= len(done) < 24, "the build was to be stopped part way"
+    assert ended_by_itself is None, f"the build ended (exit {ended_by_itself}) before it was stopped: " \
+        + log.read_text()[-3000:]
+    assert 3 <= len(done) < 24, f"the build was to be stopped part way; it had written {len(done)} part(s)"
     assert not (tmp_path / "runs" / "datasets" / spec.fingerprint).exists()
 
     built = pipeline.build(spec, tmp_path / "runs")
