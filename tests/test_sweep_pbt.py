@@ -39,10 +39,17 @@ def test_pbt_exploits_are_recorded_in_the_trials_own_run(tmp_path, tiny_datasets
     def rates(run, key):  # step -> the rate a run logged with its evaluation there
         return {m.step: m.value for m in client.get_metric_history(run.info.run_id, key)}
 
-    followed = 0
+    followed, mid_run = 0, 0
     for run in exploited:
-        lr_g = [m.value for m in client.get_metric_history(run.info.run_id, "lr/G")]
-        assert len(set(lr_g)) > 1, lr_g  # the run follows the new rate
+        lr_g = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "lr/G")}
+        steps = [int(run.data.tags[f"pbt.exploit.{n}"].split()[2].rstrip(":"))
+                 for n in range(1, int(run.data.tags["pbt.exploits"]) + 1)]
+        # Tune exploits only when the donor's checkpoint is in, which on a loaded machine may be
+        # at the last iteration alone: such a trial trains no more, so only an exploit before
+        # its last step promises training on the new rate
+        if any(step < max(lr_g) for step in steps):
+            mid_run += 1
+            assert len(set(lr_g.values())) > 1, lr_g  # the run follows the new rate
         for n in range(1, int(run.data.tags["pbt.exploits"]) + 1):
             tag = run.data.tags[f"pbt.exploit.{n}"]
             found = re.fullmatch(r"at step (\d+): weights of trial (\w+); "
@@ -59,7 +66,7 @@ def test_pbt_exploits_are_recorded_in_the_trials_own_run(tmp_path, tiny_datasets
                 if next_step in rates(run, key):  # an exploit of a finished checkpoint trains no more
                     assert after == pytest.approx(rates(run, key)[next_step], rel=5e-3), (tag, key)
                     followed += 1
-    assert followed, "no exploited trial trained on after its exploit"
+    assert followed or not mid_run, "no exploited trial trained on after its exploit"
     for run in children:
         steps = [m.step for m in client.get_metric_history(run.info.run_id, "fid")]
         assert steps == sorted(set(steps)), steps  # one history, no repeated steps
