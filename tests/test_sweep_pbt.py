@@ -41,7 +41,7 @@ def test_pbt_exploits_are_recorded_in_the_trials_own_run(tmp_path, tiny_datasets
 
     followed, mid_run = 0, 0
     for run in exploited:
-        lr_g = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "lr/G")}
+        lr_g = rates(run, "lr/G")
         steps = [int(run.data.tags[f"pbt.exploit.{n}"].split()[2].rstrip(":"))
                  for n in range(1, int(run.data.tags["pbt.exploits"]) + 1)]
         # Tune exploits only when the donor's checkpoint is in, which on a loaded machine may be
