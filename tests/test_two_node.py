@@ -92,7 +92,7 @@ def _can_unshare() -> bool:
 
 
 class TwoNodes:
-    """Head (1 CPU) and a second node (1 CPU, custom resource worker2) on 127.0.0.1."""
+    """Head (1 CPU, custom resource head) and a second node (1 CPU, custom resource worker2) on 127.0.0.1."""
 
     def __init__(self, base: Path):
         self.base = base
@@ -147,7 +147,8 @@ class TwoNodes:
              "--backend-store-uri", f"sqlite:///{self.base / 'mlflow.db'}",
              "--artifacts-destination", str(self.artifacts)],
             cwd=self.base, env=self.env, stdout=mlflow_log, stderr=subprocess.STDOUT, start_new_session=True))
-        self._ray_start("head", "--head", "--port", str(self.port), "--include-dashboard", "false", cwd=self.base)
+        self._ray_start("head", "--head", "--port", str(self.port), "--include-dashboard", "false",
+                        "--resources", json.dumps({"head": 1}), cwd=self.base)
         time.sleep(2)  # the GCS first, or the second node retries for a while
         other_cwd = self.base / "node2-cwd"
         other_cwd.mkdir()
@@ -264,23 +265,27 @@ def test_trials_run_on_the_second_node_with_shared_storage(two_nodes):
 
 
 def test_each_node_makes_its_own_copy_of_the_mels_once(two_nodes):
-    """Two trials at once, one CPU each, one CPU a node: one trial on each node. Each node writes
-    its own verified copy of the mels in its own cache, and a second sweep reads the same copies
-    (not written again); shared storage holds the Parquet and the manifest only."""
-    tune = {"searcher": "random", "scheduler": {"name": "fifo"}, "num_samples": 2, "max_concurrent": 2,
-            "resources_per_trial": {"cpu": 1}}
-    copies = [two_nodes.node_cache(name) / "mels" for name in ("head", "node2")]
+    """A trial on each node (a sweep pinned to each by its custom resource: two unpinned trials
+    at once land on one node whenever the first ends before the second starts, as on a busy
+    machine). Each node writes its own verified copy of the mels in its own cache; the same
+    sweeps again read those copies (not written again); shared storage holds the Parquet and
+    the manifest only."""
+    copies = {"head": two_nodes.node_cache("head") / "mels", "worker2": two_nodes.node_cache("node2") / "mels"}
+    node_ids = {label: next(n["id"] for n in two_nodes.nodes if label in n["resources"]) for label in copies}
     written = {}
-    for sweep in ("per_node", "per_node_again"):
-        spec = _spec(two_nodes.base / f"{sweep}.yaml", two_nodes, name=sweep, tune=tune, evaluation=NO_SAMPLES)
-        result = two_nodes.sweep(spec)
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:] + two_nodes.logs()
-        from mlflow import MlflowClient
-        client = MlflowClient(tracking_uri=two_nodes.tracking_uri)
-        runs = client.search_runs([client.get_experiment_by_name(sweep).experiment_id])
-        nodes = {r.data.tags["ray.node_id"] for r in runs if "mlflow.parentRunId" in r.data.tags}
-        assert nodes == {n["id"] for n in two_nodes.nodes}, "a trial on each node"
-        for copy in copies:
+    for again in ("", "_again"):
+        for label, copy in copies.items():
+            name = f"on_{label}{again}"
+            tune = {"searcher": "random", "scheduler": {"name": "fifo"}, "num_samples": 1,
+                    "resources_per_trial": {"cpu": 1, "custom": {label: 1}}}
+            spec = _spec(two_nodes.base / f"{name}.yaml", two_nodes, name=name, tune=tune, evaluation=NO_SAMPLES)
+            result = two_nodes.sweep(spec)
+            assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:] + two_nodes.logs()
+            from mlflow import MlflowClient
+            client = MlflowClient(tracking_uri=two_nodes.tracking_uri)
+            runs = client.search_runs([client.get_experiment_by_name(name).experiment_id])
+            nodes = {r.data.tags["ray.node_id"] for r in runs if "mlflow.parentRunId" in r.data.tags}
+            assert nodes == {node_ids[label]}, f"the trial ran on the {label} node"
             arrays = list(copy.glob("*/mels-float16.npy"))
             assert len(arrays) == 1 and not list(copy.glob("*/.*.tmp")), sorted(copy.rglob("*"))
             record = json.loads(arrays[0].with_suffix(".json").read_text())
@@ -289,6 +294,7 @@ def test_each_node_makes_its_own_copy_of_the_mels_once(two_nodes):
             stat = arrays[0].stat()
             written.setdefault(copy, (stat.st_ino, stat.st_mtime_ns))
             assert written[copy] == (stat.st_ino, stat.st_mtime_ns), f"{arrays[0]} was written again"
+    assert len(written) == 2, "a copy on each node"
     assert not list(two_nodes.shared.rglob("*.npy")), "no mel array on shared storage"
 
 
