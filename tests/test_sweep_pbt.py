@@ -39,22 +39,23 @@ def test_pbt_exploits_are_recorded_in_the_trials_own_run(tmp_path, tiny_datasets
     def rates(run, key):  # step -> the rate a run logged with its evaluation there
         return {m.step: m.value for m in client.get_metric_history(run.info.run_id, key)}
 
+    def exploits(run):  # each of its pbt.exploit.N tags, parsed: (tag, match)
+        tags = [run.data.tags[f"pbt.exploit.{n}"] for n in range(1, int(run.data.tags["pbt.exploits"]) + 1)]
+        return [(tag, re.fullmatch(r"at step (\d+): weights of trial (\w+); "
+                                   r"lr_g (\S+) -> (\S+), lr_d (\S+) -> (\S+)", tag)) for tag in tags]
+
     followed, mid_run = 0, 0
     for run in exploited:
         lr_g = rates(run, "lr/G")
-        steps = [int(run.data.tags[f"pbt.exploit.{n}"].split()[2].rstrip(":"))
-                 for n in range(1, int(run.data.tags["pbt.exploits"]) + 1)]
+        parsed = exploits(run)
+        assert all(found for _, found in parsed), [tag for tag, found in parsed if not found]
         # Tune exploits only when the donor's checkpoint is in, which on a loaded machine may be
         # at the last iteration alone: such a trial trains no more, so only an exploit before
         # its last step promises training on the new rate
-        if any(step < max(lr_g) for step in steps):
+        if any(int(found[1]) < max(lr_g) for _, found in parsed):
             mid_run += 1
             assert len(set(lr_g.values())) > 1, lr_g  # the run follows the new rate
-        for n in range(1, int(run.data.tags["pbt.exploits"]) + 1):
-            tag = run.data.tags[f"pbt.exploit.{n}"]
-            found = re.fullmatch(r"at step (\d+): weights of trial (\w+); "
-                                 r"lr_g (\S+) -> (\S+), lr_d (\S+) -> (\S+)", tag)
-            assert found, tag
+        for tag, found in parsed:
             step, donor = int(found[1]), by_trial[found[2]]
             lr_g_before, lr_g_after, lr_d_before, lr_d_after = map(float, found.groups()[2:])
             # PBT perturbs both searched rates (x0.8, x1.2 or resampled): the tag shows the change

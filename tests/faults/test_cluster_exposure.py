@@ -61,6 +61,7 @@ def test_basic_auth_server_refuses_strangers_and_logs_for_the_cluster(tmp_path, 
         (tmp_path / "note.txt").write_text("x")
         run.log_artifact(tmp_path / "note.txt")
         assert [m.value for m in client.get_metric_history(run.run_id, "fid")] == [1.5]
+        run.end("FINISHED")  # its system-metrics thread too, or it writes to the stopped server for good
     finally:
         server.stop()
     # row 9: the artifact is in the absolute folder next to the store, not ./mlartifacts of the cwd
