@@ -272,6 +272,8 @@ def test_each_node_makes_its_own_copy_of_the_mels_once(two_nodes):
     the manifest only."""
     copies = {"head": two_nodes.node_cache("head") / "mels", "worker2": two_nodes.node_cache("node2") / "mels"}
     node_ids = {label: next(n["id"] for n in two_nodes.nodes if label in n["resources"]) for label in copies}
+    from mlflow import MlflowClient
+    client = MlflowClient(tracking_uri=two_nodes.tracking_uri)
     written = {}
     for again in ("", "_again"):
         for label, copy in copies.items():
@@ -281,8 +283,6 @@ def test_each_node_makes_its_own_copy_of_the_mels_once(two_nodes):
             spec = _spec(two_nodes.base / f"{name}.yaml", two_nodes, name=name, tune=tune, evaluation=NO_SAMPLES)
             result = two_nodes.sweep(spec)
             assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:] + two_nodes.logs()
-            from mlflow import MlflowClient
-            client = MlflowClient(tracking_uri=two_nodes.tracking_uri)
             runs = client.search_runs([client.get_experiment_by_name(name).experiment_id])
             nodes = {r.data.tags["ray.node_id"] for r in runs if "mlflow.parentRunId" in r.data.tags}
             assert nodes == {node_ids[label]}, f"the trial ran on the {label} node"
@@ -294,7 +294,6 @@ def test_each_node_makes_its_own_copy_of_the_mels_once(two_nodes):
             stat = arrays[0].stat()
             written.setdefault(copy, (stat.st_ino, stat.st_mtime_ns))
             assert written[copy] == (stat.st_ino, stat.st_mtime_ns), f"{arrays[0]} was written again"
-    assert len(written) == 2, "a copy on each node"
     assert not list(two_nodes.shared.rglob("*.npy")), "no mel array on shared storage"
 
 
